@@ -1,0 +1,32 @@
+/* Internal helpers shared by the library's files: error reporting and the random generator. */
+#ifndef DN_INTERNAL_H
+#define DN_INTERNAL_H
+
+#include "digitnet.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define DN_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define DN_PRINTF(a, b)
+#endif
+
+/* Records status and a printf-style message in err (when err is not NULL); returns status so that
+ * callers can write `return dn_fail(err, DN_EIO, "%s: cannot open: %s", path, strerror(errno));`. */
+dn_status dn_fail(dn_error *err, dn_status status, const char *fmt, ...) DN_PRINTF(3, 4);
+
+/* Small, fast, seedable generator (splitmix64). One lives in each net / training run: no globals. */
+typedef struct dn_rng {
+    uint64_t state;
+} dn_rng;
+
+void dn_rng_seed(dn_rng *rng, uint64_t seed);
+uint64_t dn_rng_next(dn_rng *rng);
+/* Uniform in [0, 1). */
+float dn_rng_uniform(dn_rng *rng);
+/* Uniform integer in [0, n). */
+uint32_t dn_rng_below(dn_rng *rng, uint32_t n);
+
+#endif
