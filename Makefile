@@ -50,9 +50,12 @@ unit-test: $(TEST_BIN)
 cli-test: $(BUILD)/digitnet
 	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET=$(BUILD)/digitnet sh $$t; done
 
-# The same unit suites once more under AddressSanitizer + UBSan (leak checking on).
+# The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
+# flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
+# `+=` lines above and drop the include paths and libraries. Tests link with $(CFLAGS), so the
+# sanitizer runtimes come along.
 asan-test:
-	$(MAKE) BUILD=build-asan OPT=-O1 CFLAGS="-O1 -g $(SANITIZE)" LDLIBS="$(SANITIZE)" unit-test
+	$(MAKE) BUILD=build-asan OPT="-O1 $(SANITIZE)" unit-test
 
 test: deps all
 	$(MAKE) unit-test

@@ -121,6 +121,7 @@ typedef struct dn_layer_info {
     const char *kind;   /* "conv2d", "maxpool", ... (borrowed, static) */
     char label[96];     /* the layer's spec line in canonical form */
     dn_shape out;       /* output shape (flat layers: h = w = 1) */
+    int flat;           /* the output is a vector (after flatten / dense) */
     size_t n_params;    /* trainable + non-trainable */
     size_t n_trainable;
 } dn_layer_info;
@@ -131,6 +132,14 @@ dn_status dn_net_layer_info(const dn_net *net, int index, dn_layer_info *info);
 int dn_net_raw_max(const dn_net *net);
 void dn_net_set_raw_max(dn_net *net, int raw_max);
 uint64_t dn_net_seed(const dn_net *net);
+
+/* Free-form notes about how the net was trained ("data", "test_split", ...), saved in model files
+ * as metadata "run.<key>". Keys and values are copied; at most 32 notes. */
+dn_status dn_net_set_note(dn_net *net, const char *key, const char *value, dn_error *err);
+/* The note's value (borrowed) or NULL. */
+const char *dn_net_note(const dn_net *net, const char *key);
+/* The i-th note; returns 0 past the end. */
+int dn_net_note_at(const dn_net *net, int i, const char **key, const char **value);
 
 /* Sets the number of threads for the heavy kernels (0: all cores). Process-wide. */
 void dn_set_threads(int n_threads);

@@ -2,6 +2,7 @@
 #ifndef DN_TESTUTIL_H
 #define DN_TESTUTIL_H
 
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,16 @@
 #include <cmocka.h>
 
 #include "digitnet.h"
+
+/* This cmocka (1.1.x) has no assert_double_equal. A NaN never passes, since no comparison with it
+ * is true. */
+#define assert_near(actual, expected, tolerance)                                                 \
+    do {                                                                                          \
+        double actual_ = (actual), expected_ = (expected);                                        \
+        if (!(fabs(actual_ - expected_) <= (tolerance)))                                          \
+            fail_msg("%s = %.17g, expected %.17g (tolerance %g)", #actual, actual_, expected_,   \
+                     (double)(tolerance));                                                        \
+    } while (0)
 
 /* Where the real data lives, relative to the project root. */
 #define DN_TEST_DATA "../shared/data"

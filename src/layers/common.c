@@ -1,0 +1,160 @@
+/* Helpers shared by the layer files: activations, spec-token parsing, initialisation, GEMM. */
+#include "layers/layer.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const activation_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax"};
+
+int dn_activation_lookup(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof activation_names / sizeof activation_names[0]); i++)
+        if (strcmp(name, activation_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+const char *dn_activation_name(dn_activation act)
+{
+    return activation_names[act];
+}
+
+static void softmax_rows(float *x, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * cols;
+        float max = row[0];
+        for (size_t j = 1; j < cols; j++)
+            if (row[j] > max)
+                max = row[j];
+        float sum = 0.0f;
+        for (size_t j = 0; j < cols; j++) {
+            row[j] = expf(row[j] - max); /* shifted by the max: never overflows */
+            sum += row[j];
+        }
+        for (size_t j = 0; j < cols; j++)
+            row[j] /= sum;
+    }
+}
+
+void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    switch (act) {
+    case DN_ACT_NONE:
+        break;
+    case DN_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case DN_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            x[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case DN_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            x[i] = tanhf(x[i]);
+        break;
+    case DN_ACT_SOFTMAX:
+        softmax_rows(x, rows, cols);
+        break;
+    }
+}
+
+void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t rows, size_t cols)
+{
+    size_t n = rows * cols;
+    switch (act) {
+    case DN_ACT_NONE:
+        break;
+    case DN_ACT_RELU:
+        for (size_t i = 0; i < n; i++)
+            if (y[i] <= 0.0f)
+                dy[i] = 0.0f;
+        break;
+    case DN_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            dy[i] *= y[i] * (1.0f - y[i]);
+        break;
+    case DN_ACT_TANH:
+        for (size_t i = 0; i < n; i++)
+            dy[i] *= 1.0f - y[i] * y[i];
+        break;
+    case DN_ACT_SOFTMAX:
+        /* Jacobian-vector product: dx = y * (dy - sum(dy * y)). */
+        for (size_t r = 0; r < rows; r++) {
+            const float *yr = y + r * cols;
+            float *dr = dy + r * cols;
+            float dot = 0.0f;
+            for (size_t j = 0; j < cols; j++)
+                dot += dr[j] * yr[j];
+            for (size_t j = 0; j < cols; j++)
+                dr[j] = yr[j] * (dr[j] - dot);
+        }
+        break;
+    }
+}
+
+int dn_parse_int(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v <= 0 || v > 1 << 20)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int dn_parse_float(const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int dn_parse_size2(const char *s, int *h, int *w)
+{
+    char buf[32];
+    if (strlen(s) >= sizeof buf)
+        return -1;
+    strcpy(buf, s);
+    char *x = strchr(buf, 'x');
+    if (!x)
+        return dn_parse_int(buf, h) == 0 ? (*w = *h, 0) : -1;
+    *x = '\0';
+    return dn_parse_int(buf, h) == 0 && dn_parse_int(x + 1, w) == 0 ? 0 : -1;
+}
+
+int dn_axis_out(int in, int k, int stride, int same, int *pad_before)
+{
+    if (same) {
+        int out = (in + stride - 1) / stride;
+        int total = (out - 1) * stride + k - in;
+        *pad_before = total > 0 ? total / 2 : 0;
+        return out;
+    }
+    *pad_before = 0;
+    return in >= k ? (in - k) / stride + 1 : 0;
+}
+
+void dn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, dn_rng *rng)
+{
+    float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
+    for (size_t i = 0; i < n; i++)
+        w[i] = (2.0f * dn_rng_uniform(rng) - 1.0f) * limit;
+}
+
+void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}

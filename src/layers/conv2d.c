@@ -1,0 +1,206 @@
+/* conv2d: KxK convolution, any stride, "same" (Keras/TensorFlow padding) or "valid", with an
+ * optional fused activation. Lowered to im2col + one GEMM per batch so that BLAS does the work.
+ *   spec:   conv2d FILTERS KHxKW [same|valid] [stride=S] [relu|sigmoid|tanh|softmax|linear]
+ *   kernel: (KH, KW, C, F), the Keras layout, so the im2col matrix multiplies it directly. */
+#include "layers/layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct conv2d_cfg {
+    int filters, kh, kw, stride, same;
+    int pad_top, pad_left; /* derived in shape() */
+} conv2d_cfg;
+DN_LAYER_CFG_FITS(conv2d_cfg);
+
+static dn_status conv2d_parse(dn_layer *L, const dn_spec_args *a, dn_error *err)
+{
+    conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    cfg->stride = 1;
+    if (a->argc < 2)
+        return dn_fail(err, DN_EFORMAT, "%s: conv2d needs FILTERS and a kernel size, e.g. 'conv2d 16 3x3 same relu'", a->where);
+    if (dn_parse_int(a->argv[0], &cfg->filters))
+        return dn_fail(err, DN_EFORMAT, "%s: conv2d filters '%s' is not a positive integer", a->where, a->argv[0]);
+    if (dn_parse_size2(a->argv[1], &cfg->kh, &cfg->kw))
+        return dn_fail(err, DN_EFORMAT, "%s: conv2d kernel size '%s' is not like 3x3", a->where, a->argv[1]);
+    for (int i = 2; i < a->argc; i++) {
+        const char *t = a->argv[i];
+        int act = dn_activation_lookup(t);
+        if (strcmp(t, "same") == 0)
+            cfg->same = 1;
+        else if (strcmp(t, "valid") == 0)
+            cfg->same = 0;
+        else if (strncmp(t, "stride=", 7) == 0) {
+            if (dn_parse_int(t + 7, &cfg->stride))
+                return dn_fail(err, DN_EFORMAT, "%s: conv2d stride '%s' is not a positive integer", a->where, t + 7);
+        } else if (act >= 0)
+            L->act = (dn_activation)act;
+        else
+            return dn_fail(err, DN_EFORMAT, "%s: conv2d: unknown option '%s' (expected same, valid, stride=N or an activation)", a->where, t);
+    }
+    return DN_OK;
+}
+
+static void conv2d_print(const dn_layer *L, char *buf, size_t size)
+{
+    const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
+    int n = snprintf(buf, size, "conv2d %d %dx%d %s", cfg->filters, cfg->kh, cfg->kw, cfg->same ? "same" : "valid");
+    if (cfg->stride != 1 && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " stride=%d", cfg->stride);
+    if (L->act != DN_ACT_NONE && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " %s", dn_activation_name(L->act));
+}
+
+static dn_status conv2d_shape(dn_layer *L, const char *where, dn_error *err)
+{
+    conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    int oh = dn_axis_out(L->in.h, cfg->kh, cfg->stride, cfg->same, &cfg->pad_top);
+    int ow = dn_axis_out(L->in.w, cfg->kw, cfg->stride, cfg->same, &cfg->pad_left);
+    if (oh <= 0 || ow <= 0)
+        return dn_fail(err, DN_ESHAPE, "%s: conv2d %dx%d 'valid' does not fit its %dx%dx%d input (use 'same' or a smaller kernel)",
+                       where, cfg->kh, cfg->kw, L->in.h, L->in.w, L->in.c);
+    L->out = (dn_shape){oh, ow, cfg->filters};
+    size_t k = (size_t)cfg->kh * cfg->kw * L->in.c;
+    L->n_params = k * cfg->filters + cfg->filters;
+    L->scratch_per_item = (size_t)oh * ow * k; /* the im2col matrix, kept for the weight gradient */
+    return DN_OK;
+}
+
+static void conv2d_init(dn_layer *L, dn_rng *rng)
+{
+    const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    int fan_in = cfg->kh * cfg->kw * L->in.c, fan_out = cfg->kh * cfg->kw * cfg->filters;
+    size_t nw = (size_t)fan_in * cfg->filters;
+    dn_glorot_uniform(L->params, nw, fan_in, fan_out, rng);
+    memset(L->params + nw, 0, sizeof(float) * (size_t)cfg->filters);
+}
+
+/* col (n*OH*OW, KH*KW*C) from in (n, H, W, C); zero where the window hangs over the padding. */
+static void im2col(const dn_layer *L, const float *in, float *col, int n)
+{
+    const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
+    const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
+    const size_t K = (size_t)cfg->kh * cfg->kw * C;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < n; b++) {
+        const float *img = in + (size_t)b * H * W * C;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float *row = col + (((size_t)b * OH + oy) * OW + ox) * K;
+                for (int ky = 0; ky < cfg->kh; ky++) {
+                    int y = oy * cfg->stride + ky - cfg->pad_top;
+                    float *dst = row + (size_t)ky * cfg->kw * C;
+                    if (y < 0 || y >= H) {
+                        memset(dst, 0, sizeof(float) * (size_t)cfg->kw * C);
+                        continue;
+                    }
+                    int x0 = ox * cfg->stride - cfg->pad_left;
+                    if (x0 >= 0 && x0 + cfg->kw <= W) { /* the whole row of the window is inside */
+                        memcpy(dst, img + ((size_t)y * W + x0) * C, sizeof(float) * (size_t)cfg->kw * C);
+                        continue;
+                    }
+                    for (int kx = 0; kx < cfg->kw; kx++) {
+                        int x = x0 + kx;
+                        if (x < 0 || x >= W)
+                            memset(dst + (size_t)kx * C, 0, sizeof(float) * C);
+                        else
+                            memcpy(dst + (size_t)kx * C, img + ((size_t)y * W + x) * C, sizeof(float) * C);
+                    }
+                }
+            }
+    }
+}
+
+/* din (n, H, W, C) = sum of dcol's window entries over the positions they came from. */
+static void col2im(const dn_layer *L, const float *dcol, float *din, int n)
+{
+    const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
+    const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
+    const size_t K = (size_t)cfg->kh * cfg->kw * C;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < n; b++) {
+        float *img = din + (size_t)b * H * W * C;
+        memset(img, 0, sizeof(float) * (size_t)H * W * C);
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                const float *row = dcol + (((size_t)b * OH + oy) * OW + ox) * K;
+                for (int ky = 0; ky < cfg->kh; ky++) {
+                    int y = oy * cfg->stride + ky - cfg->pad_top;
+                    if (y < 0 || y >= H)
+                        continue;
+                    for (int kx = 0; kx < cfg->kw; kx++) {
+                        int x = ox * cfg->stride + kx - cfg->pad_left;
+                        if (x < 0 || x >= W)
+                            continue;
+                        const float *src = row + ((size_t)ky * cfg->kw + kx) * C;
+                        float *dst = img + ((size_t)y * W + x) * C;
+                        for (int c = 0; c < C; c++)
+                            dst[c] += src[c];
+                    }
+                }
+            }
+    }
+}
+
+static void conv2d_forward(dn_layer *L, const float *in, float *out, int n, int training)
+{
+    (void)training;
+    const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    const int F = cfg->filters;
+    const int K = cfg->kh * cfg->kw * L->in.c;
+    const int rows = n * L->out.h * L->out.w;
+    const float *bias = L->params + (size_t)K * F;
+    float *col = L->scratch; /* (rows, K) */
+    im2col(L, in, col, n);
+    for (int r = 0; r < rows; r++)
+        memcpy(out + (size_t)r * F, bias, sizeof(float) * F);
+    dn_gemm(0, 0, rows, F, K, 1.0f, col, K, L->params, F, 1.0f, out, F);
+    dn_activation_forward(L->act, out, (size_t)rows, (size_t)F);
+}
+
+static void conv2d_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+{
+    (void)in;
+    const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    const int F = cfg->filters;
+    const int K = cfg->kh * cfg->kw * L->in.c;
+    const int rows = n * L->out.h * L->out.w;
+    float *col = L->scratch;
+    if (!L->fused_loss)
+        dn_activation_backward(L->act, out, dout, (size_t)rows, (size_t)F);
+    float *dbias = L->grads + (size_t)K * F;
+    for (int r = 0; r < rows; r++)
+        for (int f = 0; f < F; f++)
+            dbias[f] += dout[(size_t)r * F + f];
+    dn_gemm(1, 0, K, F, rows, 1.0f, col, K, dout, F, 1.0f, L->grads, F); /* dW (K, F) += col^T dout */
+    if (!din)
+        return;
+    /* col is no longer needed: reuse it for d(col) = dout W^T, then scatter back. */
+    dn_gemm(0, 1, rows, K, F, 1.0f, dout, F, L->params, F, 0.0f, col, K);
+    col2im(L, col, din, n);
+}
+
+static int conv2d_tensors(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max)
+{
+    const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
+    if (max < 2)
+        return 2;
+    names[0] = "kernel";
+    ndim[0] = 4;
+    dims[0][0] = cfg->kh, dims[0][1] = cfg->kw, dims[0][2] = L->in.c, dims[0][3] = cfg->filters;
+    names[1] = "bias";
+    ndim[1] = 1;
+    dims[1][0] = cfg->filters;
+    return 2;
+}
+
+const dn_layer_ops dn_conv2d_ops = {
+    .name = "conv2d",
+    .parse = conv2d_parse,
+    .print = conv2d_print,
+    .shape = conv2d_shape,
+    .init = conv2d_init,
+    .forward = conv2d_forward,
+    .backward = conv2d_backward,
+    .tensors = conv2d_tensors,
+};

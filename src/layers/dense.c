@@ -1,0 +1,105 @@
+/* dense: fully connected layer on a flat input, with an optional fused activation.
+ *   spec:   dense UNITS [relu|sigmoid|tanh|softmax|linear]
+ *   kernel: (IN, UNITS), the Keras layout. */
+#include "layers/layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct dense_cfg {
+    int units;
+} dense_cfg;
+DN_LAYER_CFG_FITS(dense_cfg);
+
+static dn_status dense_parse(dn_layer *L, const dn_spec_args *a, dn_error *err)
+{
+    dense_cfg *cfg = DN_LAYER_CFG(L, dense_cfg);
+    if (a->argc < 1 || dn_parse_int(a->argv[0], &cfg->units))
+        return dn_fail(err, DN_EFORMAT, "%s: dense needs a positive number of units, e.g. 'dense 128 relu'", a->where);
+    for (int i = 1; i < a->argc; i++) {
+        int act = dn_activation_lookup(a->argv[i]);
+        if (act < 0)
+            return dn_fail(err, DN_EFORMAT, "%s: dense: unknown option '%s' (expected an activation: relu, sigmoid, tanh, softmax, linear)",
+                           a->where, a->argv[i]);
+        L->act = (dn_activation)act;
+    }
+    return DN_OK;
+}
+
+static void dense_print(const dn_layer *L, char *buf, size_t size)
+{
+    const dense_cfg *cfg = (const dense_cfg *)(const void *)L->cfg.bytes;
+    if (L->act != DN_ACT_NONE)
+        snprintf(buf, size, "dense %d %s", cfg->units, dn_activation_name(L->act));
+    else
+        snprintf(buf, size, "dense %d", cfg->units);
+}
+
+static dn_status dense_shape(dn_layer *L, const char *where, dn_error *err)
+{
+    const dense_cfg *cfg = DN_LAYER_CFG(L, dense_cfg);
+    if (L->in.h != 1 || L->in.w != 1)
+        return dn_fail(err, DN_ESHAPE, "%s: dense needs a flat input but gets %dx%dx%d; add a 'flatten' line before it",
+                       where, L->in.h, L->in.w, L->in.c);
+    L->out = (dn_shape){1, 1, cfg->units};
+    L->n_params = (size_t)L->in.c * cfg->units + cfg->units;
+    return DN_OK;
+}
+
+static void dense_init(dn_layer *L, dn_rng *rng)
+{
+    const dense_cfg *cfg = DN_LAYER_CFG(L, dense_cfg);
+    size_t nw = (size_t)L->in.c * cfg->units;
+    dn_glorot_uniform(L->params, nw, L->in.c, cfg->units, rng);
+    memset(L->params + nw, 0, sizeof(float) * (size_t)cfg->units);
+}
+
+static void dense_forward(dn_layer *L, const float *in, float *out, int n, int training)
+{
+    (void)training;
+    const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
+    const float *bias = L->params + (size_t)I * O;
+    for (int r = 0; r < n; r++)
+        memcpy(out + (size_t)r * O, bias, sizeof(float) * O);
+    dn_gemm(0, 0, n, O, I, 1.0f, in, I, L->params, O, 1.0f, out, O);
+    dn_activation_forward(L->act, out, (size_t)n, (size_t)O);
+}
+
+static void dense_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+{
+    const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
+    if (!L->fused_loss)
+        dn_activation_backward(L->act, out, dout, (size_t)n, (size_t)O);
+    float *dbias = L->grads + (size_t)I * O;
+    for (int r = 0; r < n; r++)
+        for (int o = 0; o < O; o++)
+            dbias[o] += dout[(size_t)r * O + o];
+    dn_gemm(1, 0, I, O, n, 1.0f, in, I, dout, O, 1.0f, L->grads, O); /* dW (I, O) += in^T dout */
+    if (din)
+        dn_gemm(0, 1, n, I, O, 1.0f, dout, O, L->params, O, 0.0f, din, I); /* din = dout W^T */
+}
+
+static int dense_tensors(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max)
+{
+    if (max < 2)
+        return 2;
+    names[0] = "kernel";
+    ndim[0] = 2;
+    dims[0][0] = L->in.c, dims[0][1] = L->out.c;
+    names[1] = "bias";
+    ndim[1] = 1;
+    dims[1][0] = L->out.c;
+    return 2;
+}
+
+const dn_layer_ops dn_dense_ops = {
+    .name = "dense",
+    .flat_output = 1,
+    .parse = dense_parse,
+    .print = dense_print,
+    .shape = dense_shape,
+    .init = dense_init,
+    .forward = dense_forward,
+    .backward = dense_backward,
+    .tensors = dense_tensors,
+};

@@ -1,0 +1,73 @@
+/* dropout: inverted dropout. In training each value is kept with probability 1 - rate and scaled
+ * by 1 / (1 - rate), so inference is the identity. The mask is kept for the backward pass.
+ *   spec: dropout RATE          (0 <= RATE < 1) */
+#include "layers/layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct dropout_cfg {
+    float rate;
+} dropout_cfg;
+DN_LAYER_CFG_FITS(dropout_cfg);
+
+static dn_status dropout_parse(dn_layer *L, const dn_spec_args *a, dn_error *err)
+{
+    dropout_cfg *cfg = DN_LAYER_CFG(L, dropout_cfg);
+    if (a->argc != 1 || dn_parse_float(a->argv[0], &cfg->rate) || cfg->rate < 0.0f || cfg->rate >= 1.0f)
+        return dn_fail(err, DN_EFORMAT, "%s: dropout needs one rate in [0, 1), e.g. 'dropout 0.25'", a->where);
+    return DN_OK;
+}
+
+static void dropout_print(const dn_layer *L, char *buf, size_t size)
+{
+    snprintf(buf, size, "dropout %g", (double)((const dropout_cfg *)(const void *)L->cfg.bytes)->rate);
+}
+
+static dn_status dropout_shape(dn_layer *L, const char *where, dn_error *err)
+{
+    (void)where, (void)err;
+    L->out = L->in;
+    L->scratch_per_item = dn_shape_size(L->in); /* the scaled keep-mask */
+    return DN_OK;
+}
+
+static void dropout_forward(dn_layer *L, const float *in, float *out, int n, int training)
+{
+    const float rate = DN_LAYER_CFG(L, dropout_cfg)->rate;
+    const size_t total = dn_shape_size(L->in) * (size_t)n;
+    if (!training || rate == 0.0f) {
+        memcpy(out, in, sizeof(float) * total);
+        return;
+    }
+    const float scale = 1.0f / (1.0f - rate);
+    float *mask = L->scratch;
+    for (size_t i = 0; i < total; i++) {
+        mask[i] = dn_rng_uniform(L->rng) >= rate ? scale : 0.0f;
+        out[i] = in[i] * mask[i];
+    }
+}
+
+static void dropout_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+{
+    (void)in, (void)out;
+    if (!din)
+        return;
+    const float rate = DN_LAYER_CFG(L, dropout_cfg)->rate;
+    const size_t total = dn_shape_size(L->in) * (size_t)n;
+    if (rate == 0.0f) {
+        memcpy(din, dout, sizeof(float) * total);
+        return;
+    }
+    for (size_t i = 0; i < total; i++)
+        din[i] = dout[i] * L->scratch[i];
+}
+
+const dn_layer_ops dn_dropout_ops = {
+    .name = "dropout",
+    .parse = dropout_parse,
+    .print = dropout_print,
+    .shape = dropout_shape,
+    .forward = dropout_forward,
+    .backward = dropout_backward,
+};

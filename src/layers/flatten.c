@@ -1,0 +1,51 @@
+/* flatten: (H, W, C) -> (H*W*C) in channels-last order, as Keras flattens. The data does not move;
+ * only the shape changes, so forward and backward are copies.
+ *   spec: flatten */
+#include "layers/layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static dn_status flatten_parse(dn_layer *L, const dn_spec_args *a, dn_error *err)
+{
+    (void)L;
+    if (a->argc)
+        return dn_fail(err, DN_EFORMAT, "%s: flatten takes no options, found '%s'", a->where, a->argv[0]);
+    return DN_OK;
+}
+
+static void flatten_print(const dn_layer *L, char *buf, size_t size)
+{
+    (void)L;
+    snprintf(buf, size, "flatten");
+}
+
+static dn_status flatten_shape(dn_layer *L, const char *where, dn_error *err)
+{
+    (void)where, (void)err;
+    L->out = (dn_shape){1, 1, (int)dn_shape_size(L->in)};
+    return DN_OK;
+}
+
+static void flatten_forward(dn_layer *L, const float *in, float *out, int n, int training)
+{
+    (void)training;
+    memcpy(out, in, sizeof(float) * dn_shape_size(L->in) * (size_t)n);
+}
+
+static void flatten_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+{
+    (void)in, (void)out;
+    if (din)
+        memcpy(din, dout, sizeof(float) * dn_shape_size(L->in) * (size_t)n);
+}
+
+const dn_layer_ops dn_flatten_ops = {
+    .name = "flatten",
+    .flat_output = 1,
+    .parse = flatten_parse,
+    .print = flatten_print,
+    .shape = flatten_shape,
+    .forward = flatten_forward,
+    .backward = flatten_backward,
+};

@@ -1,0 +1,123 @@
+/* The layer interface. Every layer kind lives in one file under src/layers/ and exports one
+ * dn_layer_ops; layers.def lists the kinds once. The network, the spec parser, the model file and
+ * the summary find layers only through dn_layer_registry(). */
+#ifndef DN_LAYER_H
+#define DN_LAYER_H
+
+#include "internal.h"
+
+#include <stddef.h>
+
+/* The kinds, in registry order (new kinds are appended at the end of layers.def). */
+typedef enum dn_layer_kind {
+#define DN_LAYER(kind, name, ops) DN_LAYER_##kind,
+#include "layers/layers.def"
+#undef DN_LAYER
+    DN_LAYER_COUNT
+} dn_layer_kind;
+
+typedef enum dn_activation {
+    DN_ACT_NONE = 0,
+    DN_ACT_RELU,
+    DN_ACT_SIGMOID,
+    DN_ACT_TANH,
+    DN_ACT_SOFTMAX
+} dn_activation;
+
+/* Bytes of per-kind configuration stored inline in every layer (no allocation per layer). */
+#define DN_LAYER_CFG_BYTES 64
+
+typedef struct dn_layer dn_layer;
+
+/* Tokens of one spec line after the kind name. */
+typedef struct dn_spec_args {
+    int argc;
+    char **argv;
+    const char *where; /* "file:line" for messages */
+} dn_spec_args;
+
+typedef struct dn_layer_ops {
+    const char *name; /* the spec keyword */
+    int flat_output;  /* the output is a vector (dense, flatten), shown as (None, n) */
+    /* Reads the layer's settings from its spec line into L->cfg / L->act. */
+    dn_status (*parse)(dn_layer *L, const dn_spec_args *args, dn_error *err);
+    /* Writes the canonical spec line (without a newline). */
+    void (*print)(const dn_layer *L, char *buf, size_t size);
+    /* Given L->in, sets L->out, L->n_params (trainable floats), L->n_buffers (non-trainable floats)
+     * L->scratch_per_item (floats of per-example scratch kept from forward to backward) and
+     * L->scratch_fixed.
+     * Says what is wrong when the input does not fit. */
+    dn_status (*shape)(dn_layer *L, const char *where, dn_error *err);
+    /* Initialises L->params / L->buffers (Keras defaults). NULL: nothing to initialise. */
+    void (*init)(dn_layer *L, dn_rng *rng);
+    /* out (n, out) from in (n, in). training selects dropout / batch statistics. */
+    void (*forward)(dn_layer *L, const float *in, float *out, int n, int training);
+    /* Given dout (n, out), which it may overwrite, accumulates parameter gradients into L->grads
+     * (+=) and writes din (n, in) unless din is NULL (first layer). */
+    void (*backward)(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n);
+    /* Names and shapes of the tensors in params then buffers, for model files. Returns the number
+     * of tensors; fills names[i] / dims[i][0..ndim[i]) for i < max. NULL: no tensors. */
+    int (*tensors)(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max);
+} dn_layer_ops;
+
+struct dn_layer {
+    const dn_layer_ops *ops;
+    dn_layer_kind kind;
+    dn_shape in, out;
+    dn_activation act;    /* fused activation of conv2d / dense */
+    int flat;             /* output is a vector: made by a flat_output layer or kept from a flat input */
+    int fused_loss;       /* last layer with softmax: the loss hands over d(logits) directly */
+    size_t n_params;      /* trainable floats */
+    size_t n_buffers;     /* non-trainable floats (batchnorm running statistics) */
+    size_t scratch_per_item;
+    size_t scratch_fixed; /* floats of per-batch scratch that do not grow with the batch */
+    float *params, *grads, *buffers; /* views into the net's blocks */
+    float *scratch;       /* (batch * scratch_per_item + scratch_fixed), view into the batch arena */
+    dn_rng *rng;          /* the net's generator (dropout) */
+    union {
+        unsigned char bytes[DN_LAYER_CFG_BYTES];
+        double align;
+    } cfg;
+};
+
+/* The per-kind configuration pointer, checked at compile time to fit. */
+#define DN_LAYER_CFG(L, type) ((type *)(void *)(L)->cfg.bytes)
+#define DN_LAYER_CFG_FITS(type) _Static_assert(sizeof(type) <= DN_LAYER_CFG_BYTES, #type " too large")
+
+const dn_layer_ops *dn_layer_registry(dn_layer_kind kind);
+/* Finds a kind by its spec keyword; returns DN_LAYER_COUNT when unknown. */
+dn_layer_kind dn_layer_lookup(const char *name);
+
+static inline size_t dn_shape_size(dn_shape s)
+{
+    return (size_t)s.h * (size_t)s.w * (size_t)s.c;
+}
+
+/* ---- helpers shared by the layer files (src/layers/common.c) ---- */
+
+/* Activation names: "relu", "sigmoid", "tanh", "softmax", "linear". Returns -1 if unknown. */
+int dn_activation_lookup(const char *name);
+const char *dn_activation_name(dn_activation act);
+/* y = act(x) in place over rows of `cols` values (softmax works per row). */
+void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols);
+/* dy := dy * act'(y) in place, using the activation's output y. */
+void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t rows, size_t cols);
+
+/* Parses "3x3" or "3" into (h, w). Returns 0 on success. */
+int dn_parse_size2(const char *s, int *h, int *w);
+/* Parses a positive int / a float in [lo, hi). Returns 0 on success. */
+int dn_parse_int(const char *s, int *out);
+int dn_parse_float(const char *s, float *out);
+
+/* Output length of one axis for a window k and stride, and the padding before it, as TensorFlow
+ * computes them for "same" (out = ceil(in / stride)) and "valid" (0 when the window does not fit). */
+int dn_axis_out(int in, int k, int stride, int same, int *pad_before);
+
+/* Glorot-uniform fill: limit sqrt(6 / (fan_in + fan_out)). */
+void dn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, dn_rng *rng);
+
+/* Row-major single-precision GEMM through BLAS: C = alpha * op(A) op(B) + beta * C. */
+void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc);
+
+#endif

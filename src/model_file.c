@@ -1,0 +1,363 @@
+/* Model files in the safetensors format: an 8-byte little-endian header length, a JSON header
+ * naming every tensor (dtype, shape, byte offsets) plus a "__metadata__" map of strings, then the
+ * raw little-endian float32 data. NumPy / PyTorch users can read the weights with the safetensors
+ * package; digitnet stores its spec and training record in the metadata so a model reloads exactly.
+ * Tensor names are "<layer index>.<kind>.<tensor>", e.g. "0.conv2d.kernel". */
+#include "net.h"
+#include "util/atomic_file.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_TENSORS_PER_LAYER 8
+#define MAX_HEADER_BYTES (16u << 20) /* a header beyond 16 MB is not one we wrote */
+#define FORMAT_NAME "digitnet"
+#define FORMAT_VERSION "1"
+
+_Static_assert(sizeof(float) == 4, "model files store IEEE float32");
+
+typedef struct tensor_list {
+    int n;
+    const char *names[MAX_TENSORS_PER_LAYER];
+    int dims[MAX_TENSORS_PER_LAYER][4];
+    int ndim[MAX_TENSORS_PER_LAYER];
+} tensor_list;
+
+static void layer_tensors(const dn_layer *L, tensor_list *t)
+{
+    t->n = L->ops->tensors ? L->ops->tensors(L, t->names, t->dims, t->ndim, MAX_TENSORS_PER_LAYER) : 0;
+}
+
+static size_t tensor_count(const tensor_list *t, int i)
+{
+    size_t count = 1;
+    for (int d = 0; d < t->ndim[i]; d++)
+        count *= (size_t)t->dims[i][d];
+    return count;
+}
+
+/* The floats of layer L in file order: its parameters, then its buffers. */
+static float *layer_tensor_data(dn_layer *L, const tensor_list *t, int i)
+{
+    size_t offset = 0;
+    for (int k = 0; k < i; k++)
+        offset += tensor_count(t, k);
+    return offset < L->n_params ? L->params + offset : L->buffers + (offset - L->n_params);
+}
+
+static const char *preprocess_name(dn_shape in)
+{
+    if (in.h == 28 && in.w == 28 && in.c == 1)
+        return "mnist-28x28";
+    if (in.h == 8 && in.w == 8 && in.c == 1)
+        return "optdigits-8x8";
+    return "none";
+}
+
+static cJSON *history_json(const dn_net *net)
+{
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; list && i < net->n_history; i++) {
+        const dn_epoch_stats *s = &net->history[i];
+        cJSON *e = cJSON_CreateObject();
+        if (!e)
+            break;
+        cJSON_AddNumberToObject(e, "epoch", s->epoch);
+        cJSON_AddNumberToObject(e, "loss", s->loss);
+        cJSON_AddNumberToObject(e, "accuracy", s->accuracy);
+        if (isfinite(s->val_loss)) {
+            cJSON_AddNumberToObject(e, "val_loss", s->val_loss);
+            cJSON_AddNumberToObject(e, "val_accuracy", s->val_accuracy);
+        }
+        cJSON_AddNumberToObject(e, "seconds", s->seconds);
+        cJSON_AddNumberToObject(e, "images_per_sec", s->images_per_sec);
+        cJSON_AddItemToArray(list, e);
+    }
+    return list;
+}
+
+/* Builds the JSON header; returns a malloc'd string or NULL. */
+static char *build_header(const dn_net *net)
+{
+    cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject();
+    char *text = NULL, number[32];
+    if (!root || !meta) {
+        cJSON_Delete(root);
+        cJSON_Delete(meta);
+        return NULL;
+    }
+    cJSON_AddItemToObject(root, "__metadata__", meta);
+    cJSON_AddStringToObject(meta, "format", FORMAT_NAME);
+    cJSON_AddStringToObject(meta, "format_version", FORMAT_VERSION);
+    cJSON_AddStringToObject(meta, "spec", net->spec);
+    snprintf(number, sizeof number, "%d", net->raw_max);
+    cJSON_AddStringToObject(meta, "raw_max", number);
+    snprintf(number, sizeof number, "%llu", (unsigned long long)net->seed);
+    cJSON_AddStringToObject(meta, "seed", number);
+    cJSON_AddStringToObject(meta, "preprocess", preprocess_name(net->input));
+    cJSON_AddStringToObject(meta, "class_names", "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
+    for (int i = 0; i < net->n_notes; i++) {
+        char key[160];
+        snprintf(key, sizeof key, "run.%s", net->note_keys[i]);
+        cJSON_AddStringToObject(meta, key, net->note_values[i]);
+    }
+    cJSON *hist = history_json(net);
+    char *hist_text = hist ? cJSON_PrintUnformatted(hist) : NULL;
+    cJSON_Delete(hist);
+    if (!hist_text)
+        goto done;
+    cJSON_AddStringToObject(meta, "history", hist_text);
+    free(hist_text);
+
+    size_t offset = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        const dn_layer *L = &net->layers[i];
+        tensor_list t;
+        layer_tensors(L, &t);
+        for (int k = 0; k < t.n; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "%d.%s.%s", i, L->ops->name, t.names[k]);
+            cJSON *entry = cJSON_CreateObject();
+            if (!entry)
+                goto done;
+            cJSON_AddItemToObject(root, name, entry);
+            cJSON_AddStringToObject(entry, "dtype", "F32");
+            cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
+            for (int d = 0; shape && d < t.ndim[k]; d++)
+                cJSON_AddItemToArray(shape, cJSON_CreateNumber(t.dims[k][d]));
+            size_t bytes = tensor_count(&t, k) * sizeof(float);
+            cJSON *offsets = cJSON_AddArrayToObject(entry, "data_offsets");
+            if (offsets) {
+                cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+                cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(offset + bytes)));
+            }
+            offset += bytes;
+        }
+    }
+    text = cJSON_PrintUnformatted(root);
+done:
+    cJSON_Delete(root);
+    return text;
+}
+
+/* Writes the layers' tensors in header order. */
+static int write_tensors(const dn_net *net, FILE *f)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        dn_layer *L = (dn_layer *)&net->layers[i];
+        tensor_list t;
+        layer_tensors(L, &t);
+        for (int k = 0; k < t.n; k++) {
+            size_t count = tensor_count(&t, k);
+            if (fwrite(layer_tensor_data(L, &t, k), sizeof(float), count, f) != count)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+dn_status dn_model_save(const dn_net *net, const char *path, dn_error *err)
+{
+    if (!net || !path)
+        return dn_fail(err, DN_EARG, "dn_model_save: NULL argument");
+    char *header = build_header(net);
+    if (!header)
+        return dn_fail(err, DN_ENOMEM, "%s: out of memory building the model header", path);
+    size_t len = strlen(header);
+    size_t padded = (len + 7) & ~(size_t)7; /* the data starts 8-byte aligned, as safetensors pads */
+    dn_atomic_file af;
+    dn_status st = dn_atomic_open(&af, path, err);
+    if (st == DN_OK) {
+        unsigned char size_le[8];
+        for (int b = 0; b < 8; b++)
+            size_le[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+        int bad = fwrite(size_le, 1, 8, af.file) != 8 || fwrite(header, 1, len, af.file) != len;
+        for (size_t p = len; !bad && p < padded; p++)
+            bad = fputc(' ', af.file) == EOF;
+        if (!bad)
+            bad = write_tensors(net, af.file);
+        st = bad ? dn_atomic_abort(&af, err, "write failed") : dn_atomic_commit(&af, err);
+    }
+    free(header);
+    return st;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static const char *meta_string(const cJSON *meta, const char *key)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(meta, key);
+    return cJSON_IsString(item) ? item->valuestring : NULL;
+}
+
+static dn_status restore_history(dn_net *net, const char *text, const char *path, dn_error *err)
+{
+    cJSON *list = cJSON_Parse(text);
+    if (!cJSON_IsArray(list)) {
+        cJSON_Delete(list);
+        return dn_fail(err, DN_EFORMAT, "%s: metadata 'history' is not a JSON list", path);
+    }
+    dn_status st = DN_OK;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list)
+    {
+        dn_epoch_stats s = {.val_loss = NAN, .val_accuracy = NAN};
+        const cJSON *v;
+#define FIELD(name, dst)                                                                                   \
+    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(e, name)))                                      \
+        dst = v->valuedouble;
+        double epoch = 0;
+        FIELD("epoch", epoch)
+        FIELD("loss", s.loss)
+        FIELD("accuracy", s.accuracy)
+        FIELD("val_loss", s.val_loss)
+        FIELD("val_accuracy", s.val_accuracy)
+        FIELD("seconds", s.seconds)
+        FIELD("images_per_sec", s.images_per_sec)
+#undef FIELD
+        s.epoch = (int)epoch;
+        if ((st = dn_net_push_history(net, &s, err)) != DN_OK)
+            break;
+    }
+    cJSON_Delete(list);
+    return st;
+}
+
+/* Checks one header entry against the tensor the spec says should be there and copies its data. */
+static dn_status load_tensor(const cJSON *entry, const char *name, const tensor_list *t, int k, float *dst,
+                             const unsigned char *data, size_t data_len, const char *path, dn_error *err)
+{
+    if (!cJSON_IsObject(entry))
+        return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' is missing", path, name);
+    const char *dtype = meta_string(entry, "dtype");
+    if (!dtype || strcmp(dtype, "F32") != 0)
+        return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32", path, name, dtype ? dtype : "(none)");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    int ok = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == t->ndim[k];
+    for (int d = 0; ok && d < t->ndim[k]; d++) {
+        const cJSON *v = cJSON_GetArrayItem(shape, d);
+        ok = cJSON_IsNumber(v) && v->valuedouble == t->dims[k][d];
+    }
+    if (!ok)
+        return dn_fail(err, DN_ESHAPE, "%s: tensor '%s' has a shape that does not match the spec", path, name);
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    const cJSON *b = cJSON_GetArrayItem(offsets, 0), *e = cJSON_GetArrayItem(offsets, 1);
+    size_t bytes = tensor_count(t, k) * sizeof(float);
+    if (!cJSON_IsArray(offsets) || !cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 ||
+        e->valuedouble != b->valuedouble + (double)bytes || e->valuedouble > (double)data_len)
+        return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' has data offsets outside the file or of the wrong length", path, name);
+    memcpy(dst, data + (size_t)b->valuedouble, bytes);
+    for (size_t i = 0; i < bytes / sizeof(float); i++)
+        if (!isfinite(dst[i]))
+            return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' holds a value that is not finite", path, name);
+    return DN_OK;
+}
+
+static dn_status load_from_header(const cJSON *root, const unsigned char *data, size_t data_len, const char *path,
+                                  dn_net **out, dn_error *err)
+{
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    const char *format = meta_string(meta, "format"), *spec = meta_string(meta, "spec");
+    if (!format || strcmp(format, FORMAT_NAME) != 0 || !spec)
+        return dn_fail(err, DN_EFORMAT, "%s: a safetensors file without digitnet metadata (no 'format' or 'spec')", path);
+    const char *version = meta_string(meta, "format_version");
+    if (!version || strcmp(version, FORMAT_VERSION) != 0)
+        return dn_fail(err, DN_EFORMAT, "%s: model format version %s; this digitnet reads version %s", path,
+                       version ? version : "(none)", FORMAT_VERSION);
+    char where[600];
+    snprintf(where, sizeof where, "%s (spec in metadata)", path);
+    const char *seed_text = meta_string(meta, "seed"), *raw_text = meta_string(meta, "raw_max");
+    uint64_t seed = seed_text ? strtoull(seed_text, NULL, 10) : 0;
+    dn_net *net;
+    dn_status st = dn_net_parse(spec, where, seed, &net, err);
+    if (st != DN_OK)
+        return st;
+    int raw_max = raw_text ? atoi(raw_text) : 0;
+    if (raw_max != 16 && raw_max != 255)
+        st = dn_fail(err, DN_EFORMAT, "%s: metadata 'raw_max' must be 16 or 255", path);
+    net->raw_max = raw_max;
+    int expected = 0;
+    for (int i = 0; st == DN_OK && i < net->n_layers; i++) {
+        dn_layer *L = &net->layers[i];
+        tensor_list t;
+        layer_tensors(L, &t);
+        for (int k = 0; st == DN_OK && k < t.n; k++) {
+            char name[96];
+            snprintf(name, sizeof name, "%d.%s.%s", i, L->ops->name, t.names[k]);
+            st = load_tensor(cJSON_GetObjectItemCaseSensitive(root, name), name, &t, k, layer_tensor_data(L, &t, k), data,
+                             data_len, path, err);
+            expected++;
+        }
+    }
+    if (st == DN_OK && cJSON_GetArraySize(root) != expected + 1)
+        st = dn_fail(err, DN_EFORMAT, "%s: the file holds %d tensors but the spec has %d", path, cJSON_GetArraySize(root) - 1,
+                     expected);
+    const char *hist = meta_string(meta, "history");
+    if (st == DN_OK && hist)
+        st = restore_history(net, hist, path, err);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, meta)
+    {
+        if (st == DN_OK && item->string && strncmp(item->string, "run.", 4) == 0 && cJSON_IsString(item))
+            st = dn_net_set_note(net, item->string + 4, item->valuestring, err);
+    }
+    if (st != DN_OK) {
+        dn_net_free(net);
+        return st;
+    }
+    *out = net;
+    return DN_OK;
+}
+
+dn_status dn_model_load(const char *path, dn_net **out, dn_error *err)
+{
+    if (!path || !out)
+        return dn_fail(err, DN_EARG, "dn_model_load: NULL argument");
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dn_fail(err, DN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    dn_status st = DN_OK;
+    unsigned char *bytes = NULL;
+    char *header = NULL;
+    long file_len = -1;
+    unsigned char size_le[8];
+    if (fseek(f, 0, SEEK_END) == 0)
+        file_len = ftell(f);
+    if (file_len < 0 || fseek(f, 0, SEEK_SET) != 0)
+        st = dn_fail(err, DN_EIO, "%s: cannot determine the file size", path);
+    else if (file_len < 8 || fread(size_le, 1, 8, f) != 8)
+        st = dn_fail(err, DN_EFORMAT, "%s: too short to be a model file (%ld bytes)", path, file_len);
+    uint64_t header_len = 0;
+    for (int b = 7; st == DN_OK && b >= 0; b--)
+        header_len = header_len << 8 | size_le[b];
+    if (st == DN_OK && (header_len > (uint64_t)file_len - 8 || header_len > MAX_HEADER_BYTES))
+        st = dn_fail(err, DN_ELIMIT, "%s: header claims %llu bytes but the file has %ld after the length: not a safetensors model "
+                     "or truncated", path, (unsigned long long)header_len, file_len - 8);
+    size_t data_len = st == DN_OK ? (size_t)file_len - 8 - (size_t)header_len : 0;
+    if (st == DN_OK) {
+        header = malloc((size_t)header_len + 1);
+        bytes = malloc(data_len ? data_len : 1);
+        if (!header || !bytes)
+            st = dn_fail(err, DN_ENOMEM, "%s: out of memory", path);
+        else if (fread(header, 1, (size_t)header_len, f) != header_len || fread(bytes, 1, data_len, f) != data_len)
+            st = dn_fail(err, DN_EIO, "%s: read error or truncated file", path);
+    }
+    fclose(f);
+    if (st == DN_OK) {
+        header[header_len] = '\0';
+        cJSON *root = cJSON_ParseWithLength(header, (size_t)header_len);
+        if (!cJSON_IsObject(root))
+            st = dn_fail(err, DN_EFORMAT, "%s: the header is not a JSON object: not a safetensors model", path);
+        else
+            st = load_from_header(root, bytes, data_len, path, out, err);
+        cJSON_Delete(root);
+    }
+    free(header);
+    free(bytes);
+    return st;
+}

@@ -1,0 +1,444 @@
+/* The network: spec parsing, construction, the batch arena, forward and backward passes and
+ * inference. Layers are reached only through the registry (layers/layers.def). */
+#include "net.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MAX_TOKENS 16
+#define MAX_SPEC_BYTES (1 << 20)
+
+/* Splits line (modified in place) into whitespace-separated tokens, dropping a '#' comment. */
+static int tokenize(char *line, char **tokens, int max)
+{
+    char *hash = strchr(line, '#');
+    if (hash)
+        *hash = '\0';
+    int n = 0;
+    for (char *t = strtok(line, " \t\r\n"); t; t = strtok(NULL, " \t\r\n")) {
+        if (n == max)
+            return -1;
+        tokens[n++] = t;
+    }
+    return n;
+}
+
+static int parse_input_shape(const char *s, dn_shape *shape)
+{
+    int h, w, c;
+    char tail;
+    if (sscanf(s, "%dx%dx%d%c", &h, &w, &c, &tail) != 3 || h <= 0 || w <= 0 || c <= 0 || h > 4096 || w > 4096 ||
+        c > 64)
+        return -1;
+    *shape = (dn_shape){h, w, c};
+    return 0;
+}
+
+static void known_kinds(char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < DN_LAYER_COUNT && used < size; k++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", k ? ", " : "", dn_layer_registry((dn_layer_kind)k)->name);
+}
+
+/* Appends a line to the canonical spec text being built. */
+static dn_status spec_append(char **spec, size_t *len, const char *line, dn_error *err)
+{
+    size_t add = strlen(line);
+    char *grown = realloc(*spec, *len + add + 2);
+    if (!grown)
+        return dn_fail(err, DN_ENOMEM, "out of memory building the spec");
+    memcpy(grown + *len, line, add);
+    grown[*len + add] = '\n';
+    grown[*len + add + 1] = '\0';
+    *spec = grown;
+    *len += add + 1;
+    return DN_OK;
+}
+
+/* Reads the layers of the spec into net->layers and computes every shape. */
+static dn_status parse_layers(dn_net *net, const char *text, const char *source, dn_error *err)
+{
+    char *copy = strdup(text);
+    if (!copy)
+        return dn_fail(err, DN_ENOMEM, "out of memory reading %s", source);
+    dn_status st = DN_OK;
+    int have_input = 0, line_no = 0, last_line = 0;
+    dn_shape shape = {0, 0, 0};
+    char *save = NULL;
+    /* strtok_r over lines; tokenize() uses strtok on the line itself, so keep a line copy. */
+    for (char *cursor = copy; cursor && st == DN_OK;) {
+        char *nl = strchr(cursor, '\n');
+        if (nl)
+            *nl = '\0';
+        line_no++;
+        char *tokens[MAX_TOKENS];
+        char where[320];
+        snprintf(where, sizeof where, "%s:%d", source, line_no);
+        int nt = tokenize(cursor, tokens, MAX_TOKENS);
+        cursor = nl ? nl + 1 : NULL;
+        if (nt < 0) {
+            st = dn_fail(err, DN_EFORMAT, "%s: too many words on one line (at most %d)", where, MAX_TOKENS);
+            break;
+        }
+        if (nt == 0)
+            continue;
+        last_line = line_no;
+        if (!have_input) {
+            if (strcmp(tokens[0], "input") != 0 || nt != 2 || parse_input_shape(tokens[1], &shape)) {
+                st = dn_fail(err, DN_EFORMAT, "%s: the first line must be 'input HxWxC', e.g. 'input 28x28x1'", where);
+                break;
+            }
+            net->input = shape;
+            have_input = 1;
+            continue;
+        }
+        dn_layer_kind kind = dn_layer_lookup(tokens[0]);
+        if (kind == DN_LAYER_COUNT) {
+            char kinds[256];
+            known_kinds(kinds, sizeof kinds);
+            st = dn_fail(err, DN_EFORMAT, "%s: unknown layer '%s' (known: %s)", where, tokens[0], kinds);
+            break;
+        }
+        if (net->n_layers == DN_MAX_LAYERS) {
+            st = dn_fail(err, DN_ELIMIT, "%s: too many layers (at most %d)", where, DN_MAX_LAYERS);
+            break;
+        }
+        dn_layer *L = &net->layers[net->n_layers];
+        memset(L, 0, sizeof *L);
+        L->kind = kind;
+        L->ops = dn_layer_registry(kind);
+        L->in = shape;
+        L->rng = &net->rng;
+        dn_spec_args args = {nt - 1, tokens + 1, where};
+        st = L->ops->parse(L, &args, err);
+        if (st == DN_OK)
+            st = L->ops->shape(L, where, err);
+        if (st != DN_OK)
+            break;
+        shape = L->out;
+        L->flat = L->ops->flat_output || (net->n_layers > 0 && net->layers[net->n_layers - 1].flat);
+        net->n_layers++;
+        net->n_params += L->n_params;
+        net->n_buffers += L->n_buffers;
+        if (net->n_params + net->n_buffers > DN_MAX_PARAMS) {
+            st = dn_fail(err, DN_ELIMIT, "%s: the network would have over %u parameters", where, DN_MAX_PARAMS);
+            break;
+        }
+    }
+    (void)save;
+    if (st == DN_OK && !have_input)
+        st = dn_fail(err, DN_EFORMAT, "%s: empty spec: expected 'input HxWxC' and then one layer per line", source);
+    if (st == DN_OK && net->n_layers == 0)
+        st = dn_fail(err, DN_EFORMAT, "%s: the spec has an input but no layers", source);
+    if (st == DN_OK) {
+        dn_layer *last = &net->layers[net->n_layers - 1];
+        if (last->out.h != 1 || last->out.w != 1 || last->out.c != DN_N_CLASSES)
+            st = dn_fail(err, DN_ESHAPE, "%s:%d: the last layer must output %d classes, e.g. 'dense %d softmax'; it outputs %dx%dx%d",
+                         source, last_line, DN_N_CLASSES, DN_N_CLASSES, last->out.h, last->out.w, last->out.c);
+        else if (last->act != DN_ACT_SOFTMAX)
+            st = dn_fail(err, DN_EFORMAT, "%s:%d: the last layer must end in softmax (e.g. 'dense %d softmax') for the cross-entropy loss",
+                         source, last_line, DN_N_CLASSES);
+        else
+            last->fused_loss = 1; /* softmax + cross-entropy: the loss hands over p - y directly */
+    }
+    free(copy);
+    return st;
+}
+
+static dn_status build_spec_text(dn_net *net, dn_error *err)
+{
+    char line[160];
+    size_t len = 0;
+    snprintf(line, sizeof line, "input %dx%dx%d", net->input.h, net->input.w, net->input.c);
+    dn_status st = spec_append(&net->spec, &len, line, err);
+    for (int i = 0; i < net->n_layers && st == DN_OK; i++) {
+        net->layers[i].ops->print(&net->layers[i], line, sizeof line);
+        st = spec_append(&net->spec, &len, line, err);
+    }
+    return st;
+}
+
+dn_status dn_net_parse(const char *spec_text, const char *source_name, uint64_t seed, dn_net **out, dn_error *err)
+{
+    if (!spec_text || !out)
+        return dn_fail(err, DN_EARG, "dn_net_parse: NULL argument");
+    *out = NULL;
+    if (!source_name)
+        source_name = "spec";
+    dn_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return dn_fail(err, DN_ENOMEM, "out of memory creating the network");
+    net->seed = seed;
+    net->raw_max = 255;
+    dn_rng_seed(&net->rng, seed);
+    dn_status st = parse_layers(net, spec_text, source_name, err);
+    if (st == DN_OK)
+        st = build_spec_text(net, err);
+    if (st == DN_OK) {
+        net->params = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+        net->grads = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+        net->buffers = calloc(net->n_buffers ? net->n_buffers : 1, sizeof(float));
+        if (!net->params || !net->grads || !net->buffers)
+            st = dn_fail(err, DN_ENOMEM, "out of memory for %zu parameters", net->n_params);
+    }
+    if (st != DN_OK) {
+        dn_net_free(net);
+        return st;
+    }
+    size_t p = 0, b = 0;
+    for (int i = 0; i < net->n_layers; i++) {
+        dn_layer *L = &net->layers[i];
+        L->params = net->params + p;
+        L->grads = net->grads + p;
+        L->buffers = net->buffers + b;
+        p += L->n_params;
+        b += L->n_buffers;
+        if (L->ops->init)
+            L->ops->init(L, &net->rng);
+    }
+    *out = net;
+    return DN_OK;
+}
+
+dn_status dn_net_load_spec(const char *path, uint64_t seed, dn_net **out, dn_error *err)
+{
+    if (!path || !out)
+        return dn_fail(err, DN_EARG, "dn_net_load_spec: NULL argument");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return dn_fail(err, DN_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char *text = malloc(MAX_SPEC_BYTES + 1);
+    if (!text) {
+        fclose(f);
+        return dn_fail(err, DN_ENOMEM, "out of memory reading %s", path);
+    }
+    size_t len = fread(text, 1, MAX_SPEC_BYTES + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    dn_status st;
+    if (failed)
+        st = dn_fail(err, DN_EIO, "%s: read error", path);
+    else if (len > MAX_SPEC_BYTES)
+        st = dn_fail(err, DN_ELIMIT, "%s: a spec file is at most %d bytes", path, MAX_SPEC_BYTES);
+    else if (memchr(text, '\0', len))
+        st = dn_fail(err, DN_EFORMAT, "%s: not a text spec (binary data); pass a .cnn spec or a model with --model", path);
+    else {
+        text[len] = '\0';
+        st = dn_net_parse(text, path, seed, out, err);
+    }
+    free(text);
+    return st;
+}
+
+void dn_net_free(dn_net *net)
+{
+    if (!net)
+        return;
+    free(net->spec);
+    free(net->params);
+    free(net->grads);
+    free(net->buffers);
+    free(net->opt_m);
+    free(net->opt_v);
+    free(net->arena);
+    free(net->history);
+    for (int i = 0; i < net->n_notes; i++) {
+        free(net->note_keys[i]);
+        free(net->note_values[i]);
+    }
+    free(net);
+}
+
+const char *dn_net_spec(const dn_net *net) { return net->spec; }
+dn_shape dn_net_input_shape(const dn_net *net) { return net->input; }
+int dn_net_n_classes(const dn_net *net) { return net->layers[net->n_layers - 1].out.c; }
+int dn_net_layer_count(const dn_net *net) { return net->n_layers; }
+size_t dn_net_param_count(const dn_net *net) { return net->n_params + net->n_buffers; }
+size_t dn_net_trainable_count(const dn_net *net) { return net->n_params; }
+int dn_net_raw_max(const dn_net *net) { return net->raw_max; }
+void dn_net_set_raw_max(dn_net *net, int raw_max) { net->raw_max = raw_max; }
+uint64_t dn_net_seed(const dn_net *net) { return net->seed; }
+
+dn_status dn_net_layer_info(const dn_net *net, int index, dn_layer_info *info)
+{
+    if (!net || !info || index < 0 || index >= net->n_layers)
+        return DN_EARG;
+    const dn_layer *L = &net->layers[index];
+    info->kind = L->ops->name;
+    L->ops->print(L, info->label, sizeof info->label);
+    info->out = L->out;
+    info->flat = L->flat;
+    info->n_params = L->n_params + L->n_buffers;
+    info->n_trainable = L->n_params;
+    return DN_OK;
+}
+
+void dn_set_threads(int n_threads)
+{
+    if (n_threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n_threads = cores > 0 ? (int)cores : 1;
+    }
+    openblas_set_num_threads(n_threads);
+#ifdef _OPENMP
+    omp_set_num_threads(n_threads);
+#endif
+}
+
+dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
+{
+    if (batch <= net->batch_cap)
+        return DN_OK;
+    size_t total = 0, largest = dn_shape_size(net->input);
+    for (int i = 0; i < net->n_layers; i++) {
+        const dn_layer *L = &net->layers[i];
+        size_t out = dn_shape_size(L->out);
+        total += out * (size_t)batch + L->scratch_per_item * (size_t)batch + L->scratch_fixed;
+        if (out > largest)
+            largest = out;
+    }
+    total += 2 * largest * (size_t)batch;
+    float *arena = malloc(total * sizeof(float));
+    if (!arena)
+        return dn_fail(err, DN_ENOMEM, "out of memory for a batch of %d (%zu MB)", batch, total * sizeof(float) >> 20);
+    free(net->arena);
+    net->arena = arena;
+    net->batch_cap = batch;
+    float *p = arena;
+    for (int i = 0; i < net->n_layers; i++) {
+        dn_layer *L = &net->layers[i];
+        net->acts[i + 1] = p;
+        p += dn_shape_size(L->out) * (size_t)batch;
+        L->scratch = p;
+        p += L->scratch_per_item * (size_t)batch + L->scratch_fixed;
+    }
+    net->dbuf[0] = p;
+    net->dbuf[1] = p + largest * (size_t)batch;
+    net->last_n = 0;
+    return DN_OK;
+}
+
+const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
+{
+    net->acts[0] = (float *)(uintptr_t)x; /* read only: layers never write their input */
+    for (int i = 0; i < net->n_layers; i++)
+        net->layers[i].ops->forward(&net->layers[i], net->acts[i], net->acts[i + 1], n, training);
+    net->last_n = n;
+    net->last_input = x;
+    return net->acts[net->n_layers];
+}
+
+void dn_net_backward(dn_net *net, float *dlogits, int n)
+{
+    float *dout = dlogits;
+    for (int i = net->n_layers - 1; i >= 0; i--) {
+        dn_layer *L = &net->layers[i];
+        float *din = i > 0 ? (dout == net->dbuf[0] ? net->dbuf[1] : net->dbuf[0]) : NULL;
+        L->ops->backward(L, net->acts[i], net->acts[i + 1], dout, din, n);
+        dout = din;
+    }
+}
+
+dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err)
+{
+    if (!net || !images || !probs || n < 0)
+        return dn_fail(err, DN_EARG, "dn_net_predict: bad argument");
+    if (n == 0)
+        return DN_OK;
+    int chunk = net->batch_cap >= 64 ? net->batch_cap : (n < 1000 ? n : 1000);
+    if (chunk > n && net->batch_cap < n)
+        chunk = n;
+    dn_status st = dn_net_reserve(net, chunk, err);
+    if (st != DN_OK)
+        return st;
+    const size_t in_size = dn_shape_size(net->input);
+    const int classes = dn_net_n_classes(net);
+    for (int start = 0; start < n; start += chunk) {
+        int rows = n - start < chunk ? n - start : chunk;
+        const float *out = dn_net_forward(net, images + (size_t)start * in_size, rows, 0);
+        memcpy(probs + (size_t)start * classes, out, sizeof(float) * (size_t)rows * classes);
+    }
+    return DN_OK;
+}
+
+const float *dn_net_layer_output(const dn_net *net, int index, dn_shape *shape)
+{
+    if (!net || index < 0 || index >= net->n_layers || net->last_n < 1)
+        return NULL;
+    if (shape)
+        *shape = net->layers[index].out;
+    return net->acts[index + 1];
+}
+
+dn_status dn_net_push_history(dn_net *net, const dn_epoch_stats *stats, dn_error *err)
+{
+    if (net->n_history == net->cap_history) {
+        int cap = net->cap_history ? 2 * net->cap_history : 16;
+        dn_epoch_stats *grown = realloc(net->history, sizeof *grown * (size_t)cap);
+        if (!grown)
+            return dn_fail(err, DN_ENOMEM, "out of memory for the training history");
+        net->history = grown;
+        net->cap_history = cap;
+    }
+    net->history[net->n_history++] = *stats;
+    return DN_OK;
+}
+
+const dn_epoch_stats *dn_net_history(const dn_net *net, int *n_epochs)
+{
+    if (n_epochs)
+        *n_epochs = net->n_history;
+    return net->history;
+}
+
+dn_status dn_net_set_note(dn_net *net, const char *key, const char *value, dn_error *err)
+{
+    if (!net || !key || !value || !*key)
+        return dn_fail(err, DN_EARG, "dn_net_set_note: bad argument");
+    int i = 0;
+    while (i < net->n_notes && strcmp(net->note_keys[i], key) != 0)
+        i++;
+    if (i == DN_MAX_NOTES)
+        return dn_fail(err, DN_ELIMIT, "at most %d notes per model", DN_MAX_NOTES);
+    char *v = strdup(value), *k = i < net->n_notes ? net->note_keys[i] : strdup(key);
+    if (!v || !k) {
+        free(v);
+        if (i == net->n_notes)
+            free(k);
+        return dn_fail(err, DN_ENOMEM, "out of memory for a note");
+    }
+    if (i < net->n_notes)
+        free(net->note_values[i]);
+    else
+        net->n_notes++;
+    net->note_keys[i] = k;
+    net->note_values[i] = v;
+    return DN_OK;
+}
+
+const char *dn_net_note(const dn_net *net, const char *key)
+{
+    for (int i = 0; i < net->n_notes; i++)
+        if (strcmp(net->note_keys[i], key) == 0)
+            return net->note_values[i];
+    return NULL;
+}
+
+int dn_net_note_at(const dn_net *net, int i, const char **key, const char **value)
+{
+    if (i < 0 || i >= net->n_notes)
+        return 0;
+    *key = net->note_keys[i];
+    *value = net->note_values[i];
+    return 1;
+}

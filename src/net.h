@@ -1,0 +1,55 @@
+/* The network object, shared by the files that build, run, train and save it. */
+#ifndef DN_NET_H
+#define DN_NET_H
+
+#include "layers/layer.h"
+
+#define DN_MAX_LAYERS 64
+#define DN_MAX_NOTES 32
+#define DN_MAX_PARAMS (64u * 1024 * 1024) /* refuse specs beyond 256 MB of weights */
+
+struct dn_net {
+    dn_shape input;
+    int n_layers;
+    dn_layer layers[DN_MAX_LAYERS];
+    char *spec; /* canonical spec text, owned */
+
+    /* One block each; layers hold views into them. */
+    size_t n_params, n_buffers;
+    float *params;  /* (n_params) trainable weights */
+    float *grads;   /* (n_params) */
+    float *buffers; /* (n_buffers) non-trainable state */
+
+    /* Optimizer state, allocated by the first dn_train. */
+    float *opt_m, *opt_v; /* (n_params) Adam moments; opt_m is the SGD velocity */
+    long opt_step;
+
+    /* Batch arena: activations, layer scratch and two gradient buffers, sized for batch_cap. */
+    int batch_cap;
+    float *arena;
+    float *acts[DN_MAX_LAYERS + 1]; /* acts[i + 1] = output of layer i, (batch_cap, out_i) */
+    float *dbuf[2];                 /* (batch_cap, largest activation) */
+    int last_n;                     /* rows of the last forward pass */
+    const float *last_input;
+
+    dn_rng rng; /* dropout and shuffling */
+    uint64_t seed;
+    int raw_max;
+
+    int n_notes;
+    char *note_keys[DN_MAX_NOTES], *note_values[DN_MAX_NOTES];
+
+    dn_epoch_stats *history;
+    int n_history, cap_history;
+};
+
+/* Makes sure the arena holds batch rows; allocates only when it grows. */
+dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err);
+/* Forward pass over n <= batch_cap rows; returns the output (n, n_classes) inside the arena. */
+const float *dn_net_forward(dn_net *net, const float *x, int n, int training);
+/* Backward pass from d(logits) (n, n_classes), which it overwrites; accumulates into net->grads. */
+void dn_net_backward(dn_net *net, float *dlogits, int n);
+/* Appends one epoch to the history. */
+dn_status dn_net_push_history(dn_net *net, const dn_epoch_stats *stats, dn_error *err);
+
+#endif

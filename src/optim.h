@@ -1,0 +1,15 @@
+/* Optimizer steps over one contiguous parameter block. */
+#ifndef DN_OPTIM_H
+#define DN_OPTIM_H
+
+#include <stddef.h>
+
+/* Adam as Keras implements it: step t (1-based), lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t),
+ * m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2, p -= lr_t * m / (sqrt(v) + eps). */
+void dn_adam_step(float *params, const float *grads, float *m, float *v, size_t n, long t, float lr,
+                  float beta1, float beta2, float eps);
+
+/* SGD with momentum as Keras: velocity = momentum * velocity - lr * g; p += velocity. */
+void dn_sgd_step(float *params, const float *grads, float *velocity, size_t n, float lr, float momentum);
+
+#endif

@@ -1,0 +1,212 @@
+/* The training loop and evaluation. Everything the loop needs is allocated before the first batch:
+ * the batch arena, the shuffled order and the optimizer state. */
+#include "net.h"
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+dn_train_params dn_train_default_params(void)
+{
+    dn_train_params p = {0};
+    p.optimizer = DN_OPT_ADAM;
+    p.lr = 0.001f;
+    p.beta1 = 0.9f;
+    p.beta2 = 0.999f;
+    p.epsilon = 1e-7f;
+    p.momentum = 0.9f;
+    p.epochs = 10;
+    p.batch_size = 32;
+    p.seed = 1;
+    return p;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static dn_status check_fits(const dn_net *net, const dn_dataset *d, const char *what, dn_error *err)
+{
+    if (d->h != net->input.h || d->w != net->input.w || d->c != net->input.c)
+        return dn_fail(err, DN_ESHAPE, "the model expects %dx%dx%d images but the %s data is %dx%dx%d",
+                       net->input.h, net->input.w, net->input.c, what, d->h, d->w, d->c);
+    return DN_OK;
+}
+
+/* Softmax output probs (n, classes) and labels: adds up the clipped cross-entropy and the correct
+ * predictions, and writes d(loss)/d(logits) = (p - onehot) / n into dlogits. */
+static void softmax_xent(const float *probs, const uint8_t *labels, int n, int classes, float *dlogits,
+                         double *loss_sum, int *correct)
+{
+    const float inv_n = 1.0f / (float)n;
+    for (int r = 0; r < n; r++) {
+        const float *p = probs + (size_t)r * classes;
+        float *d = dlogits + (size_t)r * classes;
+        int best = 0;
+        for (int j = 0; j < classes; j++) {
+            d[j] = p[j] * inv_n;
+            if (p[j] > p[best])
+                best = j;
+        }
+        d[labels[r]] -= inv_n;
+        float pt = p[labels[r]];
+        pt = pt < 1e-7f ? 1e-7f : (pt > 1.0f - 1e-7f ? 1.0f - 1e-7f : pt);
+        *loss_sum -= log((double)pt);
+        *correct += best == labels[r];
+    }
+}
+
+static dn_status alloc_optimizer(dn_net *net, dn_error *err)
+{
+    if (net->opt_m)
+        return DN_OK;
+    net->opt_m = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+    net->opt_v = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+    if (!net->opt_m || !net->opt_v)
+        return dn_fail(err, DN_ENOMEM, "out of memory for the optimizer state");
+    return DN_OK;
+}
+
+/* Mean loss and accuracy of the net on d in inference mode, using batch-sized chunks. */
+static dn_status evaluate_loss(dn_net *net, const dn_dataset *d, double *loss, double *accuracy, dn_error *err)
+{
+    const size_t in_size = dn_shape_size(net->input);
+    const int classes = dn_net_n_classes(net);
+    double loss_sum = 0.0;
+    int correct = 0;
+    for (int start = 0; start < d->n; start += net->batch_cap) {
+        int rows = d->n - start < net->batch_cap ? d->n - start : net->batch_cap;
+        const float *probs = dn_net_forward(net, d->images + (size_t)start * in_size, rows, 0);
+        softmax_xent(probs, d->labels + start, rows, classes, net->dbuf[0], &loss_sum, &correct);
+    }
+    *loss = loss_sum / d->n;
+    *accuracy = (double)correct / d->n;
+    if (!isfinite(*loss))
+        return dn_fail(err, DN_ENAN, "the validation loss is not a finite number");
+    return DN_OK;
+}
+
+dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
+                   dn_error *err)
+{
+    if (!net || !train || !params)
+        return dn_fail(err, DN_EARG, "dn_train: NULL argument");
+    if (params->epochs < 0 || params->batch_size <= 0 || !(params->lr > 0.0f))
+        return dn_fail(err, DN_EARG, "training needs epochs >= 0, batch size > 0 and a learning rate > 0");
+    if (train->n <= 0)
+        return dn_fail(err, DN_EARG, "the training set is empty");
+    dn_status st = check_fits(net, train, "training", err);
+    if (st == DN_OK && val && val->n > 0)
+        st = check_fits(net, val, "validation", err);
+    if (st != DN_OK)
+        return st;
+    for (int i = 0; i < train->n; i++)
+        if (train->labels[i] >= DN_N_CLASSES)
+            return dn_fail(err, DN_EARG, "training label %d at row %d is outside 0..%d", train->labels[i], i, DN_N_CLASSES - 1);
+
+    const int batch = params->batch_size < train->n ? params->batch_size : train->n;
+    const size_t in_size = dn_shape_size(net->input);
+    const int classes = dn_net_n_classes(net);
+    int *order = malloc(sizeof(int) * (size_t)train->n);
+    float *xb = malloc(sizeof(float) * in_size * (size_t)batch); /* (batch, h, w, c) gathered rows */
+    uint8_t *yb = malloc((size_t)batch);
+    if (!order || !xb || !yb)
+        st = dn_fail(err, DN_ENOMEM, "out of memory for the training batches");
+    if (st == DN_OK)
+        st = dn_net_reserve(net, batch, err);
+    if (st == DN_OK)
+        st = alloc_optimizer(net, err);
+    /* The run's generator: shuffling and dropout depend only on the seed. */
+    dn_rng_seed(&net->rng, params->seed);
+    for (int i = 0; i < train->n; i++)
+        order[i] = i;
+
+    for (int epoch = 1; st == DN_OK && epoch <= params->epochs; epoch++) {
+        double t0 = now_seconds(), loss_sum = 0.0;
+        int correct = 0, seen = 0;
+        for (int i = train->n - 1; i > 0; i--) { /* Fisher-Yates, as Keras reshuffles every epoch */
+            int j = (int)dn_rng_below(&net->rng, (uint32_t)i + 1);
+            int t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        for (int start = 0; start < train->n; start += batch) {
+            int rows = train->n - start < batch ? train->n - start : batch;
+            for (int r = 0; r < rows; r++) {
+                int src = order[start + r];
+                memcpy(xb + (size_t)r * in_size, train->images + (size_t)src * in_size, sizeof(float) * in_size);
+                yb[r] = train->labels[src];
+            }
+            const float *probs = dn_net_forward(net, xb, rows, 1);
+            double batch_loss = 0.0;
+            int batch_correct = 0;
+            softmax_xent(probs, yb, rows, classes, net->dbuf[0], &batch_loss, &batch_correct);
+            if (!isfinite(batch_loss)) {
+                st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower --lr", epoch,
+                             start / batch + 1);
+                break;
+            }
+            memset(net->grads, 0, sizeof(float) * net->n_params);
+            dn_net_backward(net, net->dbuf[0], rows);
+            net->opt_step++;
+            if (params->optimizer == DN_OPT_SGD)
+                dn_sgd_step(net->params, net->grads, net->opt_m, net->n_params, params->lr, params->momentum);
+            else
+                dn_adam_step(net->params, net->grads, net->opt_m, net->opt_v, net->n_params, net->opt_step, params->lr,
+                             params->beta1, params->beta2, params->epsilon);
+            loss_sum += batch_loss;
+            correct += batch_correct;
+            seen += rows;
+            if (params->on_batch &&
+                params->on_batch(params->user, epoch, seen, train->n, loss_sum / seen, (double)correct / seen)) {
+                st = dn_fail(err, DN_ESTOPPED, "training stopped at epoch %d after %d images", epoch, seen);
+                break;
+            }
+        }
+        if (st != DN_OK)
+            break;
+        dn_epoch_stats stats = {.epoch = net->n_history + 1,
+                                .loss = loss_sum / seen,
+                                .accuracy = (double)correct / seen,
+                                .val_loss = NAN,
+                                .val_accuracy = NAN};
+        double t_train = now_seconds() - t0;
+        if (val && val->n > 0)
+            st = evaluate_loss(net, val, &stats.val_loss, &stats.val_accuracy, err);
+        stats.seconds = now_seconds() - t0;
+        stats.images_per_sec = t_train > 0.0 ? seen / t_train : 0.0;
+        if (st == DN_OK)
+            st = dn_net_push_history(net, &stats, err);
+        if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))
+            st = dn_fail(err, DN_ESTOPPED, "training stopped after epoch %d", epoch);
+    }
+    free(order);
+    free(xb);
+    free(yb);
+    return st;
+}
+
+dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out, dn_error *err)
+{
+    if (!net || !data || !m)
+        return dn_fail(err, DN_EARG, "dn_net_evaluate: NULL argument");
+    if (data->n <= 0)
+        return dn_fail(err, DN_EARG, "the evaluation set is empty");
+    dn_status st = check_fits(net, data, "evaluation", err);
+    if (st != DN_OK)
+        return st;
+    float *probs = probs_out ? probs_out : malloc(sizeof(float) * (size_t)data->n * DN_N_CLASSES);
+    if (!probs)
+        return dn_fail(err, DN_ENOMEM, "out of memory for %d predictions", data->n);
+    st = dn_net_predict(net, data->images, data->n, probs, err);
+    if (st == DN_OK)
+        st = dn_metrics_compute(probs, data->labels, data->n, m, err);
+    if (probs != probs_out)
+        free(probs);
+    return st;
+}

@@ -1,0 +1,70 @@
+/* Temporary-name-and-rename writing, so that an interrupted save never leaves a torn file. */
+#include "util/atomic_file.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+dn_status dn_atomic_open(dn_atomic_file *af, const char *path, dn_error *err)
+{
+    memset(af, 0, sizeof *af);
+    if (strlen(path) >= sizeof af->path)
+        return dn_fail(err, DN_EARG, "%s: path too long", path);
+    strcpy(af->path, path);
+    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(af->tmp_path);
+    if (fd < 0)
+        return dn_fail(err, DN_EIO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+    af->file = fdopen(fd, "wb");
+    if (!af->file) {
+        int e = errno;
+        close(fd);
+        unlink(af->tmp_path);
+        return dn_fail(err, DN_EIO, "%s: %s", path, strerror(e));
+    }
+    return DN_OK;
+}
+
+dn_status dn_atomic_commit(dn_atomic_file *af, dn_error *err)
+{
+    int bad = fflush(af->file) != 0 || fsync(fileno(af->file)) != 0;
+    int e = errno;
+    bad |= fclose(af->file) != 0;
+    af->file = NULL;
+    if (bad) {
+        unlink(af->tmp_path);
+        return dn_fail(err, DN_EIO, "%s: write failed: %s", af->path, strerror(e));
+    }
+    /* mkstemp creates 0600; a model or report is an ordinary file that others may read. */
+    mode_t mask = umask(0);
+    umask(mask);
+    chmod(af->tmp_path, 0666 & ~mask);
+    if (rename(af->tmp_path, af->path) != 0) {
+        e = errno;
+        unlink(af->tmp_path);
+        return dn_fail(err, DN_EIO, "%s: cannot rename into place: %s", af->path, strerror(e));
+    }
+    return DN_OK;
+}
+
+dn_status dn_atomic_abort(dn_atomic_file *af, dn_error *err, const char *why)
+{
+    if (af->file)
+        fclose(af->file);
+    af->file = NULL;
+    unlink(af->tmp_path);
+    return dn_fail(err, DN_EIO, "%s: %s", af->path, why);
+}
+
+dn_status dn_atomic_write(const char *path, const void *bytes, size_t len, dn_error *err)
+{
+    dn_atomic_file af;
+    dn_status st = dn_atomic_open(&af, path, err);
+    if (st != DN_OK)
+        return st;
+    if (len && fwrite(bytes, 1, len, af.file) != len)
+        return dn_atomic_abort(&af, err, "write failed");
+    return dn_atomic_commit(&af, err);
+}

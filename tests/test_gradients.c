@@ -1,0 +1,591 @@
+/*
+ * Finite-difference gradient checks for every layer kind in the registry and for the fused
+ * softmax + cross-entropy loss.
+ *
+ * Method. Each case is a small network built from a spec string. The scalar checked is the mean
+ * cross-entropy of the net's output against fixed labels,
+ *     L = -(1/n) sum_r ln p[r][label_r],
+ * computed in double from the float32 forward pass in training mode. The analytic gradient comes
+ * from dn_net_backward fed with d L / d logits = (p - onehot) / n, which is what the training loop
+ * hands over for a last layer with a fused softmax. The numeric one is the central difference
+ *     (L(w + eps) - L(w - eps)) / (w_+ - w_-)
+ * where w_+ and w_- are the float32 values actually stored, so rounding of w +- eps does not
+ * bias the quotient. Every trainable parameter of the net is checked (the nets are kept small
+ * enough for that), and so is every input value.
+ *
+ * Input gradients. The network hands NULL as din to its first layer, so every case starts with
+ * 'dropout 0', which is the identity in training and inference and draws no random numbers. The
+ * layer under test is then layer 1, and d L / d x is the din that layer 1 wrote into the net's
+ * gradient buffers; layer1_din() follows dn_net_backward's alternation of net->dbuf[0] / [1] to
+ * find it.
+ *
+ * Comparing. For analytic a and numeric d the error is |a - d| / max(|a|, |d|, FLOOR). FLOOR
+ * keeps gradients that are zero or nearly so from turning float32 rounding noise into a large
+ * relative error: the loss is only known to ~1e-7, so a central difference with eps = 1e-2 is only
+ * good to ~1e-5 absolute. Every point must be within LOOSE_TOL and nearly all of them (at least
+ * TIGHT_SHARE) within TIGHT_TOL.
+ *
+ * Kinks and ties. ReLU (fused or stand-alone) has a kink at 0 and max-pool switches its arg max
+ * where two window values tie; a central difference whose two points straddle such a switch
+ * measures a mix of two slopes and is meaningless there. Rather than guessing a distance, each
+ * forward pass records a signature: a hash of the sign pattern (out > 0) of every ReLU output, the
+ * arg max index of every max-pool window and the zero pattern of every dropout output. A point is
+ * skipped when the signature at w + eps or at w - eps differs from the one at w, i.e. exactly when
+ * the perturbation crossed a kink or changed a tie's winner. Inputs are distinct random floats
+ * from a seeded dn_rng, so exact ties (other than ReLU zeros, which the ReLU bits cover) do not
+ * occur; at most MAX_SKIP_SHARE of the points may be skipped, so a broken signature cannot
+ * silently skip everything.
+ *
+ * Dropout. The mask comes from net->rng, which is reseeded before every forward pass, so the
+ * analytic pass and both perturbed passes use the same mask (the dropout zero pattern in the
+ * signature would flag it otherwise).
+ *
+ * Set DN_TEST_VERBOSE=1 to print the error distribution of every case.
+ */
+#include "testutil.h"
+#include "net.h"
+
+#include <math.h>
+
+#define LOOSE_TOL 1e-2
+#define TIGHT_TOL 1e-3
+#define TIGHT_SHARE 0.90
+#define FLOOR 1e-3
+#define MAX_SKIP_SHARE 0.10
+#define MASK_SEED 0x5eedULL
+#define MAX_ROWS 8
+
+static const uint8_t LABELS[MAX_ROWS] = {3, 7, 1, 0, 9, 4, 2, 8};
+
+static int verbose(void)
+{
+    const char *v = getenv("DN_TEST_VERBOSE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* One network with its batch, labels and gradient buffer. */
+typedef struct fixture {
+    const char *name;
+    dn_net *net;
+    int n;          /* rows */
+    size_t in_size; /* floats per input row */
+    float *x;       /* (n, h, w, c) */
+    float dlogits[MAX_ROWS * DN_N_CLASSES]; /* (n, DN_N_CLASSES) */
+} fixture;
+
+/* Builds the net, jitters its parameters (so biases are non-zero and batchnorm's gamma is not
+ * exactly 1) and fills the input with distinct values in [lo, hi). */
+static void fixture_init(fixture *f, const char *name, const char *spec, int n, float lo, float hi, uint64_t seed)
+{
+    memset(f, 0, sizeof *f);
+    assert_true(n >= 1 && n <= MAX_ROWS);
+    f->name = name;
+    f->n = n;
+    dn_error err = {0};
+    dn_status st = dn_net_parse(spec, name, seed, &f->net, &err);
+    if (st != DN_OK)
+        fail_msg("%s: %s", name, err.msg);
+    assert_int_equal(dn_net_reserve(f->net, n, &err), DN_OK);
+    dn_rng rng;
+    dn_rng_seed(&rng, seed * 7919 + 1);
+    for (size_t i = 0; i < f->net->n_params; i++)
+        f->net->params[i] += 0.2f * (2.0f * dn_rng_uniform(&rng) - 1.0f);
+    f->in_size = dn_shape_size(f->net->input);
+    f->x = malloc(sizeof(float) * f->in_size * (size_t)n);
+    assert_non_null(f->x);
+    for (size_t i = 0; i < f->in_size * (size_t)n; i++)
+        f->x[i] = lo + (hi - lo) * dn_rng_uniform(&rng);
+}
+
+static void fixture_free(fixture *f)
+{
+    dn_net_free(f->net);
+    free(f->x);
+}
+
+static uint64_t fnv(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* The kink / tie signature of the last forward pass (see the top of the file). */
+static uint64_t signature(const dn_net *net, int n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (int i = 0; i < net->n_layers; i++) {
+        const dn_layer *L = &net->layers[i];
+        size_t count = dn_shape_size(L->out) * (size_t)n;
+        const float *out = net->acts[i + 1];
+        if (L->act == DN_ACT_RELU) {
+            for (size_t k = 0; k < count; k++) {
+                unsigned char on = out[k] > 0.0f;
+                h = fnv(h, &on, 1);
+            }
+        } else if (L->kind == DN_LAYER_MAXPOOL) {
+            h = fnv(h, L->scratch, count * sizeof(int32_t)); /* the arg max indices */
+        } else if (L->kind == DN_LAYER_DROPOUT) {
+            for (size_t k = 0; k < count; k++) {
+                unsigned char kept = out[k] != 0.0f;
+                h = fnv(h, &kept, 1);
+            }
+        }
+    }
+    return h;
+}
+
+/* Mean cross-entropy of a training-mode forward pass; *sig receives its signature. */
+static double loss_at(fixture *f, uint64_t *sig)
+{
+    dn_rng_seed(&f->net->rng, MASK_SEED);
+    const float *p = dn_net_forward(f->net, f->x, f->n, 1); /* (n, DN_N_CLASSES) */
+    double loss = 0.0;
+    for (int r = 0; r < f->n; r++)
+        loss -= log((double)p[r * DN_N_CLASSES + LABELS[r]]);
+    if (sig)
+        *sig = signature(f->net, f->n);
+    return loss / f->n;
+}
+
+/* d L / d (input of layer 1): the din layer 1 wrote, found the way dn_net_backward picks buffers
+ * (layer i writes into whichever of dbuf[0] / dbuf[1] is not its dout; the last layer's dout is
+ * the caller's dlogits). */
+static const float *layer1_din(const dn_net *net, const float *dlogits)
+{
+    const float *d = dlogits;
+    for (int i = net->n_layers - 1; i >= 1; i--)
+        d = d == net->dbuf[0] ? net->dbuf[1] : net->dbuf[0];
+    return d;
+}
+
+/* Analytic pass: net->grads := d L / d params; returns d L / d x (n, in) (borrowed from the net),
+ * and the base signature in *sig. */
+static const float *analytic(fixture *f, uint64_t *sig)
+{
+    dn_rng_seed(&f->net->rng, MASK_SEED);
+    const float *p = dn_net_forward(f->net, f->x, f->n, 1);
+    *sig = signature(f->net, f->n);
+    const float inv_n = 1.0f / (float)f->n;
+    for (int r = 0; r < f->n; r++)
+        for (int j = 0; j < DN_N_CLASSES; j++)
+            f->dlogits[r * DN_N_CLASSES + j] = (p[r * DN_N_CLASSES + j] - (j == LABELS[r] ? 1.0f : 0.0f)) * inv_n;
+    memset(f->net->grads, 0, sizeof(float) * f->net->n_params);
+    dn_net_backward(f->net, f->dlogits, f->n);
+    return layer1_din(f->net, f->dlogits);
+}
+
+typedef struct check_stats {
+    int checked, skipped, over_tight;
+    double worst;
+    size_t worst_at;
+    double worst_analytic, worst_numeric;
+    double max_abs; /* largest |analytic| seen: a gradient that is all zero checks nothing */
+} check_stats;
+
+static double central_difference(fixture *f, float *value, double eps, uint64_t base_sig, int *kinked)
+{
+    const float saved = *value;
+    uint64_t sig_plus, sig_minus;
+    *value = (float)(saved + eps);
+    const double w_plus = *value;
+    const double l_plus = loss_at(f, &sig_plus);
+    *value = (float)(saved - eps);
+    const double w_minus = *value;
+    const double l_minus = loss_at(f, &sig_minus);
+    *value = saved;
+    *kinked = sig_plus != base_sig || sig_minus != base_sig;
+    return (l_plus - l_minus) / (w_plus - w_minus);
+}
+
+static void compare(check_stats *s, size_t at, double a, double d)
+{
+    double scale = fmax(fmax(fabs(a), fabs(d)), FLOOR);
+    double e = fabs(a - d) / scale;
+    s->checked++;
+    if (e > TIGHT_TOL)
+        s->over_tight++;
+    if (!(e <= s->worst)) { /* also records a NaN */
+        s->worst = e;
+        s->worst_at = at;
+        s->worst_analytic = a;
+        s->worst_numeric = d;
+    }
+    if (fabs(a) > s->max_abs)
+        s->max_abs = fabs(a);
+}
+
+static void report(const fixture *f, const char *what, const check_stats *s)
+{
+    int total = s->checked + s->skipped;
+    if (verbose())
+        print_message("  %-34s %-22s checked %5d skipped %3d  worst %.2e (at %zu: analytic %.6g numeric %.6g)  "
+                      "over %.0e: %d  max|g| %.3g\n",
+                      f->name, what, s->checked, s->skipped, s->worst, s->worst_at, s->worst_analytic,
+                      s->worst_numeric, TIGHT_TOL, s->over_tight, s->max_abs);
+    if (total == 0)
+        return;
+    if (s->skipped > MAX_SKIP_SHARE * total)
+        fail_msg("%s, %s: %d of %d points straddle a kink or tie; the signature or the mask is unstable", f->name,
+                 what, s->skipped, total);
+    if (!(s->worst <= LOOSE_TOL))
+        fail_msg("%s, %s: gradient %zu: analytic %.9g, numeric %.9g (relative error %.3g > %g)", f->name, what,
+                 s->worst_at, s->worst_analytic, s->worst_numeric, s->worst, LOOSE_TOL);
+    if (s->over_tight > (1.0 - TIGHT_SHARE) * s->checked)
+        fail_msg("%s, %s: %d of %d gradients have a relative error above %g", f->name, what, s->over_tight, s->checked,
+                 TIGHT_TOL);
+}
+
+/* Checks d L / d params for every layer with parameters and, when check_input, d L / d x. */
+static void check_fixture(fixture *f, double eps, int check_input)
+{
+    dn_net *net = f->net;
+    const size_t total_in = f->in_size * (size_t)f->n;
+    uint64_t base_sig, again_sig;
+
+    /* Run the analytic pass twice and keep the second: the gradient buffers then hold the first
+     * pass's values, so a layer that added into din instead of writing it would show. */
+    float *din_first = malloc(sizeof(float) * total_in), *din = malloc(sizeof(float) * total_in);
+    float *grads = malloc(sizeof(float) * (net->n_params ? net->n_params : 1));
+    assert_non_null(din_first);
+    assert_non_null(din);
+    assert_non_null(grads);
+    memcpy(din_first, analytic(f, &base_sig), sizeof(float) * total_in);
+    memcpy(din, analytic(f, &again_sig), sizeof(float) * total_in);
+    memcpy(grads, net->grads, sizeof(float) * net->n_params);
+    assert_int_equal(base_sig, again_sig);
+    if (check_input)
+        assert_memory_equal(din_first, din, sizeof(float) * total_in);
+
+    for (int i = 0; i < net->n_layers; i++) {
+        dn_layer *L = &net->layers[i];
+        if (!L->n_params)
+            continue;
+        check_stats s = {0};
+        for (size_t k = 0; k < L->n_params; k++) {
+            int kinked;
+            double d = central_difference(f, &L->params[k], eps, base_sig, &kinked);
+            if (kinked) {
+                s.skipped++;
+                continue;
+            }
+            compare(&s, k, grads[L->params - net->params + k], d);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "layer %d %s params", i, L->ops->name);
+        report(f, what, &s);
+        if (!(s.max_abs > 1e-4))
+            fail_msg("%s, %s: every gradient is (nearly) zero", f->name, what);
+    }
+    if (check_input) {
+        check_stats s = {0};
+        for (size_t k = 0; k < total_in; k++) {
+            int kinked;
+            double d = central_difference(f, &f->x[k], eps, base_sig, &kinked);
+            if (kinked) {
+                s.skipped++;
+                continue;
+            }
+            compare(&s, k, din[k], d);
+        }
+        report(f, "input", &s);
+        if (!(s.max_abs > 1e-4))
+            fail_msg("%s, input: every gradient is (nearly) zero", f->name);
+    }
+    free(din_first);
+    free(din);
+    free(grads);
+}
+
+/* Builds spec "input SHAPE / dropout 0 / BODY / TAIL" and checks it. */
+typedef struct grad_case {
+    const char *name;
+    const char *input;  /* "HxWxC" */
+    const char *body;   /* the layers under test, one per line */
+    const char *tail;   /* what turns the output into 10 classes */
+    int n;
+    double eps;
+    float lo, hi;       /* input range */
+} grad_case;
+
+#define FLAT_TAIL "flatten\ndense 10 softmax\n"
+
+static void run_case(const grad_case *c, uint64_t seed)
+{
+    char spec[1024];
+    snprintf(spec, sizeof spec, "input %s\ndropout 0\n%s%s", c->input, c->body, c->tail ? c->tail : FLAT_TAIL);
+    fixture f;
+    fixture_init(&f, c->name, spec, c->n ? c->n : 3, c->lo || c->hi ? c->lo : -1.0f, c->lo || c->hi ? c->hi : 1.0f,
+                 seed);
+    check_fixture(&f, c->eps > 0 ? c->eps : 1e-2, 1);
+    fixture_free(&f);
+}
+
+static void run_cases(const grad_case *cases, int count)
+{
+    for (int i = 0; i < count; i++)
+        run_case(&cases[i], 100 + (uint64_t)i);
+}
+
+/* ---------------------------------------------------------------- conv2d */
+
+static void test_conv2d(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        /* 3x3 "same", stride 1, three input channels: one pixel of zero padding all round. */
+        {"conv2d 3x3 same relu, 3 channels", "5x5x3", "conv2d 4 3x3 same relu\n", NULL, 3, 0, 0, 0},
+        {"conv2d 3x3 valid sigmoid", "6x6x2", "conv2d 3 3x3 valid sigmoid\n", NULL, 3, 0, 0, 0},
+        /* 5x5 input, 2x2 stride 2 "same": 3x3 output, the padding row / column at the end. */
+        {"conv2d 2x2 stride 2 same tanh", "5x5x2", "conv2d 3 2x2 same stride=2 tanh\n", NULL, 3, 0, 0, 0},
+        {"conv2d 5x5 valid linear", "7x7x1", "conv2d 2 5x5 valid\n", NULL, 3, 0, 0, 0},
+        /* 3x3 stride 2 "same" on 5x5: total padding 2, one before and one after. */
+        {"conv2d 3x3 stride 2 same relu", "5x5x2", "conv2d 3 3x3 same stride=2 relu\n", NULL, 3, 0, 0, 0},
+        /* Non-square kernel with a stride on a non-square input: 7x6 -> 3x3. */
+        {"conv2d 3x2 valid stride 2 tanh", "7x6x2", "conv2d 3 3x2 valid stride=2 tanh\n", NULL, 3, 0, 0, 0},
+        /* Softmax over the filters at every pixel. */
+        {"conv2d 1x1 softmax", "3x3x3", "conv2d 4 1x1 valid softmax\n", NULL, 3, 0, 0, 0},
+        /* Two convolutions: the first one's din is produced and consumed inside the net. */
+        {"conv2d -> conv2d", "6x6x2", "conv2d 3 3x3 same tanh\nconv2d 4 3x3 valid relu\n", NULL, 2, 0, 0, 0},
+    };
+    run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* ---------------------------------------------------------------- maxpool */
+
+static void test_maxpool(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        {"maxpool 2x2", "6x6x2", "maxpool 2x2\n", NULL, 3, 0, 0, 0},
+        /* 7x7 -> 4x4 with one row / column of padding on each side (never chosen). */
+        {"maxpool 3x3 stride 2 same, 7x7", "7x7x2", "maxpool 3x3 stride=2 same\n", NULL, 3, 0, 0, 0},
+        /* 6x6 -> 3x3: no padding before, one after. */
+        {"maxpool 3x3 stride 2 same, 6x6", "6x6x3", "maxpool 3x3 stride=2 same\n", NULL, 3, 0, 0, 0},
+        /* Odd input, "valid": the last row and column are never looked at (zero gradient). */
+        {"maxpool 2x2 valid on 5x5", "5x5x2", "maxpool 2x2\n", NULL, 3, 0, 0, 0},
+        /* Overlapping windows: one input can be the maximum of several, its gradients add up. */
+        {"maxpool 2x2 stride 1", "5x5x2", "maxpool 2x2 stride=1\n", NULL, 3, 0, 0, 0},
+        /* After a ReLU convolution, as in the shipped models: windows of zeros tie. */
+        {"conv2d relu -> maxpool", "6x6x1", "conv2d 3 3x3 same relu\nmaxpool 2x2\n", NULL, 3, 0, 0, 0},
+    };
+    run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* ---------------------------------------------------------------- dense */
+
+static void test_dense(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        {"dense linear", "1x1x12", "dense 8\n", "dense 10 softmax\n", 3, 0, 0, 0},
+        {"dense relu", "1x1x12", "dense 8 relu\n", "dense 10 softmax\n", 3, 0, 0, 0},
+        {"dense sigmoid", "1x1x12", "dense 8 sigmoid\n", "dense 10 softmax\n", 3, 0, 0, 0},
+        {"dense tanh", "1x1x12", "dense 8 tanh\n", "dense 10 softmax\n", 3, 0, 0, 0},
+        {"dense softmax (hidden)", "1x1x12", "dense 8 softmax\n", "dense 10 softmax\n", 3, 0, 0, 0},
+        {"dense on a flattened image", "3x3x2", "flatten\ndense 6 tanh\n", "dense 10 softmax\n", 3, 0, 0, 0},
+    };
+    run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* ---------------------------------------------------------------- dropout, flatten */
+
+static void test_dropout(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "dropout 0.5", "input 4x4x2\ndropout 0\ndropout 0.5\nflatten\ndense 10 softmax\n", 3, -1.0f,
+                 1.0f, 7);
+    /* The mask really drops about half and scales the rest by 1 / (1 - 0.5) = 2. */
+    loss_at(&f, NULL);
+    const float *out = f.net->acts[2]; /* (3, 4, 4, 2) */
+    int dropped = 0;
+    for (int k = 0; k < 3 * 32; k++) {
+        if (out[k] == 0.0f)
+            dropped++;
+        else
+            assert_near(out[k], 2.0f * f.x[k], 0.0);
+    }
+    assert_in_range(dropped, 30, 66); /* of 96 at p = 0.5 */
+    check_fixture(&f, 1e-2, 1);
+
+    /* Dropped inputs get exactly zero gradient, kept ones twice the gradient at the output. */
+    uint64_t sig;
+    const float *din = analytic(&f, &sig);
+    for (int k = 0; k < 3 * 32; k++)
+        if (f.net->acts[2][k] == 0.0f)
+            assert_near(din[k], 0.0, 0.0);
+    fixture_free(&f);
+
+    /* In inference the layer is the identity. */
+    fixture_init(&f, "dropout inference", "input 1x1x10\ndropout 0.5\ndense 10 softmax\n", 2, -1.0f, 1.0f, 8);
+    dn_net_forward(f.net, f.x, 2, 0);
+    assert_memory_equal(f.net->acts[1], f.x, sizeof(float) * 20);
+    fixture_free(&f);
+}
+
+static void test_flatten(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        {"flatten", "3x3x2", "flatten\n", "dense 10 softmax\n", 3, 0, 0, 0},
+    };
+    run_cases(cases, 1);
+}
+
+/* ---------------------------------------------------------------- batchnorm */
+
+static void test_batchnorm(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        /* Statistics over n * h * w = 27 rows per channel. */
+        {"batchnorm on 3x3x3", "3x3x3", "batchnorm\n", NULL, 3, 0, 0, 0},
+        /* Flat input: statistics over the 4 rows of the batch; a large epsilon matters. */
+        {"batchnorm flat, momentum/epsilon", "1x1x6", "batchnorm momentum=0.9 epsilon=0.01\n", "dense 10 softmax\n", 4, 0, 0,
+         0},
+        /* Inputs far from zero mean and unit variance. */
+        {"batchnorm shifted inputs", "2x2x3", "batchnorm\n", NULL, 3, 0, 2.0f, 5.0f},
+        /* conv -> batchnorm -> relu, the usual arrangement. */
+        {"conv2d -> batchnorm -> relu", "5x5x2", "conv2d 3 3x3 same\nbatchnorm\nrelu\n", NULL, 3, 0, 0, 0},
+    };
+    run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* In training, batchnorm's output per channel has mean beta and variance gamma^2 var/(var+eps). */
+static void test_batchnorm_forward_statistics(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "batchnorm statistics", "input 2x2x3\nbatchnorm\nflatten\ndense 10 softmax\n", 4, 1.0f, 3.0f, 9);
+    dn_layer *L = &f.net->layers[0];
+    const float *gamma = L->params, *beta = L->params + 3;
+    dn_net_forward(f.net, f.x, 4, 1);
+    const float *out = f.net->acts[1]; /* (4, 2, 2, 3) */
+    for (int c = 0; c < 3; c++) {
+        double in_mean = 0, in_var = 0, out_mean = 0, out_var = 0;
+        for (int r = 0; r < 16; r++)
+            in_mean += f.x[r * 3 + c], out_mean += out[r * 3 + c];
+        in_mean /= 16, out_mean /= 16;
+        for (int r = 0; r < 16; r++) {
+            in_var += (f.x[r * 3 + c] - in_mean) * (f.x[r * 3 + c] - in_mean);
+            out_var += (out[r * 3 + c] - out_mean) * (out[r * 3 + c] - out_mean);
+        }
+        in_var /= 16, out_var /= 16;
+        assert_near(out_mean, beta[c], 1e-5);
+        assert_near(out_var, gamma[c] * gamma[c] * in_var / (in_var + 1e-3), 1e-5);
+        /* Moving statistics after one step from (0, 1), momentum 0.99: 0.01 of the batch's. */
+        assert_near(L->buffers[c], 0.01 * in_mean, 1e-6);
+        assert_near(L->buffers[3 + c], 0.99 + 0.01 * in_var, 1e-6);
+    }
+    fixture_free(&f);
+}
+
+/* ---------------------------------------------------------------- stand-alone activations */
+
+static void test_activation_layers(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        {"relu layer", "3x3x2", "relu\n", NULL, 3, 0, 0, 0},
+        {"sigmoid layer", "3x3x2", "sigmoid\n", NULL, 3, 0, -3.0f, 3.0f},
+        {"tanh layer", "3x3x2", "tanh\n", NULL, 3, 0, -2.0f, 2.0f},
+        /* Softmax over the channel axis at every pixel, then more layers. */
+        {"softmax layer (hidden, 2x2x5)", "2x2x5", "softmax\n", NULL, 3, 0, -2.0f, 2.0f},
+        /* dense linear + a stand-alone softmax as the last layer: the loss is fused into it. */
+        {"dense linear + softmax layer", "1x1x6", "dense 10\n", "softmax\n", 3, 0, 0, 0},
+    };
+    run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* ---------------------------------------------------------------- the loss */
+
+/*
+ * Softmax + cross-entropy. The net is input 1x1x10 -> dropout 0 -> softmax, so its input are the
+ * logits z and its output p = softmax(z). Finite differences of L(z) = -(1/n) sum_r ln p[r][y_r]
+ * must give (p - onehot(y)) / n, and the fused last layer must pass that through unchanged (had it
+ * applied the softmax Jacobian again, d L / d z would come out as J (p - y) / n instead).
+ */
+static void test_softmax_cross_entropy(void **state)
+{
+    (void)state;
+    enum { N = 4 };
+    fixture f;
+    fixture_init(&f, "softmax + cross-entropy", "input 1x1x10\ndropout 0\nsoftmax\n", N, -3.0f, 3.0f, 11);
+    assert_true(f.net->layers[1].fused_loss);
+    uint64_t sig;
+    const float *dz = analytic(&f, &sig);
+    const float *p = f.net->acts[2]; /* (N, 10) */
+    check_stats s = {0};
+    for (int k = 0; k < N * DN_N_CLASSES; k++) {
+        int r = k / DN_N_CLASSES, j = k % DN_N_CLASSES;
+        double expected = ((double)p[k] - (j == LABELS[r])) / N;
+        assert_near(dz[k], expected, 1e-7);
+        int kinked;
+        double d = central_difference(&f, &f.x[k], 1e-2, sig, &kinked);
+        assert_false(kinked);
+        compare(&s, (size_t)k, expected, d);
+    }
+    report(&f, "d loss / d logits", &s);
+
+    /* The loss here is the one dn_metrics_compute reports (no clipping is involved at these p). */
+    double loss = loss_at(&f, NULL);
+    dn_metrics m;
+    assert_int_equal(dn_metrics_compute(f.net->acts[2], LABELS, N, &m, NULL), DN_OK);
+    assert_near(m.loss, loss, 1e-6);
+    fixture_free(&f);
+}
+
+/* ---------------------------------------------------------------- accumulation */
+
+/* Parameter gradients accumulate (+=) across backward passes: two forward + backward pairs without
+ * zeroing give exactly twice one pair's gradients (a + a is exact in floating point). */
+static void test_gradients_accumulate(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "accumulate",
+                 "input 6x6x2\ndropout 0\nconv2d 3 3x3 same relu\nbatchnorm\nmaxpool 2x2\nflatten\ndense 8 tanh\n"
+                 "dense 10 softmax\n",
+                 3, -1.0f, 1.0f, 12);
+    dn_net *net = f.net;
+    uint64_t sig;
+    analytic(&f, &sig);
+    float *once = malloc(sizeof(float) * net->n_params);
+    assert_non_null(once);
+    memcpy(once, net->grads, sizeof(float) * net->n_params);
+    /* A second pair on top, without the memset analytic() does. */
+    dn_rng_seed(&net->rng, MASK_SEED);
+    const float *p = dn_net_forward(net, f.x, f.n, 1);
+    for (int r = 0; r < f.n; r++)
+        for (int j = 0; j < DN_N_CLASSES; j++)
+            f.dlogits[r * DN_N_CLASSES + j] = (p[r * DN_N_CLASSES + j] - (j == LABELS[r])) / (float)f.n;
+    dn_net_backward(net, f.dlogits, f.n);
+    int nonzero = 0;
+    for (size_t k = 0; k < net->n_params; k++) {
+        if (net->grads[k] != 2.0f * once[k])
+            fail_msg("gradient %zu: %.9g after two passes, %.9g after one", k, (double)net->grads[k], (double)once[k]);
+        nonzero += once[k] != 0.0f;
+    }
+    assert_true(nonzero > (int)net->n_params / 2);
+    free(once);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_dense),
+        cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_batchnorm),
+        cmocka_unit_test(test_batchnorm_forward_statistics),
+        cmocka_unit_test(test_activation_layers),
+        cmocka_unit_test(test_softmax_cross_entropy),
+        cmocka_unit_test(test_gradients_accumulate),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,77 @@
+/* The command-line tool's shared pieces: options, data preparation, output helpers. Only tools/
+ * prints and chooses exit codes; the library reports through dn_error. */
+#ifndef DN_CLI_H
+#define DN_CLI_H
+
+#include "digitnet.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+
+#define EXIT_USAGE 2
+
+typedef struct cli_options {
+    const char *command;
+    const char *model;     /* --model: a .cnn spec or a saved model */
+    const char *data;      /* --data NAME|DIR */
+    const char *data_dir;  /* --data-dir DIR */
+    const char *out;       /* --out FILE */
+    const char *report;    /* --report DIR */
+    const char *optimizer; /* --optimizer adam|sgd */
+    int epochs, batch, folds, threads, index, count, top;
+    double lr, momentum, test_split, val_split;
+    unsigned long long seed;
+    int json, quiet;
+    int have_seed, have_test_split, have_epochs, have_batch;
+    int n_positional;
+    const char *positional[64];
+} cli_options;
+
+/* Parses argv after the command name. Prints a one-line error and returns -1 on a bad option. */
+int cli_parse(int argc, char **argv, cli_options *o);
+
+/* Prints "digitnet: <msg>" to stderr and returns 1 (the exit status for run-time errors). */
+int cli_fail(const dn_error *err);
+int cli_failf(const char *fmt, ...);
+
+/* Opens --model: a saved safetensors model (detected by content) or a .cnn spec built with seed. */
+dn_status cli_open_model(const char *path, unsigned long long seed, dn_net **net, int *is_saved, dn_error *err);
+
+/* The data for train/eval: loads --data and applies --test-split and --val-split (Keras semantics:
+ * the validation rows are the last ones of the training arrays, before shuffling). */
+typedef struct cli_data {
+    dn_dataset train, val, test;
+    const char *test_source; /* "test files" or "test split 0.2" ... */
+    char test_desc[64];
+} cli_data;
+dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err);
+void cli_data_free(cli_data *d);
+
+/* Output: one Keras-style summary table. */
+void cli_print_summary(FILE *f, const dn_net *net, const char *title);
+void cli_print_metrics(FILE *f, const dn_metrics *m, const char *title);
+cJSON *cli_metrics_json(const dn_metrics *m);
+cJSON *cli_summary_json(const dn_net *net);
+cJSON *cli_history_json(const dn_net *net);
+/* Prints the JSON object to stdout and frees it. */
+void cli_print_json(cJSON *obj);
+
+/* Keras-style per-epoch progress (bar on a terminal, a plain line otherwise). */
+typedef struct cli_progress {
+    FILE *out;
+    int enabled, tty, epochs, batch;
+    double last_draw, epoch_start;
+    int epoch;
+} cli_progress;
+void cli_progress_init(cli_progress *p, FILE *out, int enabled, int epochs, int batch);
+int cli_progress_batch(void *user, int epoch, int done, int total, double loss, double accuracy);
+int cli_progress_epoch(void *user, const dn_epoch_stats *stats);
+
+/* Commands. */
+int cmd_train(cli_options *o);
+int cmd_eval(cli_options *o);
+int cmd_cv(cli_options *o);
+int cmd_summary(cli_options *o);
+int cmd_predict(cli_options *o);
+
+#endif

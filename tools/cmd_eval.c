@@ -1,0 +1,152 @@
+/* digitnet eval, digitnet predict and digitnet summary. */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* eval without --data / --test-split / --seed uses what the model recorded at training time, so the
+ * same test rows come back and the accuracy matches the one printed after training. */
+static void defaults_from_model(cli_options *o, const dn_net *net)
+{
+    const char *v;
+    if (!o->data && (v = dn_net_note(net, "data")))
+        o->data = v;
+    if (!o->have_test_split && (v = dn_net_note(net, "test_split"))) {
+        o->test_split = atof(v);
+        o->have_test_split = 1;
+    }
+    if (!o->have_seed && (v = dn_net_note(net, "split_seed")))
+        o->seed = strtoull(v, NULL, 10);
+}
+
+static dn_status load_saved(cli_options *o, dn_net **net, dn_error *err)
+{
+    int saved = 0;
+    dn_status st = cli_open_model(o->model, o->seed, net, &saved, err);
+    if (st == DN_OK && !saved) {
+        dn_net_free(*net);
+        *net = NULL;
+        err->status = st = DN_EARG;
+        snprintf(err->msg, sizeof err->msg, "%s: is a spec, not a trained model; train it with 'digitnet train --out FILE' first",
+                 o->model);
+    }
+    return st;
+}
+
+int cmd_eval(cli_options *o)
+{
+    dn_error err = {0};
+    dn_net *net = NULL;
+    cli_data data;
+    if (load_saved(o, &net, &err) != DN_OK)
+        return cli_fail(&err);
+    defaults_from_model(o, net);
+    o->val_split = 0; /* the test rows do not depend on it */
+    if (cli_load_data(o, &data, &err) != DN_OK) {
+        dn_net_free(net);
+        return cli_fail(&err);
+    }
+    dn_metrics m;
+    int status = 0;
+    if (dn_net_evaluate(net, &data.test, &m, NULL, &err) != DN_OK)
+        status = cli_fail(&err);
+    else if (o->json)
+        cli_print_json(cli_metrics_json(&m));
+    else {
+        printf("Evaluating %s on %s\n", o->model, data.test_desc);
+        cli_print_metrics(stdout, &m, "Test");
+    }
+    cli_data_free(&data);
+    dn_net_free(net);
+    return status;
+}
+
+int cmd_predict(cli_options *o)
+{
+    dn_error err = {0};
+    dn_net *net = NULL;
+    cli_data data;
+    if (load_saved(o, &net, &err) != DN_OK)
+        return cli_fail(&err);
+    defaults_from_model(o, net);
+    if (cli_load_data(o, &data, &err) != DN_OK) {
+        dn_net_free(net);
+        return cli_fail(&err);
+    }
+    const dn_dataset *d = data.test.n ? &data.test : &data.train;
+    int status = 0;
+    float *probs = NULL;
+    if (o->index >= d->n || o->index + o->count > d->n) {
+        status = cli_failf("--index %d --count %d: the test set has %d images", o->index, o->count, d->n);
+        goto done;
+    }
+    size_t in_size = (size_t)d->h * d->w * d->c;
+    probs = malloc(sizeof(float) * DN_N_CLASSES * (size_t)o->count);
+    if (!probs) {
+        status = cli_failf("out of memory");
+        goto done;
+    }
+    if (dn_net_predict(net, d->images + (size_t)o->index * in_size, o->count, probs, &err) != DN_OK) {
+        status = cli_fail(&err);
+        goto done;
+    }
+    cJSON *list = o->json ? cJSON_CreateArray() : NULL;
+    for (int i = 0; i < o->count; i++) {
+        const float *p = probs + (size_t)i * DN_N_CLASSES;
+        int order[DN_N_CLASSES];
+        for (int c = 0; c < DN_N_CLASSES; c++)
+            order[c] = c;
+        for (int a = 0; a < DN_N_CLASSES; a++) /* selection sort: ten values */
+            for (int b = a + 1; b < DN_N_CLASSES; b++)
+                if (p[order[b]] > p[order[a]]) {
+                    int t = order[a];
+                    order[a] = order[b];
+                    order[b] = t;
+                }
+        int index = o->index + i, truth = d->labels[index];
+        if (list) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "index", index);
+            cJSON_AddNumberToObject(e, "label", truth);
+            cJSON_AddNumberToObject(e, "digit", order[0]);
+            cJSON_AddNumberToObject(e, "probability", p[order[0]]);
+            cJSON *top = cJSON_AddArrayToObject(e, "top");
+            for (int t = 0; t < o->top; t++) {
+                cJSON *c = cJSON_CreateObject();
+                cJSON_AddNumberToObject(c, "digit", order[t]);
+                cJSON_AddNumberToObject(c, "probability", p[order[t]]);
+                cJSON_AddItemToArray(top, c);
+            }
+            cJSON_AddItemToArray(list, e);
+        } else {
+            printf("image %d (label %d): %d (%.4f)", index, truth, order[0], p[order[0]]);
+            for (int t = 1; t < o->top; t++)
+                printf("  %d (%.4f)", order[t], p[order[t]]);
+            printf("%s\n", order[0] == truth ? "" : "  <- wrong");
+        }
+    }
+    if (list)
+        cli_print_json(list);
+done:
+    free(probs);
+    cli_data_free(&data);
+    dn_net_free(net);
+    return status;
+}
+
+int cmd_summary(cli_options *o)
+{
+    const char *path = o->n_positional ? o->positional[0] : o->model;
+    dn_error err = {0};
+    dn_net *net = NULL;
+    if (!path)
+        return cli_failf("summary needs a spec or model: digitnet summary models/optdigits.cnn");
+    if (cli_open_model(path, o->seed, &net, NULL, &err) != DN_OK)
+        return cli_fail(&err);
+    if (o->json)
+        cli_print_json(cli_summary_json(net));
+    else
+        cli_print_summary(stdout, net, path);
+    dn_net_free(net);
+    return 0;
+}

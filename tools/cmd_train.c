@@ -1,0 +1,219 @@
+/* digitnet train and digitnet cv. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static dn_train_params train_params(const cli_options *o, cli_progress *progress)
+{
+    dn_train_params p = dn_train_default_params();
+    p.optimizer = o->optimizer && !strcmp(o->optimizer, "sgd") ? DN_OPT_SGD : DN_OPT_ADAM;
+    p.lr = o->lr > 0 ? (float)o->lr : (p.optimizer == DN_OPT_SGD ? 0.01f : 0.001f);
+    p.momentum = (float)o->momentum;
+    p.epochs = o->epochs;
+    p.batch_size = o->batch;
+    p.seed = o->seed;
+    p.on_batch = cli_progress_batch;
+    p.on_epoch = cli_progress_epoch;
+    p.user = progress;
+    return p;
+}
+
+/* Records how the model was trained, so that eval can find the same test rows again. */
+static dn_status note_run(dn_net *net, const cli_options *o, dn_error *err)
+{
+    char buf[64];
+    dn_status st = dn_net_set_note(net, "data", o->data ? o->data : "optdigits", err);
+    if (st == DN_OK && o->have_test_split) {
+        snprintf(buf, sizeof buf, "%g", o->test_split);
+        st = dn_net_set_note(net, "test_split", buf, err);
+    }
+    if (st == DN_OK) {
+        snprintf(buf, sizeof buf, "%llu", o->seed);
+        st = dn_net_set_note(net, "split_seed", buf, err);
+    }
+    if (st == DN_OK) {
+        snprintf(buf, sizeof buf, "%g", o->val_split);
+        st = dn_net_set_note(net, "val_split", buf, err);
+    }
+    return st;
+}
+
+int cmd_train(cli_options *o)
+{
+    dn_error err = {0};
+    cli_data data;
+    dn_net *net = NULL;
+    int saved = 0, status = 1;
+    if (cli_load_data(o, &data, &err) != DN_OK)
+        return cli_fail(&err);
+    if (cli_open_model(o->model, o->seed, &net, &saved, &err) != DN_OK) {
+        cli_data_free(&data);
+        return cli_fail(&err);
+    }
+    dn_net_set_raw_max(net, data.train.raw_max);
+    FILE *text = o->json ? stderr : stdout; /* with --json, stdout carries only the JSON object */
+    int chatty = !o->quiet;
+    if (chatty) {
+        cli_print_summary(text, net, o->model);
+        fprintf(text, "Training on %d images, validating on %d, testing on %s\n", data.train.n, data.val.n,
+                data.test_desc);
+    }
+    cli_progress progress;
+    cli_progress_init(&progress, text, chatty, o->epochs, o->batch);
+    dn_train_params params = train_params(o, &progress);
+    dn_metrics m;
+    dn_status st = note_run(net, o, &err);
+    if (st == DN_OK)
+        st = dn_train(net, &data.train, data.val.n ? &data.val : NULL, &params, &err);
+    if (st == DN_OK && data.test.n)
+        st = dn_net_evaluate(net, &data.test, &m, NULL, &err);
+    if (st == DN_OK && o->out)
+        st = dn_model_save(net, o->out, &err);
+    if (st != DN_OK) {
+        cli_fail(&err);
+        goto done;
+    }
+    int n_epochs;
+    const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
+    double images = 0, seconds = 0;
+    for (int i = n_epochs - o->epochs; i < n_epochs; i++) {
+        images += h[i].images_per_sec * h[i].seconds;
+        seconds += h[i].seconds;
+    }
+    double rate = 0;
+    for (int i = n_epochs - o->epochs; i < n_epochs; i++)
+        rate += h[i].images_per_sec / (o->epochs ? o->epochs : 1);
+    if (o->json) {
+        cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
+        cJSON_AddItemToObject(j, "history", cli_history_json(net));
+        cJSON_AddNumberToObject(j, "train_images_per_sec", rate);
+        cJSON_AddNumberToObject(j, "train_seconds", seconds);
+        cJSON_AddItemToObject(j, "summary", cli_summary_json(net));
+        if (o->out)
+            cJSON_AddStringToObject(j, "model", o->out);
+        cli_print_json(j);
+    } else {
+        printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", o->epochs, seconds, rate);
+        if (data.test.n)
+            cli_print_metrics(stdout, &m, "Test");
+        if (o->out)
+            printf("\nSaved model to %s\n", o->out);
+    }
+    (void)images;
+    status = 0;
+done:
+    dn_net_free(net);
+    cli_data_free(&data);
+    return status;
+}
+
+int cmd_cv(cli_options *o)
+{
+    dn_error err = {0};
+    dn_dataset train = {0}, test = {0}, all = {0};
+    if (!o->model)
+        return cli_failf("cv needs --model SPEC (a .cnn file)");
+    if (dn_data_open(o->data ? o->data : "optdigits", o->data_dir, &train, &test, &err) != DN_OK)
+        return cli_fail(&err);
+    /* k-fold over every row of the data set (training and test files together), shuffled with --seed,
+     * as scikit-learn's KFold(shuffle=True) over the full array. */
+    dn_status st = test.n ? dn_dataset_concat(&train, &test, &all, &err) : dn_dataset_slice(&train, 0, train.n, &all, &err);
+    dn_dataset_free(&train);
+    dn_dataset_free(&test);
+    if (st != DN_OK)
+        return cli_fail(&err);
+    const int k = o->folds, n = all.n;
+    int *perm = malloc(sizeof(int) * (size_t)n);
+    float *probs = malloc(sizeof(float) * (size_t)n * DN_N_CLASSES); /* out-of-fold predictions */
+    uint8_t *labels = malloc((size_t)n);
+    double *acc = calloc((size_t)k, sizeof(double)), *loss = calloc((size_t)k, sizeof(double));
+    if (!perm || !probs || !labels || !acc || !loss) {
+        st = DN_ENOMEM;
+        snprintf(err.msg, sizeof err.msg, "out of memory for cross-validation");
+    }
+    FILE *text = o->json ? stderr : stdout;
+    if (st == DN_OK)
+        dn_permutation(o->seed, n, perm);
+    int offset = 0;
+    for (int fold = 0; st == DN_OK && fold < k; fold++) {
+        /* Fold sizes differ by at most one row, the first n % k folds taking the extra one. */
+        int size = n / k + (fold < n % k);
+        int *rest = malloc(sizeof(int) * (size_t)(n - size));
+        dn_dataset tr = {0}, te = {0};
+        dn_net *net = NULL;
+        dn_metrics m;
+        if (!rest) {
+            st = DN_ENOMEM;
+            break;
+        }
+        memcpy(rest, perm, sizeof(int) * (size_t)offset);
+        memcpy(rest + offset, perm + offset + size, sizeof(int) * (size_t)(n - offset - size));
+        st = dn_dataset_take(&all, perm + offset, size, &te, &err);
+        if (st == DN_OK)
+            st = dn_dataset_take(&all, rest, n - size, &tr, &err);
+        if (st == DN_OK)
+            st = dn_net_load_spec(o->model, o->seed + (unsigned long long)fold, &net, &err);
+        cli_progress progress;
+        cli_progress_init(&progress, text, !o->quiet, o->epochs, o->batch);
+        dn_train_params params = train_params(o, &progress);
+        params.seed = o->seed + (unsigned long long)fold;
+        if (st == DN_OK && !o->quiet)
+            fprintf(text, "Fold %d/%d: training on %d images, testing on %d\n", fold + 1, k, tr.n, te.n);
+        if (st == DN_OK)
+            st = dn_train(net, &tr, NULL, &params, &err);
+        if (st == DN_OK)
+            st = dn_net_evaluate(net, &te, &m, probs + (size_t)offset * DN_N_CLASSES, &err);
+        if (st == DN_OK) {
+            memcpy(labels + offset, te.labels, (size_t)size);
+            acc[fold] = m.accuracy;
+            loss[fold] = m.loss;
+            if (!o->json)
+                printf("Fold %d: loss %.4f - accuracy %.4f\n", fold + 1, m.loss, m.accuracy);
+        }
+        offset += size;
+        free(rest);
+        dn_net_free(net);
+        dn_dataset_free(&tr);
+        dn_dataset_free(&te);
+    }
+    int status = 1;
+    if (st == DN_OK) {
+        double mean, std, mean_loss, std_loss;
+        dn_metrics pooled;
+        dn_mean_std(acc, k, &mean, &std);
+        dn_mean_std(loss, k, &mean_loss, &std_loss);
+        st = dn_metrics_compute(probs, labels, n, &pooled, &err);
+        if (st == DN_OK && o->json) {
+            cJSON *j = cli_metrics_json(&pooled);
+            cJSON *folds = cJSON_AddArrayToObject(j, "folds");
+            for (int f = 0; f < k; f++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "loss", loss[f]);
+                cJSON_AddNumberToObject(e, "accuracy", acc[f]);
+                cJSON_AddItemToArray(folds, e);
+            }
+            cJSON_AddNumberToObject(j, "mean_accuracy", mean);
+            cJSON_AddNumberToObject(j, "std_accuracy", std);
+            cJSON_AddNumberToObject(j, "mean_loss", mean_loss);
+            cli_print_json(j);
+        } else if (st == DN_OK) {
+            printf("\n%d-fold cross-validation: accuracy mean %.4f, std %.4f; loss mean %.4f\n", k, mean, std, mean_loss);
+            cli_print_metrics(stdout, &pooled, "Out-of-fold predictions");
+        }
+        status = st == DN_OK ? 0 : 1;
+    }
+    if (st != DN_OK) {
+        if (!err.msg[0])
+            snprintf(err.msg, sizeof err.msg, "%s", dn_status_str(st));
+        cli_fail(&err);
+    }
+    free(perm);
+    free(probs);
+    free(labels);
+    free(acc);
+    free(loss);
+    dn_dataset_free(&all);
+    return status;
+}

@@ -1,0 +1,328 @@
+/* Shared pieces of the commands: opening models, preparing data splits, tables, JSON, progress. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+dn_status cli_open_model(const char *path, unsigned long long seed, dn_net **net, int *is_saved, dn_error *err)
+{
+    if (!path) {
+        err->status = DN_EARG;
+        snprintf(err->msg, sizeof err->msg, "--model is required (a .cnn spec such as models/optdigits.cnn, or a saved model)");
+        return DN_EARG;
+    }
+    /* A safetensors file starts with an 8-byte length and then '{'; a spec is text. */
+    unsigned char head[9] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err->status = DN_EIO;
+        snprintf(err->msg, sizeof err->msg, "%s: cannot open: %s", path, strerror(errno));
+        return DN_EIO;
+    }
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    int saved = got == sizeof head && head[8] == '{' && head[6] == 0 && head[7] == 0;
+    if (is_saved)
+        *is_saved = saved;
+    return saved ? dn_model_load(path, net, err) : dn_net_load_spec(path, seed, net, err);
+}
+
+static dn_status take_range(const dn_dataset *src, const int *perm, int start, int n, dn_dataset *out, dn_error *err)
+{
+    return dn_dataset_take(src, perm + start, n, out, err);
+}
+
+dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err)
+{
+    memset(d, 0, sizeof *d);
+    dn_dataset train = {0}, test = {0}, pool = {0};
+    dn_status st = dn_data_open(o->data ? o->data : "optdigits", o->data_dir, &train, &test, err);
+    if (st != DN_OK)
+        return st;
+    double split = o->have_test_split ? o->test_split : (test.n == 0 ? 0.2 : 0.0);
+    if (split > 0.0) {
+        /* Pool every row and hold out a seeded random fraction, as train_test_split does. */
+        st = test.n ? dn_dataset_concat(&train, &test, &pool, err) : dn_dataset_slice(&train, 0, train.n, &pool, err);
+        int *perm = st == DN_OK ? malloc(sizeof(int) * (size_t)pool.n) : NULL;
+        if (st == DN_OK && !perm)
+            st = DN_ENOMEM;
+        if (st == DN_OK) {
+            int n_test = (int)ceil(split * pool.n);
+            if (n_test < 1 || n_test >= pool.n)
+                st = DN_EARG, snprintf(err->msg, sizeof err->msg, "--test-split %g leaves no training or no test rows", split);
+            else {
+                dn_permutation(o->seed, pool.n, perm);
+                dn_dataset_free(&d->test);
+                dn_dataset_free(&d->train);
+                st = take_range(&pool, perm, 0, n_test, &d->test, err);
+                if (st == DN_OK)
+                    st = take_range(&pool, perm, n_test, pool.n - n_test, &d->train, err);
+                snprintf(d->test_desc, sizeof d->test_desc, "%d rows held out (--test-split %g, seed %llu)", n_test, split,
+                         o->seed);
+            }
+        }
+        free(perm);
+        dn_dataset_free(&pool);
+        dn_dataset_free(&train);
+        dn_dataset_free(&test);
+    } else {
+        d->train = train;
+        d->test = test;
+        snprintf(d->test_desc, sizeof d->test_desc, "%d rows of the data set's test files", test.n);
+    }
+    if (st == DN_OK && o->val_split > 0.0) {
+        /* Keras validation_split: the last rows of the training arrays, taken before shuffling. */
+        int n_val = (int)(o->val_split * d->train.n);
+        if (n_val < 1 || n_val >= d->train.n) {
+            st = DN_EARG;
+            snprintf(err->msg, sizeof err->msg, "--val-split %g leaves no training or no validation rows", o->val_split);
+        } else {
+            dn_dataset rest = {0};
+            st = dn_dataset_slice(&d->train, d->train.n - n_val, n_val, &d->val, err);
+            if (st == DN_OK)
+                st = dn_dataset_slice(&d->train, 0, d->train.n - n_val, &rest, err);
+            if (st == DN_OK) {
+                dn_dataset_free(&d->train);
+                d->train = rest;
+            }
+        }
+    }
+    if (st != DN_OK) {
+        if (err->status != st) {
+            err->status = st;
+            if (st == DN_ENOMEM)
+                snprintf(err->msg, sizeof err->msg, "out of memory preparing the data");
+        }
+        cli_data_free(d);
+    }
+    return st;
+}
+
+void cli_data_free(cli_data *d)
+{
+    dn_dataset_free(&d->train);
+    dn_dataset_free(&d->val);
+    dn_dataset_free(&d->test);
+}
+
+/* 102794 -> "102,794" */
+static const char *thousands(size_t v, char *buf)
+{
+    char raw[32];
+    int n = snprintf(raw, sizeof raw, "%zu", v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static void shape_text(dn_shape s, int flat, char *buf, size_t size)
+{
+    if (flat)
+        snprintf(buf, size, "(None, %d)", s.c);
+    else
+        snprintf(buf, size, "(None, %d, %d, %d)", s.h, s.w, s.c);
+}
+
+void cli_print_summary(FILE *f, const dn_net *net, const char *title)
+{
+    const char *rule = "_________________________________________________________________________";
+    const char *dbl = "=========================================================================";
+    char shape[48], num[32];
+    dn_shape in = dn_net_input_shape(net);
+    fprintf(f, "Model: \"%s\"\n%s\n %-36s %-22s %10s\n%s\n", title, rule, "Layer (type)", "Output Shape", "Param #", dbl);
+    shape_text(in, 0, shape, sizeof shape);
+    fprintf(f, " %-36s %-22s %10s\n", "input", shape, "0");
+    for (int i = 0; i < dn_net_layer_count(net); i++) {
+        dn_layer_info info;
+        dn_net_layer_info(net, i, &info);
+        shape_text(info.out, info.flat, shape, sizeof shape);
+        fprintf(f, " %-36s %-22s %10s\n", info.label, shape, thousands(info.n_params, num));
+    }
+    size_t total = dn_net_param_count(net), trainable = dn_net_trainable_count(net);
+    fprintf(f, "%s\nTotal params: %s\n", dbl, thousands(total, num));
+    fprintf(f, "Trainable params: %s\n", thousands(trainable, num));
+    fprintf(f, "Non-trainable params: %s\n%s\n", thousands(total - trainable, num), rule);
+}
+
+cJSON *cli_summary_json(const dn_net *net)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *layers = cJSON_AddArrayToObject(o, "layers");
+    for (int i = 0; i < dn_net_layer_count(net); i++) {
+        dn_layer_info info;
+        dn_net_layer_info(net, i, &info);
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddStringToObject(l, "kind", info.kind);
+        cJSON_AddStringToObject(l, "layer", info.label);
+        int dims[3] = {info.out.h, info.out.w, info.out.c};
+        int flat = info.flat;
+        cJSON_AddItemToObject(l, "output_shape", cJSON_CreateIntArray(flat ? dims + 2 : dims, flat ? 1 : 3));
+        cJSON_AddNumberToObject(l, "params", (double)info.n_params);
+        cJSON_AddItemToArray(layers, l);
+    }
+    cJSON_AddNumberToObject(o, "total_params", (double)dn_net_param_count(net));
+    cJSON_AddNumberToObject(o, "trainable_params", (double)dn_net_trainable_count(net));
+    return o;
+}
+
+void cli_print_metrics(FILE *f, const dn_metrics *m, const char *title)
+{
+    fprintf(f, "%s: loss %.4f - accuracy %.4f (%d images)\n", title, m->loss, m->accuracy, m->n);
+    fprintf(f, "\n class  precision  recall  f1-score  roc-auc  support\n");
+    for (int c = 0; c < DN_N_CLASSES; c++)
+        fprintf(f, " %5d  %9.4f  %6.4f  %8.4f  %7.4f  %7ld\n", c, m->precision[c], m->recall[c], m->f1[c], m->roc_auc[c],
+                m->support[c]);
+    fprintf(f, " macro  %9.4f  %6.4f  %8.4f  %7.4f  %7d\n", m->precision_macro, m->recall_macro, m->f1_macro,
+            m->roc_auc_macro, m->n);
+    fprintf(f, "\nConfusion matrix (rows = true class, columns = predicted):\n      ");
+    for (int c = 0; c < DN_N_CLASSES; c++)
+        fprintf(f, "%6d", c);
+    fputc('\n', f);
+    for (int r = 0; r < DN_N_CLASSES; r++) {
+        fprintf(f, " %4d ", r);
+        for (int c = 0; c < DN_N_CLASSES; c++)
+            fprintf(f, "%6ld", m->confusion[r][c]);
+        fputc('\n', f);
+    }
+}
+
+/* JSON has no NaN: undefined values (an AUC of a class with no examples) become null. */
+static void add_number(cJSON *o, const char *key, double v)
+{
+    if (isfinite(v))
+        cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+cJSON *cli_metrics_json(const dn_metrics *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    add_number(o, "accuracy", m->accuracy);
+    add_number(o, "loss", m->loss);
+    add_number(o, "precision_macro", m->precision_macro);
+    add_number(o, "recall_macro", m->recall_macro);
+    add_number(o, "f1_macro", m->f1_macro);
+    add_number(o, "roc_auc_macro", m->roc_auc_macro);
+    cJSON_AddNumberToObject(o, "n", m->n);
+    cJSON *conf = cJSON_AddArrayToObject(o, "confusion");
+    for (int r = 0; r < DN_N_CLASSES; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int c = 0; c < DN_N_CLASSES; c++)
+            cJSON_AddItemToArray(row, cJSON_CreateNumber((double)m->confusion[r][c]));
+        cJSON_AddItemToArray(conf, row);
+    }
+    cJSON *per = cJSON_AddArrayToObject(o, "per_class");
+    for (int c = 0; c < DN_N_CLASSES; c++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "class", c);
+        add_number(e, "precision", m->precision[c]);
+        add_number(e, "recall", m->recall[c]);
+        add_number(e, "f1", m->f1[c]);
+        add_number(e, "roc_auc", m->roc_auc[c]);
+        cJSON_AddNumberToObject(e, "support", (double)m->support[c]);
+        cJSON_AddItemToArray(per, e);
+    }
+    return o;
+}
+
+cJSON *cli_history_json(const dn_net *net)
+{
+    int n;
+    const dn_epoch_stats *h = dn_net_history(net, &n);
+    cJSON *list = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "epoch", h[i].epoch);
+        add_number(e, "loss", h[i].loss);
+        add_number(e, "accuracy", h[i].accuracy);
+        add_number(e, "val_loss", h[i].val_loss);
+        add_number(e, "val_accuracy", h[i].val_accuracy);
+        add_number(e, "seconds", h[i].seconds);
+        add_number(e, "images_per_sec", h[i].images_per_sec);
+        cJSON_AddItemToArray(list, e);
+    }
+    return list;
+}
+
+void cli_print_json(cJSON *obj)
+{
+    char *text = cJSON_Print(obj);
+    if (text) {
+        puts(text);
+        free(text);
+    }
+    cJSON_Delete(obj);
+}
+
+/* ---------------------------------------------------------------- progress */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_init(cli_progress *p, FILE *out, int enabled, int epochs, int batch)
+{
+    memset(p, 0, sizeof *p);
+    p->out = out;
+    p->enabled = enabled;
+    p->tty = isatty(fileno(out));
+    p->epochs = epochs;
+    p->batch = batch;
+}
+
+int cli_progress_batch(void *user, int epoch, int done, int total, double loss, double accuracy)
+{
+    cli_progress *p = user;
+    if (!p->enabled)
+        return 0;
+    if (epoch != p->epoch) {
+        p->epoch = epoch;
+        p->epoch_start = now();
+        if (p->tty)
+            fprintf(p->out, "Epoch %d/%d\n", epoch, p->epochs);
+    }
+    double t = now();
+    if (!p->tty || (t - p->last_draw < 0.1 && done < total))
+        return 0;
+    p->last_draw = t;
+    int steps = (total + p->batch - 1) / p->batch, step = (done + p->batch - 1) / p->batch;
+    int width = 30, filled = (int)((double)done / total * width);
+    char bar[32];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < filled ? '=' : (i == filled ? '>' : '.');
+    bar[width] = '\0';
+    fprintf(p->out, "\r%d/%d [%s] - %.0fs - loss: %.4f - accuracy: %.4f", step, steps, bar, t - p->epoch_start, loss,
+            accuracy);
+    fflush(p->out);
+    return 0;
+}
+
+int cli_progress_epoch(void *user, const dn_epoch_stats *s)
+{
+    cli_progress *p = user;
+    if (!p->enabled)
+        return 0;
+    if (p->tty)
+        fputc('\r', p->out);
+    else
+        fprintf(p->out, "Epoch %d/%d - ", s->epoch, p->epochs);
+    fprintf(p->out, "%.2fs - %.0f img/s - loss: %.4f - accuracy: %.4f", s->seconds, s->images_per_sec, s->loss,
+            s->accuracy);
+    if (isfinite(s->val_loss))
+        fprintf(p->out, " - val_loss: %.4f - val_accuracy: %.4f", s->val_loss, s->val_accuracy);
+    fputs(p->tty ? "\033[K\n" : "\n", p->out);
+    fflush(p->out);
+    return 0;
+}

@@ -1,0 +1,161 @@
+/* digitnet: the command-line tool. Parses the command line and hands over to one cmd_* function. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(cli_options *o);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train, "train a network: --data NAME --model SPEC [--epochs N --batch N --out FILE]"},
+    {"eval", cmd_eval, "evaluate a saved model on a data set's test rows: --model FILE [--data NAME]"},
+    {"cv", cmd_cv, "k-fold cross-validation: --data NAME --model SPEC --folds K"},
+    {"summary", cmd_summary, "print the layer table of a spec or saved model: summary SPEC|MODEL"},
+    {"predict", cmd_predict, "predict images of a data set: --model FILE --data NAME --index I [--count N]"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: digitnet COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\noptions:\n"
+               "  --model PATH        model spec (.cnn) or saved model (.safetensors)\n"
+               "  --data NAME|DIR     optdigits, mnist, mnist-10k, fashion-mnist, or a directory\n"
+               "  --data-dir DIR      where to look for named data sets first\n"
+               "  --epochs N          training epochs (default 10)\n"
+               "  --batch N           batch size (default 32)\n"
+               "  --lr F              learning rate (default 0.001 Adam, 0.01 SGD)\n"
+               "  --optimizer NAME    adam (default) or sgd (momentum 0.9, --momentum F)\n"
+               "  --seed N            seed for initialisation, splits, shuffling and dropout (default 1)\n"
+               "  --test-split F      hold out fraction F of all rows as the test set\n"
+               "  --val-split F       validate on the last fraction F of the training rows\n"
+               "  --folds K           folds for cv (default 5)\n"
+               "  --threads N         threads (default: all cores)\n"
+               "  --out FILE          save the trained model (safetensors)\n"
+               "  --index I --count N --top K   images to predict and how many classes to show\n"
+               "  --json              print one JSON object on stdout instead of text\n"
+               "  --quiet             print only the final results\n");
+}
+
+int cli_failf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("digitnet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_fail(const dn_error *err)
+{
+    return cli_failf("%s", err->msg);
+}
+
+static int parse_number(const char *flag, const char *text, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= lo && v <= hi)) {
+        cli_failf("%s: '%s' is not a number in [%g, %g]", flag, text, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse(int argc, char **argv, cli_options *o)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0) {
+            if (o->n_positional == (int)(sizeof o->positional / sizeof o->positional[0]))
+                return cli_failf("too many arguments"), -1;
+            o->positional[o->n_positional++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return cli_failf("%s needs a value", a), -1;
+        const char *v = argv[++i];
+        double x;
+#define NUM(flag, lo, hi, dst)                                                                             \
+    else if (!strcmp(a, flag))                                                                               \
+    {                                                                                                      \
+        if (parse_number(flag, v, lo, hi, &x))                                                             \
+            return -1;                                                                                     \
+        dst;                                                                                               \
+    }
+        if (!strcmp(a, "--model"))
+            o->model = v;
+        else if (!strcmp(a, "--data"))
+            o->data = v;
+        else if (!strcmp(a, "--data-dir"))
+            o->data_dir = v;
+        else if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!strcmp(a, "--report"))
+            o->report = v;
+        else if (!strcmp(a, "--optimizer")) {
+            if (strcmp(v, "adam") && strcmp(v, "sgd"))
+                return cli_failf("--optimizer: '%s' is not adam or sgd", v), -1;
+            o->optimizer = v;
+        }
+        NUM("--epochs", 0, 1e6, (o->epochs = (int)x, o->have_epochs = 1))
+        NUM("--batch", 1, 65536, (o->batch = (int)x, o->have_batch = 1))
+        NUM("--folds", 2, 100, o->folds = (int)x)
+        NUM("--threads", 0, 256, o->threads = (int)x)
+        NUM("--index", 0, 1e9, o->index = (int)x)
+        NUM("--count", 1, 1e9, o->count = (int)x)
+        NUM("--top", 1, DN_N_CLASSES, o->top = (int)x)
+        NUM("--lr", 1e-12, 1e6, o->lr = x)
+        NUM("--momentum", 0, 0.9999, o->momentum = x)
+        NUM("--test-split", 0, 0.99, (o->test_split = x, o->have_test_split = 1))
+        NUM("--val-split", 0, 0.99, o->val_split = x)
+        NUM("--seed", 0, 1.8e19, (o->seed = (unsigned long long)x, o->have_seed = 1))
+        else return cli_failf("unknown option %s (see digitnet --help)", a), -1;
+#undef NUM
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("digitnet %s\n", DN_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0)
+            continue;
+        cli_options o = {.command = commands[i].name, .epochs = 10, .batch = 32, .folds = 5, .count = 1, .top = 2,
+                         .seed = 1, .momentum = 0.9};
+        if (cli_parse(argc - 2, argv + 2, &o) != 0)
+            return EXIT_USAGE;
+        dn_set_threads(o.threads);
+        return commands[i].run(&o);
+    }
+    cli_failf("unknown command '%s'", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}
