@@ -67,6 +67,24 @@ void cli_progress_init(cli_progress *p, FILE *out, int enabled, int epochs, int 
 int cli_progress_batch(void *user, int epoch, int done, int total, double loss, double accuracy);
 int cli_progress_epoch(void *user, const dn_epoch_stats *stats);
 
+/* Everything a run knows, for `--report DIR` (tools/report.c). Pointers may be NULL where a
+ * command does not have the thing (eval has no history, cv has folds). */
+typedef struct cli_report {
+    const char *dir;
+    const char *command;         /* "train", "eval", "cv" */
+    const cli_options *options;
+    const dn_net *net;           /* the trained / evaluated net (cv: the last fold's) */
+    const dn_dataset *test;      /* rows the metrics were measured on */
+    const float *probs;          /* (test->n, DN_N_CLASSES) predicted probabilities */
+    const dn_metrics *metrics;
+    const double *fold_loss, *fold_accuracy;
+    int n_folds;
+    const cJSON *json;           /* the same object --json prints; written as metrics.json */
+} cli_report;
+
+/* Writes DIR/index.html, DIR/metrics.json, DIR/confusion.csv and the pictures. */
+int cli_write_report(const cli_report *r, dn_error *err);
+
 /* Commands. */
 int cmd_train(cli_options *o);
 int cmd_eval(cli_options *o);

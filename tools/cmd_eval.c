@@ -48,14 +48,31 @@ int cmd_eval(cli_options *o)
     }
     dn_metrics m;
     int status = 0;
-    if (dn_net_evaluate(net, &data.test, &m, NULL, &err) != DN_OK)
+    float *probs = malloc(sizeof(float) * DN_N_CLASSES * (size_t)(data.test.n ? data.test.n : 1));
+    if (!probs)
+        status = cli_failf("out of memory");
+    else if (dn_net_evaluate(net, &data.test, &m, probs, &err) != DN_OK)
         status = cli_fail(&err);
-    else if (o->json)
-        cli_print_json(cli_metrics_json(&m));
     else {
-        printf("Evaluating %s on %s\n", o->model, data.test_desc);
-        cli_print_metrics(stdout, &m, "Test");
+        cJSON *j = cli_metrics_json(&m);
+        if (!o->json) {
+            printf("Evaluating %s on %s\n", o->model, data.test_desc);
+            cli_print_metrics(stdout, &m, "Test");
+        }
+        if (o->report) {
+            cli_report r = {.dir = o->report, .command = "eval", .options = o, .net = net, .test = &data.test,
+                            .probs = probs, .metrics = &m, .json = j};
+            if (cli_write_report(&r, &err) != DN_OK)
+                status = cli_fail(&err);
+            else if (!o->json)
+                printf("Report: %s/index.html\n", o->report);
+        }
+        if (o->json)
+            cli_print_json(j);
+        else
+            cJSON_Delete(j);
     }
+    free(probs);
     cli_data_free(&data);
     dn_net_free(net);
     return status;

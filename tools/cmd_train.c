@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 static dn_train_params train_params(const cli_options *o, cli_progress *progress)
@@ -64,45 +65,56 @@ int cmd_train(cli_options *o)
     cli_progress_init(&progress, text, chatty, o->epochs, o->batch);
     dn_train_params params = train_params(o, &progress);
     dn_metrics m;
+    float *probs = data.test.n ? malloc(sizeof(float) * DN_N_CLASSES * (size_t)data.test.n) : NULL;
     dn_status st = note_run(net, o, &err);
+    if (st == DN_OK && data.test.n && !probs)
+        st = DN_ENOMEM, snprintf(err.msg, sizeof err.msg, "out of memory for the test predictions");
     if (st == DN_OK)
         st = dn_train(net, &data.train, data.val.n ? &data.val : NULL, &params, &err);
     if (st == DN_OK && data.test.n)
-        st = dn_net_evaluate(net, &data.test, &m, NULL, &err);
+        st = dn_net_evaluate(net, &data.test, &m, probs, &err);
     if (st == DN_OK && o->out)
         st = dn_model_save(net, o->out, &err);
     if (st != DN_OK) {
         cli_fail(&err);
+        free(probs);
         goto done;
     }
     int n_epochs;
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
-    double images = 0, seconds = 0;
+    double seconds = 0, rate = 0;
     for (int i = n_epochs - o->epochs; i < n_epochs; i++) {
-        images += h[i].images_per_sec * h[i].seconds;
         seconds += h[i].seconds;
-    }
-    double rate = 0;
-    for (int i = n_epochs - o->epochs; i < n_epochs; i++)
         rate += h[i].images_per_sec / (o->epochs ? o->epochs : 1);
-    if (o->json) {
-        cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
-        cJSON_AddItemToObject(j, "history", cli_history_json(net));
-        cJSON_AddNumberToObject(j, "train_images_per_sec", rate);
-        cJSON_AddNumberToObject(j, "train_seconds", seconds);
-        cJSON_AddItemToObject(j, "summary", cli_summary_json(net));
-        if (o->out)
-            cJSON_AddStringToObject(j, "model", o->out);
-        cli_print_json(j);
-    } else {
+    }
+    cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
+    cJSON_AddItemToObject(j, "history", cli_history_json(net));
+    cJSON_AddNumberToObject(j, "train_images_per_sec", rate);
+    cJSON_AddNumberToObject(j, "train_seconds", seconds);
+    cJSON_AddItemToObject(j, "summary", cli_summary_json(net));
+    if (o->out)
+        cJSON_AddStringToObject(j, "model", o->out);
+    if (!o->json) {
         printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", o->epochs, seconds, rate);
         if (data.test.n)
             cli_print_metrics(stdout, &m, "Test");
         if (o->out)
             printf("\nSaved model to %s\n", o->out);
     }
-    (void)images;
     status = 0;
+    if (o->report) {
+        cli_report r = {.dir = o->report, .command = "train", .options = o, .net = net, .test = &data.test,
+                        .probs = probs, .metrics = data.test.n ? &m : NULL, .json = j};
+        if (cli_write_report(&r, &err) != DN_OK)
+            status = cli_fail(&err);
+        else if (!o->json)
+            printf("Report: %s/index.html\n", o->report);
+    }
+    if (o->json)
+        cli_print_json(j);
+    else
+        cJSON_Delete(j);
+    free(probs);
 done:
     dn_net_free(net);
     cli_data_free(&data);
@@ -185,8 +197,8 @@ int cmd_cv(cli_options *o)
         dn_mean_std(acc, k, &mean, &std);
         dn_mean_std(loss, k, &mean_loss, &std_loss);
         st = dn_metrics_compute(probs, labels, n, &pooled, &err);
-        if (st == DN_OK && o->json) {
-            cJSON *j = cli_metrics_json(&pooled);
+        cJSON *j = st == DN_OK ? cli_metrics_json(&pooled) : NULL;
+        if (j) {
             cJSON *folds = cJSON_AddArrayToObject(j, "folds");
             for (int f = 0; f < k; f++) {
                 cJSON *e = cJSON_CreateObject();
@@ -197,10 +209,32 @@ int cmd_cv(cli_options *o)
             cJSON_AddNumberToObject(j, "mean_accuracy", mean);
             cJSON_AddNumberToObject(j, "std_accuracy", std);
             cJSON_AddNumberToObject(j, "mean_loss", mean_loss);
-            cli_print_json(j);
-        } else if (st == DN_OK) {
-            printf("\n%d-fold cross-validation: accuracy mean %.4f, std %.4f; loss mean %.4f\n", k, mean, std, mean_loss);
-            cli_print_metrics(stdout, &pooled, "Out-of-fold predictions");
+            if (!o->json) {
+                printf("\n%d-fold cross-validation: accuracy mean %.4f, std %.4f; loss mean %.4f\n", k, mean, std, mean_loss);
+                cli_print_metrics(stdout, &pooled, "Out-of-fold predictions");
+            }
+            if (o->report) {
+                /* Folds walk the permutation in order, so the out-of-fold rows are `all` taken in
+                 * permutation order: probs[i] belongs to oof row i. */
+                dn_net *spec_net = NULL;
+                dn_dataset oof = {0};
+                st = dn_net_load_spec(o->model, o->seed, &spec_net, &err);
+                if (st == DN_OK)
+                    st = dn_dataset_take(&all, perm, n, &oof, &err);
+                cli_report r = {.dir = o->report, .command = "cv", .options = o, .net = spec_net, .test = &oof,
+                                .probs = probs, .metrics = &pooled, .fold_loss = loss, .fold_accuracy = acc,
+                                .n_folds = k, .json = j};
+                if (st == DN_OK)
+                    st = cli_write_report(&r, &err);
+                if (st == DN_OK && !o->json)
+                    printf("Report: %s/index.html\n", o->report);
+                dn_dataset_free(&oof);
+                dn_net_free(spec_net);
+            }
+            if (o->json)
+                cli_print_json(j);
+            else
+                cJSON_Delete(j);
         }
         status = st == DN_OK ? 0 : 1;
     }
