@@ -289,7 +289,9 @@ void dn_set_threads(int n_threads)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = cores > 0 ? (int)cores : 1;
     }
-    openblas_set_num_threads(n_threads);
+    /* BLAS stays on one thread: dn_gemm splits work over OpenMP threads itself, and two thread
+     * pools spinning on two cores slowed training down five-fold. */
+    openblas_set_num_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(n_threads);
 #endif
@@ -355,9 +357,9 @@ dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, 
         return dn_fail(err, DN_EARG, "dn_net_predict: bad argument");
     if (n == 0)
         return DN_OK;
-    int chunk = net->batch_cap >= 64 ? net->batch_cap : (n < 1000 ? n : 1000);
-    if (chunk > n && net->batch_cap < n)
-        chunk = n;
+    /* A fixed chunk, whatever batch size the net trained with: the GEMMs then see the same shapes,
+     * so a saved model evaluated later reproduces the numbers printed after training bit for bit. */
+    int chunk = n < DN_PREDICT_CHUNK ? n : DN_PREDICT_CHUNK;
     dn_status st = dn_net_reserve(net, chunk, err);
     if (st != DN_OK)
         return st;

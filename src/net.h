@@ -6,6 +6,7 @@
 
 #define DN_MAX_LAYERS 64
 #define DN_MAX_NOTES 32
+#define DN_PREDICT_CHUNK 256 /* rows per forward pass in inference */
 #define DN_MAX_PARAMS (64u * 1024 * 1024) /* refuse specs beyond 256 MB of weights */
 
 struct dn_net {

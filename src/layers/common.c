@@ -6,6 +6,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const char *const activation_names[] = {"linear", "relu", "sigmoid", "tanh", "softmax"};
 
@@ -47,6 +50,7 @@ void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols
     case DN_ACT_NONE:
         break;
     case DN_ACT_RELU:
+#pragma omp parallel for simd schedule(static) if (n > 1 << 16)
         for (size_t i = 0; i < n; i++)
             x[i] = x[i] > 0.0f ? x[i] : 0.0f;
         break;
@@ -71,9 +75,9 @@ void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t
     case DN_ACT_NONE:
         break;
     case DN_ACT_RELU:
+#pragma omp parallel for simd schedule(static) if (n > 1 << 16)
         for (size_t i = 0; i < n; i++)
-            if (y[i] <= 0.0f)
-                dy[i] = 0.0f;
+            dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
         break;
     case DN_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
@@ -152,9 +156,27 @@ void dn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, dn_rng *rng)
         w[i] = (2.0f * dn_rng_uniform(rng) - 1.0f) * limit;
 }
 
+/* Below this many multiply-adds a GEMM stays on one thread: waking the other costs more. */
+#define PARALLEL_GEMM_WORK 250000.0
+
 void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc)
 {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-                m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    int threads = 1;
+#ifdef _OPENMP
+    if ((double)m * n * k >= PARALLEL_GEMM_WORK && m >= 8)
+        threads = omp_get_max_threads();
+#endif
+    /* BLAS runs single-threaded (dn_set_threads); the rows of C are split over our threads instead.
+     * Row r of op(A) starts at a + r * lda, or at a + r when A is transposed. Each thread's rows
+     * are fixed by the thread count, so results repeat run after run. */
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
+    for (int t = 0; t < threads; t++) {
+        int r0 = (int)((long)m * t / threads), r1 = (int)((long)m * (t + 1) / threads);
+        if (r1 <= r0)
+            continue;
+        const float *a_rows = trans_a ? a + r0 : a + (size_t)r0 * lda;
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, r1 - r0,
+                    n, k, alpha, a_rows, lda, b, ldb, beta, c + (size_t)r0 * ldc, ldc);
+    }
 }

@@ -4,7 +4,6 @@
  *   spec: maxpool PHxPW [stride=S] [valid|same] */
 #include "layers/layer.h"
 
-#include <float.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,39 +55,57 @@ static dn_status maxpool_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
+/* One image. Channels are contiguous (channels-last), so the inner loops run over C and vectorise;
+ * the first window element seeds the maximum, later ones replace it only when strictly greater. */
+DN_MULTIVERSION
+static void maxpool_image(const maxpool_cfg *cfg, dn_shape in, dn_shape out, const float *restrict img,
+                          float *restrict dst, int32_t *restrict argmax)
+{
+    const int W = in.w, C = in.c;
+    for (int oy = 0; oy < out.h; oy++)
+        for (int ox = 0; ox < out.w; ox++) {
+            float *restrict o = dst + ((size_t)oy * out.w + ox) * C;
+            int32_t *restrict am = argmax + ((size_t)oy * out.w + ox) * C;
+            int first = 1;
+            for (int ky = 0; ky < cfg->ph; ky++) {
+                int y = oy * cfg->stride + ky - cfg->pad_top;
+                if (y < 0 || y >= in.h)
+                    continue;
+                for (int kx = 0; kx < cfg->pw; kx++) {
+                    int x = ox * cfg->stride + kx - cfg->pad_left;
+                    if (x < 0 || x >= W)
+                        continue;
+                    const int32_t base = (int32_t)(((size_t)y * W + x) * C);
+                    const float *restrict src = img + base;
+                    if (first) {
+                        for (int c = 0; c < C; c++) {
+                            o[c] = src[c];
+                            am[c] = base + c;
+                        }
+                        first = 0;
+                        continue;
+                    }
+#pragma omp simd
+                    for (int c = 0; c < C; c++) {
+                        int better = src[c] > o[c];
+                        o[c] = better ? src[c] : o[c];
+                        am[c] = better ? base + c : am[c];
+                    }
+                }
+            }
+        }
+}
+
 static void maxpool_forward(dn_layer *L, const float *in, float *out, int n, int training)
 {
     (void)training;
     const maxpool_cfg *cfg = DN_LAYER_CFG(L, maxpool_cfg);
-    const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
+    const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     int32_t *argmax = (int32_t *)(void *)L->scratch;
-#pragma omp parallel for schedule(static)
-    for (int b = 0; b < n; b++) {
-        const float *img = in + (size_t)b * H * W * C;
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                size_t o = (((size_t)b * OH + oy) * OW + ox) * C;
-                for (int c = 0; c < C; c++) {
-                    float best = -FLT_MAX;
-                    int32_t where = -1;
-                    for (int ky = 0; ky < cfg->ph; ky++) {
-                        int y = oy * cfg->stride + ky - cfg->pad_top;
-                        if (y < 0 || y >= H)
-                            continue;
-                        for (int kx = 0; kx < cfg->pw; kx++) {
-                            int x = ox * cfg->stride + kx - cfg->pad_left;
-                            if (x < 0 || x >= W)
-                                continue;
-                            int32_t i = (int32_t)(((size_t)y * W + x) * C + c);
-                            if (where < 0 || img[i] > best)
-                                best = img[i], where = i;
-                        }
-                    }
-                    out[o + c] = best;
-                    argmax[o + c] = where;
-                }
-            }
-    }
+#pragma omp parallel for schedule(static) if (n * in_size > 1 << 15)
+    for (int b = 0; b < n; b++)
+        maxpool_image(cfg, L->in, L->out, in + (size_t)b * in_size, out + (size_t)b * out_size,
+                      argmax + (size_t)b * out_size);
 }
 
 static void maxpool_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
