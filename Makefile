@@ -66,8 +66,12 @@ test: deps all
 demo: deps all
 	@sh scripts/demo.sh $(BUILD)/digitnet
 
-bench: deps all
-	@sh bench/run.sh $(BUILD)/digitnet
+$(BUILD)/bench: bench/bench.c $(BUILD)/libdigitnet.a
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
+
+bench: all $(BUILD)/bench
+	@sh scripts/install-deps.sh bench
+	@BUILD=$(BUILD) sh bench/run.sh
 
 clean:
 	rm -rf build build-asan

@@ -4,6 +4,8 @@
 set -e
 PKGS="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg-dev libcairo2-dev
 libmicrohttpd-dev libcmocka-dev python3"
+# `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare.
+[ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

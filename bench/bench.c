@@ -1,0 +1,153 @@
+/* digitnet benchmarks: training and inference throughput, single-image latency, peak memory and
+ * thread scaling for both reference networks. Prints one JSON object per measurement on stdout;
+ * bench/run.sh turns them into the table in the README.
+ *   usage: bench [--quick] */
+#include "digitnet.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static int die(const dn_error *err)
+{
+    fprintf(stderr, "bench: %s\n", err->msg);
+    return 1;
+}
+
+/* Trains `epochs` epochs and returns images per second over the whole run. */
+static int train_rate(const char *spec, const dn_dataset *train, int epochs, int batch, int threads, double *rate,
+                      double *seconds)
+{
+    dn_error err = {0};
+    dn_net *net;
+    dn_set_threads(threads);
+    if (dn_net_load_spec(spec, 1, &net, &err) != DN_OK)
+        return die(&err);
+    dn_train_params p = dn_train_default_params();
+    p.epochs = epochs;
+    p.batch_size = batch;
+    double t0 = now();
+    if (dn_train(net, train, NULL, &p, &err) != DN_OK) {
+        dn_net_free(net);
+        return die(&err);
+    }
+    *seconds = now() - t0;
+    *rate = (double)train->n * epochs / *seconds;
+    dn_net_free(net);
+    return 0;
+}
+
+static int infer(const char *spec, const dn_dataset *test, int threads, double *rate, double *median_us, double *p99_us,
+                 int latency_calls)
+{
+    dn_error err = {0};
+    dn_net *net;
+    dn_set_threads(threads);
+    if (dn_net_load_spec(spec, 1, &net, &err) != DN_OK)
+        return die(&err);
+    int n = test->n < 10000 ? test->n : 10000;
+    float *probs = malloc(sizeof(float) * DN_N_CLASSES * (size_t)n);
+    double *lat = malloc(sizeof(double) * (size_t)latency_calls);
+    if (!probs || !lat)
+        return fprintf(stderr, "bench: out of memory\n"), 1;
+    size_t in_size = (size_t)test->h * test->w * test->c;
+    /* batch 1,000: ten batches per pass, best of three passes */
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        for (int start = 0; start + 1000 <= n; start += 1000)
+            if (dn_net_predict(net, test->images + (size_t)start * in_size, 1000, probs, &err) != DN_OK)
+                return die(&err);
+        double t = now() - t0;
+        if (t < best)
+            best = t;
+    }
+    *rate = (n / 1000 * 1000) / best;
+    /* single image, as an application would call it */
+    for (int i = 0; i < latency_calls; i++) {
+        double t0 = now();
+        if (dn_net_predict(net, test->images + (size_t)(i % n) * in_size, 1, probs, &err) != DN_OK)
+            return die(&err);
+        lat[i] = (now() - t0) * 1e6;
+    }
+    qsort(lat, (size_t)latency_calls, sizeof *lat, cmp_double);
+    *median_us = lat[latency_calls / 2];
+    *p99_us = lat[(int)(latency_calls * 0.99)];
+    free(probs);
+    free(lat);
+    dn_net_free(net);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    dn_error err = {0};
+    dn_dataset ftrain = {0}, ftest = {0}, otrain = {0}, otest = {0}, oall = {0};
+    if (dn_data_open("fashion-mnist", NULL, &ftrain, &ftest, &err) != DN_OK)
+        return die(&err);
+    if (dn_data_open("optdigits", NULL, &otrain, &otest, &err) != DN_OK ||
+        dn_dataset_concat(&otrain, &otest, &oall, &err) != DN_OK)
+        return die(&err);
+    /* R1 trains on the 80% split: 4,496 rows */
+    dn_dataset r1 = {0};
+    if (dn_dataset_slice(&oall, 0, 4496, &r1, &err) != DN_OK)
+        return die(&err);
+    double rate, secs, med, p99;
+    int mnist_epochs = quick ? 1 : 2;
+
+    for (int threads = 1; threads <= 2; threads++) {
+        if (train_rate("models/mnist.cnn", &ftrain, mnist_epochs, 64, threads, &rate, &secs))
+            return 1;
+        printf("{\"net\":\"mnist\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,\"images\":%d}\n",
+               threads, rate, secs, ftrain.n * mnist_epochs);
+        fflush(stdout);
+    }
+    printf("{\"net\":\"mnist\",\"what\":\"peak_rss_mb\",\"value\":%.1f}\n", peak_rss_kb() / 1024.0);
+    for (int threads = 1; threads <= 2; threads++) {
+        if (train_rate("models/optdigits.cnn", &r1, quick ? 20 : 100, 128, threads, &rate, &secs))
+            return 1;
+        printf("{\"net\":\"optdigits\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,\"epochs\":%d}\n",
+               threads, rate, secs, quick ? 20 : 100);
+        fflush(stdout);
+    }
+    const int calls = quick ? 2000 : 10000;
+    if (infer("models/mnist.cnn", &ftest, 2, &rate, &med, &p99, calls))
+        return 1;
+    printf("{\"net\":\"mnist\",\"what\":\"infer\",\"threads\":2,\"images_per_sec\":%.1f,\"latency_median_us\":%.1f,\"latency_p99_us\":%.1f}\n",
+           rate, med, p99);
+    if (infer("models/optdigits.cnn", &oall, 2, &rate, &med, &p99, calls))
+        return 1;
+    printf("{\"net\":\"optdigits\",\"what\":\"infer\",\"threads\":2,\"images_per_sec\":%.1f,\"latency_median_us\":%.1f,\"latency_p99_us\":%.1f}\n",
+           rate, med, p99);
+    dn_dataset_free(&ftrain);
+    dn_dataset_free(&ftest);
+    dn_dataset_free(&otrain);
+    dn_dataset_free(&otest);
+    dn_dataset_free(&oall);
+    dn_dataset_free(&r1);
+    return 0;
+}

@@ -1,0 +1,14 @@
+#!/bin/sh
+# make bench: digitnet's benchmarks, then PyTorch's on the same data (when /usr/bin/python3 has
+# torch), printed side by side. Needs Debian's dataset-fashion-mnist (installed by make deps).
+set -e
+B=${BUILD:-build}
+mkdir -p "$B"
+"$B/bench" $BENCH_ARGS | tee "$B/bench-digitnet.jsonl"
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    /usr/bin/python3 bench/torch_ref.py $BENCH_ARGS | tee "$B/bench-torch.jsonl"
+else
+    echo "bench: /usr/bin/python3 has no torch (Debian python3-torch); PyTorch column skipped"
+    : >"$B/bench-torch.jsonl"
+fi
+python3 bench/table.py "$B/bench-digitnet.jsonl" "$B/bench-torch.jsonl"
