@@ -17,10 +17,11 @@ LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_SRC  := $(sort $(wildcard tools/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit-test cli-test asan-test browser-test bench clean
+.PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test bench clean
 all: $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
 $(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def)
@@ -33,8 +34,21 @@ $(BUILD)/libdigitnet.a: $(LIB_OBJ)
 $(BUILD)/libdigitnet.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(LDLIBS)
 
-$(BUILD)/digitnet: $(CLI_OBJ) $(BUILD)/libdigitnet.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libdigitnet.a $(LDLIBS)
+$(BUILD)/digitnet: $(CLI_OBJ) $(WEB_OBJ) $(BUILD)/libdigitnet.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(WEB_OBJ) $(BUILD)/libdigitnet.a $(LDLIBS)
+
+# The drawing page, compiled into the binary so that `digitnet serve` needs no files beside it.
+$(BUILD)/gen/web_index.c: web/index.html
+	@mkdir -p $(dir $@)
+	xxd -i web/index.html > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_index.o: $(BUILD)/gen/web_index.c
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# Test helper: renders MNIST test digits as pictures (tests/cli/predict_images.sh, tests/http).
+$(BUILD)/tests/render_digits: tests/tools/render_digits.c $(BUILD)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdigitnet.a
 	@mkdir -p $(dir $@)
@@ -47,8 +61,14 @@ deps:
 unit-test: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
 
-cli-test: $(BUILD)/digitnet
+cli-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET=$(BUILD)/digitnet sh $$t; done
+
+# The HTTP server: status codes, bad bodies, 200 concurrent requests, SIGTERM (curl); then the
+# drawing page in headless Chromium through Playwright (tests/browser/run_draw.sh).
+serve-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
+	DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
+	DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
 
 # The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
 # flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
@@ -61,6 +81,7 @@ test: deps all
 	$(MAKE) unit-test
 	$(MAKE) cli-test
 	$(MAKE) asan-test
+	$(MAKE) serve-test
 	@echo "all test groups passed"
 
 demo: deps all

@@ -230,6 +230,143 @@ dn_status dn_model_save(const dn_net *net, const char *path, dn_error *err);
  * offsets against the spec in the metadata. */
 dn_status dn_model_load(const char *path, dn_net **out, dn_error *err);
 
+/* ------------------------------------------------------------------ plots */
+
+/*
+ * Pictures drawn with cairo. Every dn_plot_* function writes one file at `path`: a PNG, or an SVG
+ * when path ends in ".svg". The file is written to a temporary name beside path and renamed into
+ * place only when complete, so the directory must exist. Sizes below are the PNG's in pixels (an
+ * SVG has the same size in points). On failure nothing is left at path and the functions return
+ * DN_EARG (bad arguments), DN_ENOMEM, or DN_EIO (the file could not be written). They never print.
+ */
+
+/* Grids of images. */
+#define DN_PLOT_GRID_COLS 10   /* samples: images per row */
+#define DN_PLOT_MISTAKE_COLS 5 /* mistakes: images per row (their titles are wider) */
+#define DN_PLOT_MAX_IMAGES 400 /* at most this many images in one grid */
+
+/* Draws n images of data (rows indices[0..n), 1 <= n <= DN_PLOT_MAX_IMAGES) in a grid of
+ * min(n, DN_PLOT_GRID_COLS) columns, each titled titles[i] (titles may be NULL: "label 7"), under an
+ * overall title (may be NULL). Size: width 24 + 104 * cols, height 52 + 124 * rows. */
+dn_status dn_plot_samples(const dn_dataset *data, const int *indices, int n, const char *const *titles,
+                          const char *title, const char *path, dn_error *err);
+
+/* Picks one row of each class present in data, at random from seed (the R1 notebook's picture):
+ * fills indices[0..k) in class order and returns k (0..DN_N_CLASSES). */
+int dn_plot_pick_per_class(const dn_dataset *data, uint64_t seed, int indices[DN_N_CLASSES]);
+
+/* The output of one layer of net for one image (h, w, c of the net's input) as a grid of tiles, one
+ * per channel, with the input image on the left. Runs dn_net_predict on the image first. Each channel
+ * is normalised as the R1 notebook does: subtract its mean, divide by its (population) standard
+ * deviation, times 64 plus 128, clipped to 0..255 (a constant channel is drawn as 128), and drawn
+ * with the viridis colour map. The layer must have a spatial output (not flat): DN_EARG otherwise.
+ * Size: cols = min(c, 16) tiles across, rows = ceil(c / cols); width 208 + 60 * cols, height
+ * 64 + max(150, 60 * rows). */
+dn_status dn_plot_feature_map(dn_net *net, const float *image, int layer, const char *path, dn_error *err);
+
+/* dn_plot_feature_map for every conv2d and maxpool layer, to dir/features-LL-KIND.png where LL is
+ * the 1-based layer number in two digits ("features-01-conv2d.png"). *n_written (may be NULL)
+ * receives the number of files written, also on failure. */
+dn_status dn_plot_feature_maps(dn_net *net, const float *image, const char *dir, int *n_written, dn_error *err);
+
+/* Training curves, history[0..n) as dn_net_history returns it (n >= 1): loss on the left, accuracy
+ * on the right, training and validation (when finite) on the same axes. Size 1000 x 420. */
+dn_status dn_plot_history(const dn_epoch_stats *history, int n, const char *path, dn_error *err);
+
+/* Where dn_plot_confusion put things, in pixels of the PNG. */
+typedef struct dn_plot_heatmap_layout {
+    int x, y;      /* top-left corner of the cell (true 0, predicted 0); rows go down, columns right */
+    int cell;      /* side of a cell; cell (t, p) starts at (x + p * cell, y + t * cell) */
+    int bar_x, bar_y, bar_w, bar_h; /* the colour bar: its top row is max_count, its bottom row 0 */
+    long max_count;                 /* the top of the colour scale (the largest count, at least 1) */
+} dn_plot_heatmap_layout;
+
+/* Confusion-matrix heatmap (rows = true class on the y axis, columns = predicted) with the count in
+ * every cell and a colour bar; the colour of a cell depends only on its count (linear, 0 to the
+ * largest count). layout (may be NULL) receives the geometry. Size 640 x 580. */
+dn_status dn_plot_confusion(const dn_metrics *m, const char *path, dn_plot_heatmap_layout *layout,
+                            dn_error *err);
+
+/* One-vs-rest ROC curves for each class from probs (n, DN_N_CLASSES) and labels, with each class's
+ * AUC in the legend (taken from m when m is not NULL, so that it matches the metrics table; otherwise
+ * the area under the drawn curve). Classes without positives or negatives are listed, not drawn.
+ * Size 760 x 600. */
+dn_status dn_plot_roc(const float *probs, const uint8_t *labels, int n, const dn_metrics *m, const char *path,
+                      dn_error *err);
+
+/* Cross-validation: per-fold loss (left) and accuracy (right) of k >= 1 folds, with the mean as a
+ * dashed line (its value and the standard deviation in the legend). Size 1000 x 420. */
+dn_status dn_plot_cv(const double *fold_loss, const double *fold_accuracy, int k, const char *path, dn_error *err);
+
+/* The most confidently wrong rows of data: those whose most probable class in probs (data->n,
+ * DN_N_CLASSES) is not the label, by falling probability of that class, at most max_n (1 <= max_n
+ * <= DN_PLOT_MAX_IMAGES) of them, each titled "true 4 -> predicted 9 (0.97)". *n_wrong (may be NULL)
+ * receives the number of wrong rows in all. With no mistakes the picture says so. Size: shown =
+ * min(max_n, wrong), cols = max(1, min(shown, DN_PLOT_MISTAKE_COLS)), rows = max(1, ceil(shown /
+ * cols)); width 24 + 200 * cols, height 52 + 124 * rows. */
+dn_status dn_plot_mistakes(const dn_dataset *data, const float *probs, int max_n, const char *path, int *n_wrong,
+                           dn_error *err);
+
+/* ------------------------------------------------------------------ images */
+
+/* A grey image: pixels (h, w), row-major, 0 = black .. 1 = white. Objects filled by dn_image_* own
+ * their pixels (free with dn_image_free); a caller may also point a dn_image at its own buffer and
+ * pass it to the functions taking `const dn_image *`. */
+typedef struct dn_image {
+    int w, h;
+    float *pixels; /* (h, w) */
+} dn_image;
+
+/* Images claiming more pixels than this (or a side over DN_IMAGE_MAX_SIDE) are refused with
+ * DN_ELIMIT before anything is allocated, unless the caller passes a smaller max_pixels. */
+#define DN_IMAGE_MAX_PIXELS 40000000u
+#define DN_IMAGE_MAX_SIDE 30000
+
+/* Decodes a PNG, JPEG, BMP or PGM/PPM/PBM image held in memory (the kind is detected from the first
+ * bytes) into a grey image: RGB becomes luma (0.299 R + 0.587 G + 0.114 B), alpha is composited on
+ * white. max_pixels limits w * h (0: DN_IMAGE_MAX_PIXELS). On success *out owns its pixels; on
+ * failure *out is zeroed and the status is DN_EFORMAT (not an image, broken or truncated data),
+ * DN_ELIMIT (too large) or DN_ENOMEM. bytes stay the caller's. */
+dn_status dn_image_decode(const void *bytes, size_t len, size_t max_pixels, dn_image *out, dn_error *err);
+
+/* Reads the file at path and decodes it as dn_image_decode does; messages start with the path.
+ * DN_EIO when it cannot be read. */
+dn_status dn_image_load(const char *path, size_t max_pixels, dn_image *out, dn_error *err);
+
+/* A new w x h image filled with value (0..1). */
+dn_status dn_image_new(int w, int h, float value, dn_image *out, dn_error *err);
+
+/* Frees the pixels and zeroes the image. NULL is a no-op. */
+void dn_image_free(dn_image *img);
+
+/* Encodes the image as an 8-bit grey PNG. *png is malloc'd (the caller frees it with free()). */
+dn_status dn_image_encode_png(const dn_image *img, void **png, size_t *len, dn_error *err);
+
+/* Writes the image as an 8-bit grey PNG, atomically (temporary file, then rename). */
+dn_status dn_image_save_png(const dn_image *img, const char *path, dn_error *err);
+
+/* The name of the preprocessing a network with this input shape expects, as model files record it
+ * in metadata "preprocess": "mnist-28x28" for 28x28x1, "optdigits-8x8" for 8x8x1, else NULL. */
+const char *dn_preprocess_name(dn_shape target);
+
+/* Turns a picture of one digit (any size, any polarity) into what the network was trained on,
+ * following the steps that made the data set:
+ *  - background = median of the image's border, noise level = the border's spread; the digit is
+ *    whatever departs from the background (dark on light or light on dark, decided by the larger
+ *    departure), made bright on dark;
+ *  - pixels within max(4 sigma, 0.04) of the background are dropped, as are specks (8-connected
+ *    pieces holding under 2% of the ink of the largest piece); the rest is stretched to 0..1;
+ *  - crop to the bounding box of the ink;
+ *  - mnist-28x28: scale (area averaging) so the longer side is 20 px, keeping the aspect ratio, and
+ *    place in 28x28 so the centre of mass is at pixel (14, 14), as MNIST's images are;
+ *  - optdigits-8x8: scale so the longer side is 32 px, binarise at 0.5, thicken strokes thinner than
+ *    about 5 px (the width of the UCI data's pen), centre the box in 32x32 and count the ink pixels
+ *    of each 4x4 block (0..16), divided by 16 as the data sets' loader does.
+ * out receives (target.h, target.w, 1) values 0..1. Returns DN_ENOTFOUND ("no digit found") when the
+ * image holds no ink, DN_ESHAPE for a target other than the two above. Images larger than 1024 px
+ * on a side are first shrunk by area averaging. */
+dn_status dn_preprocess(const dn_image *img, dn_shape target, float *out, dn_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,8 @@
 # what is missing; otherwise it prints the exact apt-get line to run.
 set -e
 PKGS="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg-dev libcairo2-dev
-libmicrohttpd-dev libcmocka-dev python3"
+libmicrohttpd-dev libcmocka-dev python3
+xxd curl chromium"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch"
 missing=""

@@ -19,22 +19,29 @@
  * gradient buffers; layer1_din() follows dn_net_backward's alternation of net->dbuf[0] / [1] to
  * find it.
  *
- * Comparing. For analytic a and numeric d the error is |a - d| / max(|a|, |d|, FLOOR). FLOOR
- * keeps gradients that are zero or nearly so from turning float32 rounding noise into a large
- * relative error: the loss is only known to ~1e-7, so a central difference with eps = 1e-2 is only
- * good to ~1e-5 absolute. Every point must be within LOOSE_TOL and nearly all of them (at least
- * TIGHT_SHARE) within TIGHT_TOL.
+ * Comparing. The float32 forward pass gives the loss to about 1e-7, so a central difference with
+ * step eps resolves a gradient only to about atol = LOSS_RESOLUTION / eps (1e-5 at eps = 1e-2; a
+ * conv bias in front of batchnorm, whose gradient is zero in theory, comes out as ~5e-6). With
+ * analytic a, numeric d and g = max(|a|, |d|), every point must satisfy
+ *     |a - d| <= max(LOOSE_TOL * g, atol)     (relative error below 1e-2, or within rounding)
+ * and at least TIGHT_SHARE of them
+ *     |a - d| <= max(TIGHT_TOL * g, atol)     (relative error below 1e-3, or within rounding).
+ * The gradients checked are mostly 1e-3..0.5, so for them this is a relative test; atol only
+ * excuses gradients that float32 cannot resolve. The worst case printed and reported is
+ * |a - d| / max(g, atol / LOOSE_TOL), which must stay <= LOOSE_TOL.
  *
  * Kinks and ties. ReLU (fused or stand-alone) has a kink at 0 and max-pool switches its arg max
  * where two window values tie; a central difference whose two points straddle such a switch
  * measures a mix of two slopes and is meaningless there. Rather than guessing a distance, each
  * forward pass records a signature: a hash of the sign pattern (out > 0) of every ReLU output, the
- * arg max index of every max-pool window and the zero pattern of every dropout output. A point is
- * skipped when the signature at w + eps or at w - eps differs from the one at w, i.e. exactly when
- * the perturbation crossed a kink or changed a tie's winner. Inputs are distinct random floats
- * from a seeded dn_rng, so exact ties (other than ReLU zeros, which the ReLU bits cover) do not
- * occur; at most MAX_SKIP_SHARE of the points may be skipped, so a broken signature cannot
- * silently skip everything.
+ * arg max index of every max-pool window and the zero pattern of every dropout output. When the
+ * signature at w + eps or at w - eps differs from the one at w, the perturbation crossed a kink or
+ * changed a tie's winner; the difference is then retried with eps / 4 and eps / 16 (a conv weight
+ * moves every pre-activation of its filter, so some unit of a few hundred lies within 1e-2 of its
+ * kink more often than not), and the point is skipped only when all three cross. Inputs are
+ * distinct random floats from a seeded dn_rng, so exact ties (other than ReLU zeros, which the
+ * ReLU bits cover) do not occur. At most MAX_SKIP_SHARE of the points may be skipped, so a broken
+ * signature cannot silently skip everything.
  *
  * Dropout. The mask comes from net->rng, which is reseeded before every forward pass, so the
  * analytic pass and both perturbed passes use the same mask (the dropout zero pattern in the
@@ -50,7 +57,8 @@
 #define LOOSE_TOL 1e-2
 #define TIGHT_TOL 1e-3
 #define TIGHT_SHARE 0.90
-#define FLOOR 1e-3
+#define LOSS_RESOLUTION 1e-7
+#define RETRIES 3 /* eps, eps / 4, eps / 16 */
 #define MAX_SKIP_SHARE 0.10
 #define MASK_SEED 0x5eedULL
 #define MAX_ROWS 8
@@ -177,7 +185,7 @@ static const float *analytic(fixture *f, uint64_t *sig)
 }
 
 typedef struct check_stats {
-    int checked, skipped, over_tight;
+    int checked, skipped, retried, over_tight;
     double worst;
     size_t worst_at;
     double worst_analytic, worst_numeric;
@@ -199,12 +207,26 @@ static double central_difference(fixture *f, float *value, double eps, uint64_t 
     return (l_plus - l_minus) / (w_plus - w_minus);
 }
 
-static void compare(check_stats *s, size_t at, double a, double d)
+/* The central difference at eps, or at eps / 4 or eps / 16 when that one crosses a kink; returns 0
+ * when all of them do, else 1 with the difference in *d and the step used in *eps_used. */
+static int numeric_gradient(fixture *f, float *value, double eps, uint64_t base_sig, double *d, double *eps_used)
 {
-    double scale = fmax(fmax(fabs(a), fabs(d)), FLOOR);
-    double e = fabs(a - d) / scale;
+    for (int t = 0; t < RETRIES; t++, eps /= 4) {
+        int kinked;
+        *d = central_difference(f, value, eps, base_sig, &kinked);
+        *eps_used = eps;
+        if (!kinked)
+            return 1;
+    }
+    return 0;
+}
+
+static void compare(check_stats *s, size_t at, double a, double d, double eps)
+{
+    const double atol = LOSS_RESOLUTION / eps, g = fmax(fabs(a), fabs(d)), diff = fabs(a - d);
+    double e = diff / fmax(g, atol / LOOSE_TOL);
     s->checked++;
-    if (e > TIGHT_TOL)
+    if (!(diff <= fmax(TIGHT_TOL * g, atol)))
         s->over_tight++;
     if (!(e <= s->worst)) { /* also records a NaN */
         s->worst = e;
@@ -220,9 +242,9 @@ static void report(const fixture *f, const char *what, const check_stats *s)
 {
     int total = s->checked + s->skipped;
     if (verbose())
-        print_message("  %-34s %-22s checked %5d skipped %3d  worst %.2e (at %zu: analytic %.6g numeric %.6g)  "
-                      "over %.0e: %d  max|g| %.3g\n",
-                      f->name, what, s->checked, s->skipped, s->worst, s->worst_at, s->worst_analytic,
+        print_message("  %-34s %-24s checked %4d (%3d at a smaller eps) skipped %2d  worst %.2e (at %zu: analytic "
+                      "%.6g numeric %.6g)  over %.0e: %d  max|g| %.3g\n",
+                      f->name, what, s->checked, s->retried, s->skipped, s->worst, s->worst_at, s->worst_analytic,
                       s->worst_numeric, TIGHT_TOL, s->over_tight, s->max_abs);
     if (total == 0)
         return;
@@ -233,8 +255,8 @@ static void report(const fixture *f, const char *what, const check_stats *s)
         fail_msg("%s, %s: gradient %zu: analytic %.9g, numeric %.9g (relative error %.3g > %g)", f->name, what,
                  s->worst_at, s->worst_analytic, s->worst_numeric, s->worst, LOOSE_TOL);
     if (s->over_tight > (1.0 - TIGHT_SHARE) * s->checked)
-        fail_msg("%s, %s: %d of %d gradients have a relative error above %g", f->name, what, s->over_tight, s->checked,
-                 TIGHT_TOL);
+        fail_msg("%s, %s: %d of %d gradients have a relative error above %g (beyond float32 rounding)", f->name, what,
+                 s->over_tight, s->checked, TIGHT_TOL);
 }
 
 /* Checks d L / d params for every layer with parameters and, when check_input, d L / d x. */
@@ -264,33 +286,31 @@ static void check_fixture(fixture *f, double eps, int check_input)
             continue;
         check_stats s = {0};
         for (size_t k = 0; k < L->n_params; k++) {
-            int kinked;
-            double d = central_difference(f, &L->params[k], eps, base_sig, &kinked);
-            if (kinked) {
+            double d, used;
+            if (numeric_gradient(f, &L->params[k], eps, base_sig, &d, &used)) {
+                compare(&s, k, grads[L->params - net->params + k], d, used);
+                s.retried += used < eps;
+            } else
                 s.skipped++;
-                continue;
-            }
-            compare(&s, k, grads[L->params - net->params + k], d);
         }
         char what[64];
         snprintf(what, sizeof what, "layer %d %s params", i, L->ops->name);
         report(f, what, &s);
-        if (!(s.max_abs > 1e-4))
+        if (!(s.max_abs > 1e-3))
             fail_msg("%s, %s: every gradient is (nearly) zero", f->name, what);
     }
     if (check_input) {
         check_stats s = {0};
         for (size_t k = 0; k < total_in; k++) {
-            int kinked;
-            double d = central_difference(f, &f->x[k], eps, base_sig, &kinked);
-            if (kinked) {
+            double d, used;
+            if (numeric_gradient(f, &f->x[k], eps, base_sig, &d, &used)) {
+                compare(&s, k, din[k], d, used);
+                s.retried += used < eps;
+            } else
                 s.skipped++;
-                continue;
-            }
-            compare(&s, k, din[k], d);
         }
         report(f, "input", &s);
-        if (!(s.max_abs > 1e-4))
+        if (!(s.max_abs > 1e-3))
             fail_msg("%s, input: every gradient is (nearly) zero", f->name);
     }
     free(din_first);
@@ -515,8 +535,9 @@ static void test_softmax_cross_entropy(void **state)
     fixture_init(&f, "softmax + cross-entropy", "input 1x1x10\ndropout 0\nsoftmax\n", N, -3.0f, 3.0f, 11);
     assert_true(f.net->layers[1].fused_loss);
     uint64_t sig;
-    const float *dz = analytic(&f, &sig);
-    const float *p = f.net->acts[2]; /* (N, 10) */
+    float dz[N * DN_N_CLASSES], p[N * DN_N_CLASSES]; /* (N, 10), copied: the passes below overwrite them */
+    memcpy(dz, analytic(&f, &sig), sizeof dz);
+    memcpy(p, f.net->acts[2], sizeof p);
     check_stats s = {0};
     for (int k = 0; k < N * DN_N_CLASSES; k++) {
         int r = k / DN_N_CLASSES, j = k % DN_N_CLASSES;
@@ -525,7 +546,7 @@ static void test_softmax_cross_entropy(void **state)
         int kinked;
         double d = central_difference(&f, &f.x[k], 1e-2, sig, &kinked);
         assert_false(kinked);
-        compare(&s, (size_t)k, expected, d);
+        compare(&s, (size_t)k, expected, d, 1e-2);
     }
     report(&f, "d loss / d logits", &s);
 
@@ -540,7 +561,8 @@ static void test_softmax_cross_entropy(void **state)
 /* ---------------------------------------------------------------- accumulation */
 
 /* Parameter gradients accumulate (+=) across backward passes: two forward + backward pairs without
- * zeroing give exactly twice one pair's gradients (a + a is exact in floating point). */
+ * zeroing give twice one pair's gradients (up to rounding: BLAS may add the product into the
+ * existing gradient block by block), where a layer that overwrote them would give once. */
 static void test_gradients_accumulate(void **state)
 {
     (void)state;
@@ -564,7 +586,7 @@ static void test_gradients_accumulate(void **state)
     dn_net_backward(net, f.dlogits, f.n);
     int nonzero = 0;
     for (size_t k = 0; k < net->n_params; k++) {
-        if (net->grads[k] != 2.0f * once[k])
+        if (!(fabs((double)net->grads[k] - 2.0 * once[k]) <= 1e-5 * fabs(2.0 * once[k]) + 1e-9))
             fail_msg("gradient %zu: %.9g after two passes, %.9g after one", k, (double)net->grads[k], (double)once[k]);
         nonzero += once[k] != 0.0f;
     }

@@ -18,11 +18,14 @@ typedef struct cli_options {
     const char *out;       /* --out FILE */
     const char *report;    /* --report DIR */
     const char *optimizer; /* --optimizer adam|sgd */
+    const char *host, *save_preprocessed; /* serve: --host; predict IMAGE...: --save-preprocessed DIR */
+    int port, have_port;                  /* serve: --port (0: any free port) */
     int epochs, batch, folds, threads, index, count, top;
     double lr, momentum, test_split, val_split;
     unsigned long long seed;
     int json, quiet;
     int have_seed, have_test_split, have_epochs, have_batch;
+    int per_class, first; /* show: --per-class, --first N */
     int n_positional;
     const char *positional[64];
 } cli_options;
@@ -73,7 +76,7 @@ typedef struct cli_report {
     const char *dir;
     const char *command;         /* "train", "eval", "cv" */
     const cli_options *options;
-    const dn_net *net;           /* the trained / evaluated net (cv: the last fold's) */
+    dn_net *net;                 /* the trained / evaluated net (cv: the spec); feature maps run it */
     const dn_dataset *test;      /* rows the metrics were measured on */
     const float *probs;          /* (test->n, DN_N_CLASSES) predicted probabilities */
     const dn_metrics *metrics;
@@ -82,8 +85,10 @@ typedef struct cli_report {
     const cJSON *json;           /* the same object --json prints; written as metrics.json */
 } cli_report;
 
-/* Writes DIR/index.html, DIR/metrics.json, DIR/confusion.csv and the pictures. */
+/* Writes DIR/index.html, DIR/metrics.json, DIR/confusion.csv and the pictures. Returns a dn_status. */
 int cli_write_report(const cli_report *r, dn_error *err);
+/* mkdir -p: creates dir and its missing parents. */
+dn_status cli_make_dirs(const char *dir, dn_error *err);
 
 /* Commands. */
 int cmd_train(cli_options *o);
@@ -91,5 +96,14 @@ int cmd_eval(cli_options *o);
 int cmd_cv(cli_options *o);
 int cmd_summary(cli_options *o);
 int cmd_predict(cli_options *o);
+int cmd_serve(cli_options *o);
+/* predict with image files as positional arguments (tools/cmd_images.c); net is the loaded model. */
+int cli_predict_images(cli_options *o, dn_net *net);
+int cmd_show(cli_options *o);
+int cmd_features(cli_options *o);
+
+/* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
+ * training time, so that the same test rows come back. */
+void cli_defaults_from_model(cli_options *o, const dn_net *net);
 
 #endif

@@ -6,7 +6,7 @@
 
 /* eval without --data / --test-split / --seed uses what the model recorded at training time, so the
  * same test rows come back and the accuracy matches the one printed after training. */
-static void defaults_from_model(cli_options *o, const dn_net *net)
+void cli_defaults_from_model(cli_options *o, const dn_net *net)
 {
     const char *v;
     if (!o->data && (v = dn_net_note(net, "data")))
@@ -40,7 +40,7 @@ int cmd_eval(cli_options *o)
     cli_data data;
     if (load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
-    defaults_from_model(o, net);
+    cli_defaults_from_model(o, net);
     o->val_split = 0; /* the test rows do not depend on it */
     if (cli_load_data(o, &data, &err) != DN_OK) {
         dn_net_free(net);
@@ -85,7 +85,12 @@ int cmd_predict(cli_options *o)
     cli_data data;
     if (load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
-    defaults_from_model(o, net);
+    if (o->n_positional) { /* image files: tools/cmd_images.c */
+        int status = cli_predict_images(o, net);
+        dn_net_free(net);
+        return status;
+    }
+    cli_defaults_from_model(o, net);
     if (cli_load_data(o, &data, &err) != DN_OK) {
         dn_net_free(net);
         return cli_fail(&err);

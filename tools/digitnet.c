@@ -17,7 +17,11 @@ static const command commands[] = {
     {"eval", cmd_eval, "evaluate a saved model on a data set's test rows: --model FILE [--data NAME]"},
     {"cv", cmd_cv, "k-fold cross-validation: --data NAME --model SPEC --folds K"},
     {"summary", cmd_summary, "print the layer table of a spec or saved model: summary SPEC|MODEL"},
-    {"predict", cmd_predict, "predict images of a data set: --model FILE --data NAME --index I [--count N]"},
+    {"predict", cmd_predict, "predict image files (PNG, JPEG, BMP, PGM/PPM): --model FILE IMAGE... [--top K --save-preprocessed DIR];\n"
+                             "           or images of a data set: --model FILE --data NAME --index I [--count N]"},
+    {"show", cmd_show, "draw images of a data set: --data NAME [--per-class | --first N] --out FILE.png"},
+    {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
+    {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
 };
 
 static void usage(FILE *f)
@@ -40,6 +44,11 @@ static void usage(FILE *f)
                "  --threads N         threads (default: all cores)\n"
                "  --out FILE          save the trained model (safetensors)\n"
                "  --index I --count N --top K   images to predict and how many classes to show\n"
+               "  --report DIR        train/eval/cv: write DIR/index.html with plots and metrics\n"
+               "  --per-class         show: one random image per class (default; --seed picks)\n"
+               "  --first N           show: the first N images with their labels\n"
+               "  --save-preprocessed DIR   predict IMAGE...: write the 28x28 (or 8x8) image the network saw\n"
+               "  --host H --port N   serve: address to listen on (default 127.0.0.1, port 8080; 0: any free port)\n"
                "  --json              print one JSON object on stdout instead of text\n"
                "  --quiet             print only the final results\n");
 }
@@ -91,6 +100,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->quiet = 1;
             continue;
         }
+        if (!strcmp(a, "--per-class")) {
+            o->per_class = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             return cli_failf("%s needs a value", a), -1;
         const char *v = argv[++i];
@@ -112,6 +125,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->out = v;
         else if (!strcmp(a, "--report"))
             o->report = v;
+        else if (!strcmp(a, "--host"))
+            o->host = v;
+        else if (!strcmp(a, "--save-preprocessed"))
+            o->save_preprocessed = v;
         else if (!strcmp(a, "--optimizer")) {
             if (strcmp(v, "adam") && strcmp(v, "sgd"))
                 return cli_failf("--optimizer: '%s' is not adam or sgd", v), -1;
@@ -124,6 +141,8 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--index", 0, 1e9, o->index = (int)x)
         NUM("--count", 1, 1e9, o->count = (int)x)
         NUM("--top", 1, DN_N_CLASSES, o->top = (int)x)
+        NUM("--port", 0, 65535, (o->port = (int)x, o->have_port = 1))
+        NUM("--first", 1, DN_PLOT_MAX_IMAGES, o->first = (int)x)
         NUM("--lr", 1e-12, 1e6, o->lr = x)
         NUM("--momentum", 0, 0.9999, o->momentum = x)
         NUM("--test-split", 0, 0.99, (o->test_split = x, o->have_test_split = 1))

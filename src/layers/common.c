@@ -52,7 +52,7 @@ void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols
     case DN_ACT_RELU:
 #pragma omp parallel for simd schedule(static) if (n > 1 << 16)
         for (size_t i = 0; i < n; i++)
-            x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            x[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays NaN (as tf.nn.relu), so divergence shows in the loss */
         break;
     case DN_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
