@@ -24,7 +24,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 .PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test bench clean
 all: $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
-$(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def)
+$(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
