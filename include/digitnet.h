@@ -34,7 +34,8 @@ typedef enum dn_status {
     DN_ENOTFOUND, /* a data set or file was not found where it was looked for */
     DN_ENAN,      /* training diverged: the loss is not a finite number */
     DN_ELIMIT,    /* input claims a size beyond a safety limit */
-    DN_ESTOPPED   /* a callback asked to stop */
+    DN_ESTOPPED,  /* a callback asked to stop */
+    DN_ENET       /* a download failed: no connection, HTTP error, stalled or cut transfer */
 } dn_status;
 
 /* A caller-supplied error record. msg is one line, without a trailing newline. */
@@ -82,12 +83,79 @@ void dn_permutation(uint64_t seed, int n, int *perm);
 
 /* Locates and loads a data set. name_or_dir is one of "optdigits", "mnist", "mnist-10k",
  * "fashion-mnist", or a directory holding the standard file names. Named sets are looked up in
- * data_dir (may be NULL), $DIGITNET_DATA, ./data, ../shared/data and /usr/share/datasets, in that
- * order. On success *train holds the training rows and *test the data set's own test rows (n == 0
- * when the set has none, e.g. a lone data.csv). When nothing is found the message lists every
- * place looked at and where to put the files (status DN_ENOTFOUND). */
+ * data_dir (may be NULL), $DIGITNET_DATA, the download cache ($XDG_CACHE_HOME/digitnet, else
+ * ~/.cache/digitnet), ./data, ../shared/data and /usr/share/datasets, in that order. On success
+ * *train holds the training rows and *test the data set's own test rows (n == 0 when the set has
+ * none, e.g. a lone data.csv). When nothing is found the message lists every place looked at, where
+ * to put the files and, for a set dn_fetch knows, `digitnet fetch NAME` (status DN_ENOTFOUND). */
 dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset *train,
                        dn_dataset *test, dn_error *err);
+
+/* ------------------------------------------------------------------ downloads */
+
+/*
+ * dn_fetch downloads a named data set ("optdigits", "mnist", "fashion-mnist") into root/NAME/, the
+ * place dn_data_open looks under that root. Each file is fetched from a list of mirrors tried in
+ * order, written to root/NAME/FILE.part (kept when a transfer is cut, and resumed with an HTTP
+ * Range request next time; a server that ignores the Range restarts the file), and moved to its
+ * final name only after its size and its pinned SHA-256 (and published MD5, where there is one)
+ * have been checked. optdigits comes as UCI's zip archive, unpacked with libzip; its members are
+ * verified, since the archive itself has no published checksum. Files already present and intact
+ * are not downloaded again. The library never prints: progress goes to a callback.
+ */
+
+typedef enum dn_fetch_event {
+    DN_FETCH_PRESENT,  /* path is already in place and verified: nothing to do */
+    DN_FETCH_START,    /* a transfer from url begins; done = bytes kept from an earlier try */
+    DN_FETCH_PROGRESS, /* done of total bytes of file have arrived (total 0: not known yet) */
+    DN_FETCH_FAILED,   /* this try failed (message); `retrying` says whether another follows */
+    DN_FETCH_VERIFIED  /* file was checked and moved to path */
+} dn_fetch_event;
+
+typedef struct dn_fetch_status {
+    dn_fetch_event event;
+    const char *dataset;  /* "mnist" */
+    const char *file;     /* the file at hand: "t10k-images-idx3-ubyte.gz", or the zip's name */
+    const char *url;      /* START, PROGRESS, FAILED */
+    const char *path;     /* PRESENT, VERIFIED: where the file is */
+    const char *message;  /* FAILED: one line */
+    int retrying;         /* FAILED: 1 when a resume or the next mirror follows */
+    int64_t done, total;  /* bytes */
+} dn_fetch_status;
+
+/* Return non-zero to stop the download (dn_fetch returns DN_ESTOPPED; the .part file is kept). */
+typedef int (*dn_fetch_fn)(void *user, const dn_fetch_status *status);
+
+typedef struct dn_fetch_params {
+    const char *const *mirrors; /* n_mirrors > 0: these base URLs (http:// or https://) replace the
+                                   built-in list; a file is looked for at BASE/FILE. For optdigits,
+                                   BASE/<UCI zip name>, or when that answers 4xx, the raw
+                                   BASE/optdigits.tra and BASE/optdigits.tes */
+    int n_mirrors;
+    long connect_seconds;  /* give up connecting after this long (default 20) */
+    long stall_seconds;    /* give up when under 1 byte/s arrives for this long (default 30) */
+    long max_redirects;    /* default 5; more is taken as a redirect loop */
+    int resume_tries;      /* tries per mirror when transfers are cut but make progress (default 3) */
+    dn_fetch_fn on_status; /* may be NULL */
+    void *user;
+} dn_fetch_params;
+
+dn_fetch_params dn_fetch_default_params(void);
+
+/* 1 when dn_fetch can download the named set. */
+int dn_fetch_known(const char *name);
+
+/* Where downloads go by default: $DIGITNET_DATA, else $XDG_CACHE_HOME/digitnet, else
+ * $HOME/.cache/digitnet. Writes it to buf; DN_ENOTFOUND when none of those variables is set,
+ * DN_EARG when buf is too small. */
+dn_status dn_data_default_dir(char *buf, size_t size, dn_error *err);
+
+/* Downloads and verifies the set into root/name/ (root NULL: dn_data_default_dir), creating
+ * directories as needed. params may be NULL (defaults). On failure no file is left under a final
+ * name unless it was verified; the message names the file, the URL and the reason (wrong checksum,
+ * HTML page, cut transfer, redirect loop, stall, HTTP status). Status DN_ENET for network trouble,
+ * DN_EFORMAT for data that does not verify, DN_EIO for local files, DN_EARG for a bad name or URL. */
+dn_status dn_fetch(const char *name, const char *root, const dn_fetch_params *params, dn_error *err);
 
 /* ------------------------------------------------------------------ networks */
 
@@ -229,6 +297,13 @@ dn_status dn_model_save(const dn_net *net, const char *path, dn_error *err);
 /* Reads a model written by dn_model_save, checking the header, every tensor's name, dtype, shape and
  * offsets against the spec in the metadata. */
 dn_status dn_model_load(const char *path, dn_net **out, dn_error *err);
+
+/* A checkpoint is a model file plus everything training needs to continue exactly where it stopped:
+ * optimizer state, the random generator, and the position inside the current epoch. dn_train on a
+ * loaded checkpoint (same data, same parameters) continues bit for bit as if never interrupted.
+ * dn_model_load also reads checkpoints, ignoring the training state. */
+dn_status dn_checkpoint_save(const dn_net *net, const char *path, dn_error *err);
+dn_status dn_checkpoint_load(const char *path, dn_net **out, dn_error *err);
 
 /* ------------------------------------------------------------------ plots */
 

@@ -80,8 +80,53 @@ static cJSON *history_json(const dn_net *net)
     return list;
 }
 
+/* Names one extra tensor (optimizer moments, the epoch's row order) in the header. */
+static int add_extra_tensor(cJSON *root, const char *name, const char *dtype, size_t count, size_t *offset)
+{
+    cJSON *entry = cJSON_CreateObject();
+    if (!entry)
+        return -1;
+    cJSON_AddItemToObject(root, name, entry);
+    cJSON_AddStringToObject(entry, "dtype", dtype);
+    cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
+    cJSON *offsets = cJSON_AddArrayToObject(entry, "data_offsets");
+    if (!shape || !offsets)
+        return -1;
+    cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)count));
+    cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)*offset));
+    *offset += count * 4;
+    cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)*offset));
+    return 0;
+}
+
+/* A checkpoint adds what training needs to continue exactly: optimizer moments and step, the
+ * generator's state and the position inside the current epoch. Doubles are stored as C99 hex
+ * floats ("%a") so that they come back bit for bit. */
+static int add_state_header(const dn_net *net, cJSON *root, cJSON *meta, size_t offset)
+{
+    char text[64];
+    cJSON_AddStringToObject(meta, "checkpoint", "1");
+#define META(key, fmt, value)                                                                              \
+    snprintf(text, sizeof text, fmt, value);                                                               \
+    cJSON_AddStringToObject(meta, key, text);
+    META("opt_step", "%ld", net->opt_step)
+    META("rng_state", "%llu", (unsigned long long)net->rng.state)
+    META("rng_seeded", "%d", net->rng_seeded)
+    META("epoch_pos", "%d", net->epoch_pos)
+    META("epoch_loss", "%a", net->epoch_loss)
+    META("epoch_correct", "%d", net->epoch_correct)
+    META("epoch_seconds", "%a", net->epoch_seconds)
+#undef META
+    if (add_extra_tensor(root, "optimizer.m", "F32", net->n_params, &offset) ||
+        add_extra_tensor(root, "optimizer.v", "F32", net->n_params, &offset))
+        return -1;
+    if (net->order_n && add_extra_tensor(root, "train.order", "I32", (size_t)net->order_n, &offset))
+        return -1;
+    return 0;
+}
+
 /* Builds the JSON header; returns a malloc'd string or NULL. */
-static char *build_header(const dn_net *net)
+static char *build_header(const dn_net *net, int with_state)
 {
     cJSON *root = cJSON_CreateObject(), *meta = cJSON_CreateObject();
     char *text = NULL, number[32];
@@ -138,14 +183,16 @@ static char *build_header(const dn_net *net)
             offset += bytes;
         }
     }
+    if (with_state && add_state_header(net, root, meta, offset) != 0)
+        goto done;
     text = cJSON_PrintUnformatted(root);
 done:
     cJSON_Delete(root);
     return text;
 }
 
-/* Writes the layers' tensors in header order. */
-static int write_tensors(const dn_net *net, FILE *f)
+/* Writes the layers' tensors in header order, then a checkpoint's training state. */
+static int write_tensors(const dn_net *net, FILE *f, int with_state)
 {
     for (int i = 0; i < net->n_layers; i++) {
         dn_layer *L = (dn_layer *)&net->layers[i];
@@ -157,14 +204,26 @@ static int write_tensors(const dn_net *net, FILE *f)
                 return -1;
         }
     }
+    if (!with_state)
+        return 0;
+    static const float zero = 0.0f;
+    for (int which = 0; which < 2; which++) {
+        const float *moment = which ? net->opt_v : net->opt_m;
+        for (size_t i = 0; i < net->n_params; i++) /* never trained: the moments are zero */
+            if (fwrite(moment ? moment + i : &zero, sizeof(float), 1, f) != 1)
+                return -1;
+    }
+    _Static_assert(sizeof(int) == 4, "train.order is stored as I32");
+    if (net->order_n && fwrite(net->order, sizeof(int), (size_t)net->order_n, f) != (size_t)net->order_n)
+        return -1;
     return 0;
 }
 
-dn_status dn_model_save(const dn_net *net, const char *path, dn_error *err)
+static dn_status save(const dn_net *net, const char *path, int with_state, dn_error *err)
 {
     if (!net || !path)
-        return dn_fail(err, DN_EARG, "dn_model_save: NULL argument");
-    char *header = build_header(net);
+        return dn_fail(err, DN_EARG, "saving a model: NULL argument");
+    char *header = build_header(net, with_state);
     if (!header)
         return dn_fail(err, DN_ENOMEM, "%s: out of memory building the model header", path);
     size_t len = strlen(header);
@@ -179,11 +238,21 @@ dn_status dn_model_save(const dn_net *net, const char *path, dn_error *err)
         for (size_t p = len; !bad && p < padded; p++)
             bad = fputc(' ', af.file) == EOF;
         if (!bad)
-            bad = write_tensors(net, af.file);
+            bad = write_tensors(net, af.file, with_state);
         st = bad ? dn_atomic_abort(&af, err, "write failed") : dn_atomic_commit(&af, err);
     }
     free(header);
     return st;
+}
+
+dn_status dn_model_save(const dn_net *net, const char *path, dn_error *err)
+{
+    return save(net, path, 0, err);
+}
+
+dn_status dn_checkpoint_save(const dn_net *net, const char *path, dn_error *err)
+{
+    return save(net, path, 1, err);
 }
 
 /* ---------------------------------------------------------------- loading */
@@ -257,8 +326,66 @@ static dn_status load_tensor(const cJSON *entry, const char *name, const tensor_
     return DN_OK;
 }
 
+/* Copies one 1-D state tensor (optimizer moment or row order) after checking its entry. */
+static dn_status load_state_tensor(const cJSON *root, const char *name, const char *dtype, size_t count, void *dst,
+                                   const unsigned char *data, size_t data_len, const char *path, dn_error *err)
+{
+    const cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, name);
+    const char *type = meta_string(entry, "dtype");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
+    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    const cJSON *b = cJSON_GetArrayItem(offsets, 0), *e = cJSON_GetArrayItem(offsets, 1);
+    const cJSON *dim = cJSON_GetArrayItem(shape, 0);
+    if (!type || strcmp(type, dtype) != 0 || cJSON_GetArraySize(shape) != 1 || !cJSON_IsNumber(dim) ||
+        dim->valuedouble != (double)count)
+        return dn_fail(err, DN_EFORMAT, "%s: checkpoint tensor '%s' is missing or is not %s[%zu]", path, name, dtype, count);
+    if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 || e->valuedouble != b->valuedouble + 4.0 * count ||
+        e->valuedouble > (double)data_len)
+        return dn_fail(err, DN_EFORMAT, "%s: checkpoint tensor '%s' has data offsets outside the file", path, name);
+    memcpy(dst, data + (size_t)b->valuedouble, 4 * count);
+    return DN_OK;
+}
+
+/* Restores what a checkpoint adds to a model (see add_state_header). */
+static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, const unsigned char *data,
+                            size_t data_len, const char *path, dn_error *err)
+{
+    const char *keys[] = {"opt_step", "rng_state", "rng_seeded", "epoch_pos", "epoch_loss", "epoch_correct", "epoch_seconds"};
+    const char *v[7];
+    for (int i = 0; i < 7; i++)
+        if (!(v[i] = meta_string(meta, keys[i])))
+            return dn_fail(err, DN_EFORMAT, "%s: checkpoint metadata '%s' is missing", path, keys[i]);
+    net->opt_step = strtol(v[0], NULL, 10);
+    net->rng.state = strtoull(v[1], NULL, 10);
+    net->rng_seeded = atoi(v[2]);
+    net->epoch_pos = atoi(v[3]);
+    net->epoch_loss = strtod(v[4], NULL);
+    net->epoch_correct = atoi(v[5]);
+    net->epoch_seconds = strtod(v[6], NULL);
+    const cJSON *order = cJSON_GetObjectItemCaseSensitive(root, "train.order");
+    const cJSON *dim = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(order, "shape"), 0);
+    int order_n = cJSON_IsNumber(dim) ? (int)dim->valuedouble : 0;
+    if (net->opt_step < 0 || net->epoch_pos < 0 || order_n < 0 || order_n > 100000000 || net->epoch_pos > order_n)
+        return dn_fail(err, DN_EFORMAT, "%s: checkpoint training state is inconsistent", path);
+    net->opt_m = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+    net->opt_v = calloc(net->n_params ? net->n_params : 1, sizeof(float));
+    net->order = order_n ? malloc(sizeof(int) * (size_t)order_n) : NULL;
+    if (!net->opt_m || !net->opt_v || (order_n && !net->order))
+        return dn_fail(err, DN_ENOMEM, "%s: out of memory for the training state", path);
+    net->order_n = order_n;
+    dn_status st = load_state_tensor(root, "optimizer.m", "F32", net->n_params, net->opt_m, data, data_len, path, err);
+    if (st == DN_OK)
+        st = load_state_tensor(root, "optimizer.v", "F32", net->n_params, net->opt_v, data, data_len, path, err);
+    if (st == DN_OK && order_n)
+        st = load_state_tensor(root, "train.order", "I32", (size_t)order_n, net->order, data, data_len, path, err);
+    for (int i = 0; st == DN_OK && i < order_n; i++)
+        if (net->order[i] < 0 || net->order[i] >= order_n)
+            st = dn_fail(err, DN_EFORMAT, "%s: checkpoint row order holds %d, outside 0..%d", path, net->order[i], order_n - 1);
+    return st;
+}
+
 static dn_status load_from_header(const cJSON *root, const unsigned char *data, size_t data_len, const char *path,
-                                  dn_net **out, dn_error *err)
+                                  int with_state, dn_net **out, dn_error *err)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
     const char *format = meta_string(meta, "format"), *spec = meta_string(meta, "spec");
@@ -293,6 +420,14 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
             expected++;
         }
     }
+    const char *checkpoint = meta_string(meta, "checkpoint");
+    int is_checkpoint = checkpoint && strcmp(checkpoint, "1") == 0;
+    if (with_state && !is_checkpoint && st == DN_OK)
+        st = dn_fail(err, DN_EFORMAT, "%s: a model file, not a checkpoint: it has no optimizer state to resume", path);
+    if (is_checkpoint) /* optimizer.m, optimizer.v and, when saved mid-training, train.order */
+        expected += 2 + (cJSON_GetObjectItemCaseSensitive(root, "train.order") != NULL);
+    if (st == DN_OK && with_state)
+        st = load_state(net, root, meta, data, data_len, path, err);
     if (st == DN_OK && cJSON_GetArraySize(root) != expected + 1)
         st = dn_fail(err, DN_EFORMAT, "%s: the file holds %d tensors but the spec has %d", path, cJSON_GetArraySize(root) - 1,
                      expected);
@@ -313,10 +448,10 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     return DN_OK;
 }
 
-dn_status dn_model_load(const char *path, dn_net **out, dn_error *err)
+static dn_status load(const char *path, int with_state, dn_net **out, dn_error *err)
 {
     if (!path || !out)
-        return dn_fail(err, DN_EARG, "dn_model_load: NULL argument");
+        return dn_fail(err, DN_EARG, "loading a model: NULL argument");
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -354,10 +489,20 @@ dn_status dn_model_load(const char *path, dn_net **out, dn_error *err)
         if (!cJSON_IsObject(root))
             st = dn_fail(err, DN_EFORMAT, "%s: the header is not a JSON object: not a safetensors model", path);
         else
-            st = load_from_header(root, bytes, data_len, path, out, err);
+            st = load_from_header(root, bytes, data_len, path, with_state, out, err);
         cJSON_Delete(root);
     }
     free(header);
     free(bytes);
     return st;
+}
+
+dn_status dn_model_load(const char *path, dn_net **out, dn_error *err)
+{
+    return load(path, 0, out, err);
+}
+
+dn_status dn_checkpoint_load(const char *path, dn_net **out, dn_error *err)
+{
+    return load(path, 1, out, err);
 }

@@ -252,6 +252,7 @@ void dn_net_free(dn_net *net)
     free(net->opt_v);
     free(net->arena);
     free(net->history);
+    free(net->order);
     for (int i = 0; i < net->n_notes; i++) {
         free(net->note_keys[i]);
         free(net->note_values[i]);

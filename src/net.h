@@ -34,6 +34,15 @@ struct dn_net {
     const float *last_input;
 
     dn_rng rng; /* dropout and shuffling */
+    int rng_seeded; /* set by the first dn_train; later calls (and resumed checkpoints) continue it */
+
+    /* Where training stands inside an epoch, so that a run stopped mid-epoch resumes exactly. */
+    int *order;          /* (order_n) this epoch's shuffled row order */
+    int order_n;
+    int epoch_pos;       /* rows of the current epoch already trained; 0 at an epoch boundary */
+    double epoch_loss;   /* sums over those rows */
+    int epoch_correct;
+    double epoch_seconds;
     uint64_t seed;
     int raw_max;
 

@@ -91,6 +91,59 @@ static dn_status evaluate_loss(dn_net *net, const dn_dataset *d, double *loss, d
     return DN_OK;
 }
 
+/* Starts a new epoch: row order 0..n-1 shuffled by the net's generator (Keras reshuffles every
+ * epoch). The order depends only on the generator's state, so a checkpoint resumes it exactly. */
+static void new_epoch_order(dn_net *net)
+{
+    for (int i = 0; i < net->order_n; i++)
+        net->order[i] = i;
+    for (int i = net->order_n - 1; i > 0; i--) {
+        int j = (int)dn_rng_below(&net->rng, (uint32_t)i + 1);
+        int t = net->order[i];
+        net->order[i] = net->order[j];
+        net->order[j] = t;
+    }
+    net->epoch_pos = 0;
+    net->epoch_loss = 0.0;
+    net->epoch_correct = 0;
+    net->epoch_seconds = 0.0;
+}
+
+static dn_status prepare_order(dn_net *net, int n, dn_error *err)
+{
+    if (net->order_n == n && net->order)
+        return DN_OK; /* continuing: keep a part-trained epoch where it stopped */
+    int *order = malloc(sizeof(int) * (size_t)n);
+    if (!order)
+        return dn_fail(err, DN_ENOMEM, "out of memory for the training order");
+    free(net->order);
+    net->order = order;
+    net->order_n = n;
+    net->epoch_pos = 0;
+    return DN_OK;
+}
+
+/* One optimizer step on rows xb / yb; adds the batch's loss and correct count. */
+static dn_status train_step(dn_net *net, const dn_train_params *params, const float *xb, const uint8_t *yb, int rows,
+                            double *loss_sum, int *correct)
+{
+    const float *probs = dn_net_forward(net, xb, rows, 1);
+    double batch_loss = 0.0;
+    softmax_xent(probs, yb, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
+    if (!isfinite(batch_loss))
+        return DN_ENAN;
+    memset(net->grads, 0, sizeof(float) * net->n_params);
+    dn_net_backward(net, net->dbuf[0], rows);
+    net->opt_step++;
+    if (params->optimizer == DN_OPT_SGD)
+        dn_sgd_step(net->params, net->grads, net->opt_m, net->n_params, params->lr, params->momentum);
+    else
+        dn_adam_step(net->params, net->grads, net->opt_m, net->opt_v, net->n_params, net->opt_step, params->lr,
+                     params->beta1, params->beta2, params->epsilon);
+    *loss_sum += batch_loss;
+    return DN_OK;
+}
+
 dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
                    dn_error *err)
 {
@@ -111,81 +164,70 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
 
     const int batch = params->batch_size < train->n ? params->batch_size : train->n;
     const size_t in_size = dn_shape_size(net->input);
-    const int classes = dn_net_n_classes(net);
-    int *order = malloc(sizeof(int) * (size_t)train->n);
     float *xb = malloc(sizeof(float) * in_size * (size_t)batch); /* (batch, h, w, c) gathered rows */
     uint8_t *yb = malloc((size_t)batch);
-    if (!order || !xb || !yb)
+    if (!xb || !yb)
         st = dn_fail(err, DN_ENOMEM, "out of memory for the training batches");
     if (st == DN_OK)
         st = dn_net_reserve(net, batch, err);
     if (st == DN_OK)
         st = alloc_optimizer(net, err);
-    /* The run's generator: shuffling and dropout depend only on the seed. */
-    dn_rng_seed(&net->rng, params->seed);
-    for (int i = 0; i < train->n; i++)
-        order[i] = i;
+    if (st == DN_OK)
+        st = prepare_order(net, train->n, err);
+    if (st == DN_OK && !net->rng_seeded) {
+        /* The run's generator: shuffling and dropout depend only on the seed. */
+        dn_rng_seed(&net->rng, params->seed);
+        net->rng_seeded = 1;
+    }
 
-    for (int epoch = 1; st == DN_OK && epoch <= params->epochs; epoch++) {
-        double t0 = now_seconds(), loss_sum = 0.0;
-        int correct = 0, seen = 0;
-        for (int i = train->n - 1; i > 0; i--) { /* Fisher-Yates, as Keras reshuffles every epoch */
-            int j = (int)dn_rng_below(&net->rng, (uint32_t)i + 1);
-            int t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
-        for (int start = 0; start < train->n; start += batch) {
-            int rows = train->n - start < batch ? train->n - start : batch;
+    for (int e = 0; st == DN_OK && e < params->epochs; e++) {
+        const int epoch = net->n_history + 1;
+        double t0 = now_seconds();
+        if (net->epoch_pos == 0)
+            new_epoch_order(net);
+        while (net->epoch_pos < train->n) {
+            int start = net->epoch_pos, rows = train->n - start < batch ? train->n - start : batch;
             for (int r = 0; r < rows; r++) {
-                int src = order[start + r];
+                int src = net->order[start + r];
                 memcpy(xb + (size_t)r * in_size, train->images + (size_t)src * in_size, sizeof(float) * in_size);
                 yb[r] = train->labels[src];
             }
-            const float *probs = dn_net_forward(net, xb, rows, 1);
-            double batch_loss = 0.0;
-            int batch_correct = 0;
-            softmax_xent(probs, yb, rows, classes, net->dbuf[0], &batch_loss, &batch_correct);
-            if (!isfinite(batch_loss)) {
+            if (train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct) != DN_OK) {
                 st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower --lr", epoch,
                              start / batch + 1);
                 break;
             }
-            memset(net->grads, 0, sizeof(float) * net->n_params);
-            dn_net_backward(net, net->dbuf[0], rows);
-            net->opt_step++;
-            if (params->optimizer == DN_OPT_SGD)
-                dn_sgd_step(net->params, net->grads, net->opt_m, net->n_params, params->lr, params->momentum);
-            else
-                dn_adam_step(net->params, net->grads, net->opt_m, net->opt_v, net->n_params, net->opt_step, params->lr,
-                             params->beta1, params->beta2, params->epsilon);
-            loss_sum += batch_loss;
-            correct += batch_correct;
-            seen += rows;
-            if (params->on_batch &&
-                params->on_batch(params->user, epoch, seen, train->n, loss_sum / seen, (double)correct / seen)) {
-                st = dn_fail(err, DN_ESTOPPED, "training stopped at epoch %d after %d images", epoch, seen);
+            net->epoch_pos += rows;
+            const int seen = net->epoch_pos;
+            if (params->on_batch && params->on_batch(params->user, epoch, seen, train->n, net->epoch_loss / seen,
+                                                     (double)net->epoch_correct / seen)) {
+                if (seen < train->n) {
+                    net->epoch_seconds += now_seconds() - t0;
+                    st = dn_fail(err, DN_ESTOPPED, "training stopped at epoch %d after %d of %d images", epoch, seen,
+                                 train->n);
+                }
                 break;
             }
         }
         if (st != DN_OK)
             break;
-        dn_epoch_stats stats = {.epoch = net->n_history + 1,
-                                .loss = loss_sum / seen,
-                                .accuracy = (double)correct / seen,
+        const int seen = net->epoch_pos;
+        dn_epoch_stats stats = {.epoch = epoch,
+                                .loss = net->epoch_loss / seen,
+                                .accuracy = (double)net->epoch_correct / seen,
                                 .val_loss = NAN,
                                 .val_accuracy = NAN};
-        double t_train = now_seconds() - t0;
+        double t_train = net->epoch_seconds + now_seconds() - t0;
         if (val && val->n > 0)
             st = evaluate_loss(net, val, &stats.val_loss, &stats.val_accuracy, err);
-        stats.seconds = now_seconds() - t0;
+        stats.seconds = net->epoch_seconds + now_seconds() - t0;
         stats.images_per_sec = t_train > 0.0 ? seen / t_train : 0.0;
+        net->epoch_pos = 0;
         if (st == DN_OK)
             st = dn_net_push_history(net, &stats, err);
-        if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))
+        if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats) && e + 1 < params->epochs)
             st = dn_fail(err, DN_ESTOPPED, "training stopped after epoch %d", epoch);
     }
-    free(order);
     free(xb);
     free(yb);
     return st;

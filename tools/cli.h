@@ -17,6 +17,8 @@ typedef struct cli_options {
     const char *data_dir;  /* --data-dir DIR */
     const char *out;       /* --out FILE */
     const char *report;    /* --report DIR */
+    const char *checkpoint, *resume; /* train: --checkpoint FILE, --resume FILE */
+    int checkpoint_every;            /* train: --checkpoint-every N epochs (default 1) */
     const char *optimizer; /* --optimizer adam|sgd */
     const char *host, *save_preprocessed; /* serve: --host; predict IMAGE...: --save-preprocessed DIR */
     int port, have_port;                  /* serve: --port (0: any free port) */
@@ -27,7 +29,7 @@ typedef struct cli_options {
     int have_seed, have_test_split, have_epochs, have_batch;
     int per_class, first; /* show: --per-class, --first N */
     int n_positional;
-    const char *positional[64];
+    const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;
 
 /* Parses argv after the command name. Prints a one-line error and returns -1 on a bad option. */

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,24 +22,86 @@ static dn_train_params train_params(const cli_options *o, cli_progress *progress
     return p;
 }
 
-/* Records how the model was trained, so that eval can find the same test rows again. */
+/* Records how the model was trained, so that eval finds the same test rows again and --resume
+ * continues with the same data and settings. */
 static dn_status note_run(dn_net *net, const cli_options *o, dn_error *err)
 {
-    char buf[64];
-    dn_status st = dn_net_set_note(net, "data", o->data ? o->data : "optdigits", err);
-    if (st == DN_OK && o->have_test_split) {
-        snprintf(buf, sizeof buf, "%g", o->test_split);
-        st = dn_net_set_note(net, "test_split", buf, err);
-    }
-    if (st == DN_OK) {
-        snprintf(buf, sizeof buf, "%llu", o->seed);
-        st = dn_net_set_note(net, "split_seed", buf, err);
-    }
-    if (st == DN_OK) {
-        snprintf(buf, sizeof buf, "%g", o->val_split);
-        st = dn_net_set_note(net, "val_split", buf, err);
-    }
+    char buf[7][64];
+    snprintf(buf[0], sizeof buf[0], "%g", o->test_split);
+    snprintf(buf[1], sizeof buf[1], "%llu", o->seed);
+    snprintf(buf[2], sizeof buf[2], "%g", o->val_split);
+    snprintf(buf[3], sizeof buf[3], "%d", o->batch);
+    snprintf(buf[4], sizeof buf[4], "%.9g", o->lr);
+    snprintf(buf[5], sizeof buf[5], "%.9g", o->momentum);
+    snprintf(buf[6], sizeof buf[6], "%d", o->epochs);
+    const char *keys[] = {"data", "test_split", "split_seed", "val_split", "batch", "lr", "momentum", "epochs", "optimizer"};
+    const char *values[] = {o->data ? o->data : "optdigits", buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6],
+                            o->optimizer ? o->optimizer : "adam"};
+    dn_status st = DN_OK;
+    for (int i = 0; st == DN_OK && i < 9; i++)
+        if (i != 1 || o->have_test_split)
+            st = dn_net_set_note(net, keys[i], values[i], err);
     return st;
+}
+
+/* --resume: settings not given on the command line come from the checkpoint. */
+static void settings_from_checkpoint(cli_options *o, const dn_net *net)
+{
+    const char *v;
+    if (!o->data && (v = dn_net_note(net, "data")))
+        o->data = v;
+    if (!o->have_test_split && (v = dn_net_note(net, "test_split")))
+        o->test_split = atof(v), o->have_test_split = 1;
+    if (!o->have_seed && (v = dn_net_note(net, "split_seed")))
+        o->seed = strtoull(v, NULL, 10);
+    if (o->val_split == 0 && (v = dn_net_note(net, "val_split")))
+        o->val_split = atof(v);
+    if (!o->have_batch && (v = dn_net_note(net, "batch")))
+        o->batch = atoi(v);
+    if (o->lr == 0 && (v = dn_net_note(net, "lr")))
+        o->lr = atof(v);
+    if ((v = dn_net_note(net, "momentum")))
+        o->momentum = atof(v);
+    if (!o->optimizer && (v = dn_net_note(net, "optimizer")))
+        o->optimizer = v;
+    if (!o->have_epochs && (v = dn_net_note(net, "epochs")))
+        o->epochs = atoi(v);
+}
+
+/* Ctrl-C / SIGTERM during training: finish the batch, write a checkpoint, say how to resume. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct train_run {
+    cli_progress progress;
+    const dn_net *net;
+    const char *checkpoint;
+    int every;
+    int save_failed;
+    dn_error save_err;
+} train_run;
+
+static int run_batch(void *user, int epoch, int done, int total, double loss, double accuracy)
+{
+    train_run *r = user;
+    cli_progress_batch(&r->progress, epoch, done, total, loss, accuracy);
+    return interrupted;
+}
+
+static int run_epoch(void *user, const dn_epoch_stats *stats)
+{
+    train_run *r = user;
+    cli_progress_epoch(&r->progress, stats);
+    if (r->checkpoint && stats->epoch % r->every == 0 && dn_checkpoint_save(r->net, r->checkpoint, &r->save_err) != DN_OK) {
+        r->save_failed = 1;
+        return 1;
+    }
+    return interrupted;
 }
 
 int cmd_train(cli_options *o)
@@ -47,9 +110,17 @@ int cmd_train(cli_options *o)
     cli_data data;
     dn_net *net = NULL;
     int saved = 0, status = 1;
-    if (cli_load_data(o, &data, &err) != DN_OK)
+    if (o->resume) {
+        if (dn_checkpoint_load(o->resume, &net, &err) != DN_OK)
+            return cli_fail(&err);
+        settings_from_checkpoint(o, net);
+        saved = 1;
+    }
+    if (cli_load_data(o, &data, &err) != DN_OK) {
+        dn_net_free(net);
         return cli_fail(&err);
-    if (cli_open_model(o->model, o->seed, &net, &saved, &err) != DN_OK) {
+    }
+    if (!net && cli_open_model(o->model, o->seed, &net, &saved, &err) != DN_OK) {
         cli_data_free(&data);
         return cli_fail(&err);
     }
@@ -57,13 +128,24 @@ int cmd_train(cli_options *o)
     FILE *text = o->json ? stderr : stdout; /* with --json, stdout carries only the JSON object */
     int chatty = !o->quiet;
     if (chatty) {
-        cli_print_summary(text, net, o->model);
+        cli_print_summary(text, net, o->model ? o->model : o->resume);
         fprintf(text, "Training on %d images, validating on %d, testing on %s\n", data.train.n, data.val.n,
                 data.test_desc);
     }
-    cli_progress progress;
-    cli_progress_init(&progress, text, chatty, o->epochs, o->batch);
-    dn_train_params params = train_params(o, &progress);
+    int done_epochs;
+    dn_net_history(net, &done_epochs);
+    train_run run = {.net = net, .checkpoint = o->checkpoint, .every = o->checkpoint_every ? o->checkpoint_every : 1};
+    cli_progress_init(&run.progress, text, chatty, o->epochs, o->batch);
+    dn_train_params params = train_params(o, &run.progress);
+    params.on_batch = run_batch;
+    params.on_epoch = run_epoch;
+    params.user = &run;
+    /* --epochs is the total: a resumed run trains what is left (a part-trained epoch counts as one). */
+    params.epochs = o->resume ? (o->epochs > done_epochs ? o->epochs - done_epochs : 0) : o->epochs;
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
     dn_metrics m;
     float *probs = data.test.n ? malloc(sizeof(float) * DN_N_CLASSES * (size_t)data.test.n) : NULL;
     dn_status st = note_run(net, o, &err);
@@ -71,6 +153,24 @@ int cmd_train(cli_options *o)
         st = DN_ENOMEM, snprintf(err.msg, sizeof err.msg, "out of memory for the test predictions");
     if (st == DN_OK)
         st = dn_train(net, &data.train, data.val.n ? &data.val : NULL, &params, &err);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (run.save_failed) {
+        cli_fail(&run.save_err);
+        free(probs);
+        goto done;
+    }
+    if (st == DN_ESTOPPED && interrupted) {
+        const char *path = o->checkpoint ? o->checkpoint : "digitnet-interrupted.ckpt";
+        if (dn_checkpoint_save(net, path, &err) != DN_OK)
+            cli_fail(&err);
+        else
+            cli_failf("interrupted (%s); checkpoint written to %s; resume with: digitnet train --resume %s --epochs %d",
+                      err.msg, path, path, o->epochs);
+        status = 130;
+        free(probs);
+        goto done;
+    }
     if (st == DN_OK && data.test.n)
         st = dn_net_evaluate(net, &data.test, &m, probs, &err);
     if (st == DN_OK && o->out)
@@ -83,9 +183,9 @@ int cmd_train(cli_options *o)
     int n_epochs;
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
     double seconds = 0, rate = 0;
-    for (int i = n_epochs - o->epochs; i < n_epochs; i++) {
+    for (int i = n_epochs - params.epochs; i < n_epochs; i++) {
         seconds += h[i].seconds;
-        rate += h[i].images_per_sec / (o->epochs ? o->epochs : 1);
+        rate += h[i].images_per_sec / (params.epochs ? params.epochs : 1);
     }
     cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
     cJSON_AddItemToObject(j, "history", cli_history_json(net));
@@ -95,7 +195,7 @@ int cmd_train(cli_options *o)
     if (o->out)
         cJSON_AddStringToObject(j, "model", o->out);
     if (!o->json) {
-        printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", o->epochs, seconds, rate);
+        printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", params.epochs, seconds, rate);
         if (data.test.n)
             cli_print_metrics(stdout, &m, "Test");
         if (o->out)

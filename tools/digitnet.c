@@ -44,6 +44,9 @@ static void usage(FILE *f)
                "  --threads N         threads (default: all cores)\n"
                "  --out FILE          save the trained model (safetensors)\n"
                "  --index I --count N --top K   images to predict and how many classes to show\n"
+               "  --checkpoint FILE   train: save a resumable checkpoint every --checkpoint-every N epochs\n"
+               "                      (default 1) and when interrupted (Ctrl-C)\n"
+               "  --resume FILE       train: continue from a checkpoint up to --epochs in total\n"
                "  --report DIR        train/eval/cv: write DIR/index.html with plots and metrics\n"
                "  --per-class         show: one random image per class (default; --seed picks)\n"
                "  --first N           show: the first N images with their labels\n"
@@ -125,6 +128,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->out = v;
         else if (!strcmp(a, "--report"))
             o->report = v;
+        else if (!strcmp(a, "--checkpoint"))
+            o->checkpoint = v;
+        else if (!strcmp(a, "--resume"))
+            o->resume = v;
         else if (!strcmp(a, "--host"))
             o->host = v;
         else if (!strcmp(a, "--save-preprocessed"))
@@ -141,6 +148,7 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--index", 0, 1e9, o->index = (int)x)
         NUM("--count", 1, 1e9, o->count = (int)x)
         NUM("--top", 1, DN_N_CLASSES, o->top = (int)x)
+        NUM("--checkpoint-every", 1, 1e6, o->checkpoint_every = (int)x)
         NUM("--port", 0, 65535, (o->port = (int)x, o->have_port = 1))
         NUM("--first", 1, DN_PLOT_MAX_IMAGES, o->first = (int)x)
         NUM("--lr", 1e-12, 1e6, o->lr = x)
