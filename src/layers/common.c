@@ -102,6 +102,106 @@ void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t
     }
 }
 
+/* Rows [r0, r1) of x (rows, cols): x = act(x + bias). One pass over memory instead of three. */
+DN_MULTIVERSION
+static void bias_act_rows(dn_activation act, const float *restrict bias, float *restrict x, size_t r0, size_t r1,
+                          size_t cols)
+{
+    for (size_t r = r0; r < r1; r++) {
+        float *restrict row = x + r * cols;
+        switch (act) {
+        case DN_ACT_RELU:
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++) {
+                float v = row[j] + bias[j];
+                row[j] = v > 0.0f ? v : 0.0f;
+            }
+            break;
+        default:
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++)
+                row[j] += bias[j];
+            if (act != DN_ACT_NONE)
+                dn_activation_forward(act, row, 1, cols);
+            break;
+        }
+    }
+}
+
+void dn_bias_activation_forward(dn_activation act, const float *bias, float *x, size_t rows, size_t cols)
+{
+    const int parallel = rows * cols > (1u << 16);
+#pragma omp parallel if (parallel)
+    {
+        size_t r0 = 0, r1 = rows;
+#ifdef _OPENMP
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
+#endif
+        bias_act_rows(act, bias, x, r0, r1, cols);
+    }
+}
+
+/* Rows [r0, r1): dy = dy * act'(y) unless the loss already gave d(pre-activation), and column sums
+ * of the result into dbias. */
+DN_MULTIVERSION
+static void act_backward_bias_rows(dn_activation act, int fused, const float *restrict y, float *restrict dy,
+                                   size_t r0, size_t r1, size_t cols, float *restrict dbias)
+{
+    for (size_t r = r0; r < r1; r++) {
+        const float *restrict yr = y + r * cols;
+        float *restrict dr = dy + r * cols;
+        if (!fused && act == DN_ACT_RELU) {
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++) {
+                dr[j] = yr[j] > 0.0f ? dr[j] : 0.0f;
+                dbias[j] += dr[j];
+            }
+            continue;
+        }
+        if (!fused)
+            dn_activation_backward(act, yr, dr, 1, cols);
+#pragma omp simd
+        for (size_t j = 0; j < cols; j++)
+            dbias[j] += dr[j];
+    }
+}
+
+#define MAX_THREAD_PARTIALS 16
+
+void dn_activation_backward_bias(dn_activation act, int fused, const float *y, float *dy, size_t rows, size_t cols,
+                                 float *dbias)
+{
+    int threads = 1;
+#ifdef _OPENMP
+    if (rows * cols > (1u << 16) && cols <= 4096)
+        threads = omp_get_max_threads();
+#endif
+    if (threads > MAX_THREAD_PARTIALS)
+        threads = MAX_THREAD_PARTIALS;
+    if (threads == 1) {
+        act_backward_bias_rows(act, fused, y, dy, 0, rows, cols, dbias);
+        return;
+    }
+    /* Each thread sums its rows into its own partial; the partials are added in thread order, so
+     * the result is the same run after run. */
+    float *partial = calloc((size_t)threads * cols, sizeof(float));
+    if (!partial) { /* no memory for partials: the serial path needs none */
+        act_backward_bias_rows(act, fused, y, dy, 0, rows, cols, dbias);
+        return;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+        int t = omp_get_thread_num();
+        size_t r0 = rows * (size_t)t / (size_t)threads, r1 = rows * (size_t)(t + 1) / (size_t)threads;
+        act_backward_bias_rows(act, fused, y, dy, r0, r1, cols, partial + (size_t)t * cols);
+    }
+    for (int t = 0; t < threads; t++)
+        for (size_t j = 0; j < cols; j++)
+            dbias[j] += partial[(size_t)t * cols + j];
+    free(partial);
+}
+
 int dn_parse_int(const char *s, int *out)
 {
     char *end;

@@ -152,10 +152,8 @@ static void conv2d_forward(dn_layer *L, const float *in, float *out, int n, int 
     const float *bias = L->params + (size_t)K * F;
     float *col = L->scratch; /* (rows, K) */
     im2col(L, in, col, n);
-    for (int r = 0; r < rows; r++)
-        memcpy(out + (size_t)r * F, bias, sizeof(float) * F);
-    dn_gemm(0, 0, rows, F, K, 1.0f, col, K, L->params, F, 1.0f, out, F);
-    dn_activation_forward(L->act, out, (size_t)rows, (size_t)F);
+    dn_gemm(0, 0, rows, F, K, 1.0f, col, K, L->params, F, 0.0f, out, F);
+    dn_bias_activation_forward(L->act, bias, out, (size_t)rows, (size_t)F);
 }
 
 static void conv2d_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
@@ -166,12 +164,8 @@ static void conv2d_backward(dn_layer *L, const float *in, const float *out, floa
     const int K = cfg->kh * cfg->kw * L->in.c;
     const int rows = n * L->out.h * L->out.w;
     float *col = L->scratch;
-    if (!L->fused_loss)
-        dn_activation_backward(L->act, out, dout, (size_t)rows, (size_t)F);
     float *dbias = L->grads + (size_t)K * F;
-    for (int r = 0; r < rows; r++)
-        for (int f = 0; f < F; f++)
-            dbias[f] += dout[(size_t)r * F + f];
+    dn_activation_backward_bias(L->act, L->fused_loss, out, dout, (size_t)rows, (size_t)F, dbias);
     dn_gemm(1, 0, K, F, rows, 1.0f, col, K, dout, F, 1.0f, L->grads, F); /* dW (K, F) += col^T dout */
     if (!din)
         return;

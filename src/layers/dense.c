@@ -59,21 +59,15 @@ static void dense_forward(dn_layer *L, const float *in, float *out, int n, int t
     (void)training;
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
     const float *bias = L->params + (size_t)I * O;
-    for (int r = 0; r < n; r++)
-        memcpy(out + (size_t)r * O, bias, sizeof(float) * O);
-    dn_gemm(0, 0, n, O, I, 1.0f, in, I, L->params, O, 1.0f, out, O);
-    dn_activation_forward(L->act, out, (size_t)n, (size_t)O);
+    dn_gemm(0, 0, n, O, I, 1.0f, in, I, L->params, O, 0.0f, out, O);
+    dn_bias_activation_forward(L->act, bias, out, (size_t)n, (size_t)O);
 }
 
 static void dense_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
 {
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
-    if (!L->fused_loss)
-        dn_activation_backward(L->act, out, dout, (size_t)n, (size_t)O);
     float *dbias = L->grads + (size_t)I * O;
-    for (int r = 0; r < n; r++)
-        for (int o = 0; o < O; o++)
-            dbias[o] += dout[(size_t)r * O + o];
+    dn_activation_backward_bias(L->act, L->fused_loss, out, dout, (size_t)n, (size_t)O, dbias);
     dn_gemm(1, 0, I, O, n, 1.0f, in, I, dout, O, 1.0f, L->grads, O); /* dW (I, O) += in^T dout */
     if (din)
         dn_gemm(0, 1, n, I, O, 1.0f, dout, O, L->params, O, 0.0f, din, I); /* din = dout W^T */

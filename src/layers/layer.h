@@ -111,6 +111,13 @@ void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols
 /* dy := dy * act'(y) in place, using the activation's output y. */
 void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t rows, size_t cols);
 
+/* x = act(x + bias) over rows of `cols` values (bias has cols entries). */
+void dn_bias_activation_forward(dn_activation act, const float *bias, float *x, size_t rows, size_t cols);
+/* dy := dy * act'(y) (skipped when fused: the loss gave d(pre-activation) already), and dbias +=
+ * the column sums of the result. */
+void dn_activation_backward_bias(dn_activation act, int fused, const float *y, float *dy, size_t rows, size_t cols,
+                                 float *dbias);
+
 /* Parses "3x3" or "3" into (h, w). Returns 0 on success. */
 int dn_parse_size2(const char *s, int *h, int *w);
 /* Parses a positive int / a float in [lo, hi). Returns 0 on success. */
