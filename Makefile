@@ -4,7 +4,7 @@
 
 BUILD   ?= build
 CC      ?= gcc
-PKGS     = openblas zlib libcjson libpng cairo libmicrohttpd
+PKGS     = openblas zlib libcjson libpng cairo libmicrohttpd libcurl libzip libcrypto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O2 -march=x86-64-v2 -mtune=native
@@ -70,6 +70,11 @@ serve-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
 	DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
 
+# The HTML report in headless Chromium through Playwright: real train, eval and cv reports, every
+# picture loaded, the accuracy shown = metrics.json's, readable on a phone (tests/browser/run.sh).
+browser-test: $(BUILD)/digitnet
+	DIGITNET=$(BUILD)/digitnet sh tests/browser/run.sh
+
 # The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
 # flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
 # `+=` lines above and drop the include paths and libraries. Tests link with $(CFLAGS), so the
@@ -82,6 +87,7 @@ test: deps all
 	$(MAKE) cli-test
 	$(MAKE) asan-test
 	$(MAKE) serve-test
+	$(MAKE) browser-test
 	@echo "all test groups passed"
 
 demo: deps all

@@ -180,6 +180,8 @@ dn_status dn_net_parse(const char *spec_text, const char *source_name, uint64_t 
         return dn_fail(err, DN_ENOMEM, "out of memory creating the network");
     net->seed = seed;
     net->raw_max = 255;
+    /* digitnet splits the work over its own threads; a second pool inside BLAS only fights it. */
+    openblas_set_num_threads(1);
     dn_rng_seed(&net->rng, seed);
     dn_status st = parse_layers(net, spec_text, source_name, err);
     if (st == DN_OK)

@@ -180,6 +180,7 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
         net->rng_seeded = 1;
     }
 
+    int stop_requested = 0;
     for (int e = 0; st == DN_OK && e < params->epochs; e++) {
         const int epoch = net->n_history + 1;
         double t0 = now_seconds();
@@ -206,6 +207,7 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
                     st = dn_fail(err, DN_ESTOPPED, "training stopped at epoch %d after %d of %d images", epoch, seen,
                                  train->n);
                 }
+                stop_requested = 1; /* on the epoch's last batch: finish the epoch, then stop */
                 break;
             }
         }
@@ -223,9 +225,15 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
         stats.seconds = net->epoch_seconds + now_seconds() - t0;
         stats.images_per_sec = t_train > 0.0 ? seen / t_train : 0.0;
         net->epoch_pos = 0;
+        /* The last step's weights are seen by no forward pass when there is no validation set. */
+        for (size_t i = 0; st == DN_OK && i < net->n_params; i++)
+            if (!isfinite(net->params[i]))
+                st = dn_fail(err, DN_ENAN, "the weights stopped being finite numbers in epoch %d; try a lower --lr", epoch);
         if (st == DN_OK)
             st = dn_net_push_history(net, &stats, err);
-        if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats) && e + 1 < params->epochs)
+        if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))
+            stop_requested = 1;
+        if (st == DN_OK && stop_requested && e + 1 < params->epochs)
             st = dn_fail(err, DN_ESTOPPED, "training stopped after epoch %d", epoch);
     }
     free(xb);

@@ -47,6 +47,12 @@
  * analytic pass and both perturbed passes use the same mask (the dropout zero pattern in the
  * signature would flag it otherwise).
  *
+ * Threads. The checks run on one thread (dn_set_threads(1) in main): they make thousands of
+ * forward passes of a few rows, and each of them opening OpenMP regions (conv2d's im2col has no
+ * size threshold) made the suite 30 to 200 times slower on two cores shared with other work.
+ * test_threads_same_gradients then compares one and two threads on a batch big enough for the
+ * threaded GEMM, im2col and max-pool paths.
+ *
  * Set DN_TEST_VERBOSE=1 to print the error distribution of every case.
  */
 #include "testutil.h"
@@ -393,6 +399,51 @@ static void test_maxpool(void **state)
     run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
 
+/* The conventions a finite difference cannot see: on an exact tie the first maximum in row-major
+ * order takes the whole gradient (as TensorFlow does), and "same" padding never wins a window, so a
+ * window of negative values pools to its largest value, not to 0. */
+static void test_maxpool_ties_and_padding(void **state)
+{
+    (void)state;
+    fixture f;
+    fixture_init(&f, "maxpool ties", "input 2x2x2\ndropout 0\nmaxpool 2x2\nflatten\ndense 10 softmax\n", 1, 0, 1, 13);
+    static const float tied[8] = {0.5f, -1.0f, 0.5f, -2.0f, 0.5f, -1.0f, 0.25f, -1.0f}; /* (2, 2, 2) */
+    memcpy(f.x, tied, sizeof tied);
+    uint64_t sig;
+    const float *din = analytic(&f, &sig);
+    const float *dout = f.net->acts[2]; /* pooled (1, 1, 2): 0.5 and -1 */
+    assert_near(dout[0], 0.5, 0.0);
+    assert_near(dout[1], -1.0, 0.0);
+    /* channel 0: ties at (0,0), (0,1), (1,0) -> all to (0,0); channel 1: ties at (0,0), (1,0), (1,1) */
+    assert_true(din[0] != 0.0f);
+    assert_near(din[2], 0.0, 0.0);
+    assert_near(din[4], 0.0, 0.0);
+    assert_near(din[6], 0.0, 0.0);
+    assert_true(din[1] != 0.0f);
+    assert_near(din[3], 0.0, 0.0);
+    assert_near(din[5], 0.0, 0.0);
+    assert_near(din[7], 0.0, 0.0);
+    fixture_free(&f);
+
+    /* 3x3 input, 3x3 window, stride 2, "same": 2x2 output, every window hangs over the padding. */
+    fixture_init(&f, "maxpool padding", "input 3x3x1\ndropout 0\nmaxpool 3x3 stride=2 same\nflatten\ndense 10 softmax\n",
+                 1, -3.0f, -1.0f, 14);
+    dn_net_forward(f.net, f.x, 1, 0);
+    const float *pooled = f.net->acts[2]; /* (1, 2, 2, 1) */
+    /* Total padding (2 - 1) * 2 + 3 - 3 = 2, one before: output row 0 looks at input rows -1..1,
+     * i.e. 0..1, and output row 1 at rows 1..3, i.e. 1..2; the same for columns. */
+    static const int rows[4][2] = {{0, 1}, {0, 1}, {1, 2}, {1, 2}}, cols[4][2] = {{0, 1}, {1, 2}, {0, 1}, {1, 2}};
+    for (int o = 0; o < 4; o++) {
+        float best = -INFINITY;
+        for (int y = rows[o][0]; y <= rows[o][1]; y++)
+            for (int x = cols[o][0]; x <= cols[o][1]; x++)
+                best = fmaxf(best, f.x[y * 3 + x]);
+        assert_near(pooled[o], best, 0.0);
+        assert_true(pooled[o] < 0.0f);
+    }
+    fixture_free(&f);
+}
+
 /* ---------------------------------------------------------------- dense */
 
 static void test_dense(void **state)
@@ -595,11 +646,76 @@ static void test_gradients_accumulate(void **state)
     fixture_free(&f);
 }
 
+/* ---------------------------------------------------------------- threads */
+
+/* One and two threads give the same gradients (to rounding), on a batch large enough that
+ * dn_gemm splits its rows over the threads and im2col / max-pool run in parallel. */
+static void test_threads_same_gradients(void **state)
+{
+    (void)state;
+    enum { ROWS = 32 };
+    static const char spec[] = "input 8x8x8\ndropout 0\nconv2d 32 3x3 same relu\nmaxpool 2x2\nconv2d 16 3x3 same tanh\n"
+                               "flatten\ndense 10 softmax\n";
+    float *results[2][2] = {{NULL}}; /* [threads - 1] = {grads, din} */
+    size_t n_params = 0, n_in = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        dn_set_threads(threads);
+        dn_net *net = NULL;
+        assert_int_equal(dn_net_parse(spec, "threads", 3, &net, NULL), DN_OK);
+        assert_int_equal(dn_net_reserve(net, ROWS, NULL), DN_OK);
+        n_params = net->n_params;
+        n_in = dn_shape_size(net->input) * ROWS;
+        float *x = malloc(sizeof(float) * n_in), dlogits[ROWS * DN_N_CLASSES];
+        assert_non_null(x);
+        dn_rng rng;
+        dn_rng_seed(&rng, 77);
+        for (size_t i = 0; i < n_in; i++)
+            x[i] = dn_rng_uniform(&rng);
+        const float *p = dn_net_forward(net, x, ROWS, 1);
+        for (int r = 0; r < ROWS; r++)
+            for (int j = 0; j < DN_N_CLASSES; j++)
+                dlogits[r * DN_N_CLASSES + j] = (p[r * DN_N_CLASSES + j] - (j == r % DN_N_CLASSES)) / (float)ROWS;
+        memset(net->grads, 0, sizeof(float) * n_params);
+        dn_net_backward(net, dlogits, ROWS);
+        results[threads - 1][0] = malloc(sizeof(float) * n_params);
+        results[threads - 1][1] = malloc(sizeof(float) * n_in);
+        assert_non_null(results[threads - 1][0]);
+        assert_non_null(results[threads - 1][1]);
+        memcpy(results[threads - 1][0], net->grads, sizeof(float) * n_params);
+        memcpy(results[threads - 1][1], layer1_din(net, dlogits), sizeof(float) * n_in);
+        free(x);
+        dn_net_free(net);
+    }
+    dn_set_threads(1);
+    for (int k = 0; k < 2; k++) {
+        const float *one = results[0][k], *two = results[1][k];
+        size_t count = k == 0 ? n_params : n_in;
+        double max_abs = 0.0;
+        for (size_t i = 0; i < count; i++)
+            max_abs = fmax(max_abs, fabs((double)one[i]));
+        for (size_t i = 0; i < count; i++) {
+            /* Each thread takes whole rows of every product, but BLAS blocks a 36-row product
+             * differently from a 72-row one, so sums come out in a different order: the last bits
+             * differ, relative to the size of the terms (the largest gradient), not of a small
+             * result of cancellation. A thread that got the wrong rows would be off by the whole
+             * value. */
+            if (!(fabs((double)one[i] - two[i]) <= 1e-5 * max_abs))
+                fail_msg("%s %zu: %.9g on one thread, %.9g on two (largest %.3g)", k == 0 ? "gradient" : "input gradient",
+                         i, (double)one[i], (double)two[i], max_abs);
+        }
+        assert_true(max_abs > 1e-3);
+        free(results[0][k]);
+        free(results[1][k]);
+    }
+}
+
 int main(void)
 {
+    dn_set_threads(1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_maxpool),
+        cmocka_unit_test(test_maxpool_ties_and_padding),
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_flatten),
@@ -608,6 +724,7 @@ int main(void)
         cmocka_unit_test(test_activation_layers),
         cmocka_unit_test(test_softmax_cross_entropy),
         cmocka_unit_test(test_gradients_accumulate),
+        cmocka_unit_test(test_threads_same_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,7 +114,7 @@ static void bias_act_rows(dn_activation act, const float *restrict bias, float *
 #pragma omp simd
             for (size_t j = 0; j < cols; j++) {
                 float v = row[j] + bias[j];
-                row[j] = v > 0.0f ? v : 0.0f;
+                row[j] = v < 0.0f ? 0.0f : v; /* NaN stays NaN, so divergence is seen */
             }
             break;
         default:

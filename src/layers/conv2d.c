@@ -81,7 +81,7 @@ static void im2col(const dn_layer *L, const float *in, float *col, int n)
     const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
     const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
     const size_t K = (size_t)cfg->kh * cfg->kw * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * OH * OW * K > 1 << 15)
     for (int b = 0; b < n; b++) {
         const float *img = in + (size_t)b * H * W * C;
         for (int oy = 0; oy < OH; oy++)
@@ -117,7 +117,7 @@ static void col2im(const dn_layer *L, const float *dcol, float *din, int n)
     const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
     const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
     const size_t K = (size_t)cfg->kh * cfg->kw * C;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)n * OH * OW * K > 1 << 15)
     for (int b = 0; b < n; b++) {
         float *img = din + (size_t)b * H * W * C;
         memset(img, 0, sizeof(float) * (size_t)H * W * C);

@@ -1,14 +1,14 @@
 /* maxpool: max over PHxPW windows, stride defaulting to the window (Keras MaxPooling2D), "valid"
  * by default or "same". The position of each maximum is kept for the backward pass; on ties the
  * first one in row-major order takes the gradient, as in TensorFlow.
- *   spec: maxpool PHxPW [stride=S] [valid|same] */
+ *   spec: maxpool PHxPW [stride=S|SHxSW] [valid|same] */
 #include "layers/layer.h"
 
 #include <stdio.h>
 #include <string.h>
 
 typedef struct maxpool_cfg {
-    int ph, pw, stride, same;
+    int ph, pw, sh, sw, same; /* window and strides (rows, columns) */
     int pad_top, pad_left;
 } maxpool_cfg;
 DN_LAYER_CFG_FITS(maxpool_cfg);
@@ -18,7 +18,7 @@ static dn_status maxpool_parse(dn_layer *L, const dn_spec_args *a, dn_error *err
     maxpool_cfg *cfg = DN_LAYER_CFG(L, maxpool_cfg);
     if (a->argc < 1 || dn_parse_size2(a->argv[0], &cfg->ph, &cfg->pw))
         return dn_fail(err, DN_EFORMAT, "%s: maxpool needs a window size, e.g. 'maxpool 2x2'", a->where);
-    cfg->stride = 0;
+    cfg->sh = cfg->sw = 0;
     for (int i = 1; i < a->argc; i++) {
         const char *t = a->argv[i];
         if (strcmp(t, "same") == 0)
@@ -26,27 +26,32 @@ static dn_status maxpool_parse(dn_layer *L, const dn_spec_args *a, dn_error *err
         else if (strcmp(t, "valid") == 0)
             cfg->same = 0;
         else if (strncmp(t, "stride=", 7) == 0) {
-            if (dn_parse_int(t + 7, &cfg->stride))
-                return dn_fail(err, DN_EFORMAT, "%s: maxpool stride '%s' is not a positive integer", a->where, t + 7);
+            if (dn_parse_size2(t + 7, &cfg->sh, &cfg->sw))
+                return dn_fail(err, DN_EFORMAT, "%s: maxpool stride '%s' is not like 2 or 2x2", a->where, t + 7);
         } else
             return dn_fail(err, DN_EFORMAT, "%s: maxpool: unknown option '%s' (expected stride=N, valid or same)", a->where, t);
     }
-    if (cfg->stride == 0)
-        cfg->stride = cfg->ph; /* Keras: strides default to pool_size */
+    if (cfg->sh == 0) { /* Keras: strides default to pool_size */
+        cfg->sh = cfg->ph;
+        cfg->sw = cfg->pw;
+    }
     return DN_OK;
 }
 
 static void maxpool_print(const dn_layer *L, char *buf, size_t size)
 {
     const maxpool_cfg *cfg = (const maxpool_cfg *)(const void *)L->cfg.bytes;
-    snprintf(buf, size, "maxpool %dx%d stride=%d %s", cfg->ph, cfg->pw, cfg->stride, cfg->same ? "same" : "valid");
+    if (cfg->sh == cfg->sw)
+        snprintf(buf, size, "maxpool %dx%d stride=%d %s", cfg->ph, cfg->pw, cfg->sh, cfg->same ? "same" : "valid");
+    else
+        snprintf(buf, size, "maxpool %dx%d stride=%dx%d %s", cfg->ph, cfg->pw, cfg->sh, cfg->sw, cfg->same ? "same" : "valid");
 }
 
 static dn_status maxpool_shape(dn_layer *L, const char *where, dn_error *err)
 {
     maxpool_cfg *cfg = DN_LAYER_CFG(L, maxpool_cfg);
-    int oh = dn_axis_out(L->in.h, cfg->ph, cfg->stride, cfg->same, &cfg->pad_top);
-    int ow = dn_axis_out(L->in.w, cfg->pw, cfg->stride, cfg->same, &cfg->pad_left);
+    int oh = dn_axis_out(L->in.h, cfg->ph, cfg->sh, cfg->same, &cfg->pad_top);
+    int ow = dn_axis_out(L->in.w, cfg->pw, cfg->sw, cfg->same, &cfg->pad_left);
     if (oh <= 0 || ow <= 0)
         return dn_fail(err, DN_ESHAPE, "%s: maxpool %dx%d does not fit its %dx%dx%d input", where, cfg->ph, cfg->pw,
                        L->in.h, L->in.w, L->in.c);
@@ -68,11 +73,11 @@ static void maxpool_image(const maxpool_cfg *cfg, dn_shape in, dn_shape out, con
             int32_t *restrict am = argmax + ((size_t)oy * out.w + ox) * C;
             int first = 1;
             for (int ky = 0; ky < cfg->ph; ky++) {
-                int y = oy * cfg->stride + ky - cfg->pad_top;
+                int y = oy * cfg->sh + ky - cfg->pad_top;
                 if (y < 0 || y >= in.h)
                     continue;
                 for (int kx = 0; kx < cfg->pw; kx++) {
-                    int x = ox * cfg->stride + kx - cfg->pad_left;
+                    int x = ox * cfg->sw + kx - cfg->pad_left;
                     if (x < 0 || x >= W)
                         continue;
                     const int32_t base = (int32_t)(((size_t)y * W + x) * C);
