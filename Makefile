@@ -21,7 +21,7 @@ WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test bench clean
+.PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench clean fuzz fuzz-build
 all: $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
 $(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def tools/*.h)
@@ -54,6 +54,9 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdigitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka
 
+# The regression suite runs the fuzz harness bodies (tests/fuzz/targets.c) on every saved input.
+$(BUILD)/tests/test_fuzz_regressions: tests/fuzz/targets.c tests/fuzz/targets.h
+
 deps:
 	@sh scripts/install-deps.sh
 
@@ -75,6 +78,12 @@ serve-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 browser-test: $(BUILD)/digitnet
 	DIGITNET=$(BUILD)/digitnet sh tests/browser/run.sh
 
+# digitnet fetch over real HTTP: a loopback server (tests/fetch/server.py) serves the real files
+# under the official mirrors' paths, plus corrupted copies, HTML pages, cut transfers, redirect
+# loops and stalls; also train --fetch and the demo script into an empty $DIGITNET_DATA.
+fetch-test: $(BUILD)/digitnet
+	DIGITNET=$(BUILD)/digitnet sh tests/fetch/run.sh
+
 # The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
 # flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
 # `+=` lines above and drop the include paths and libraries. Tests link with $(CFLAGS), so the
@@ -87,6 +96,7 @@ test: deps all
 	$(MAKE) cli-test
 	$(MAKE) asan-test
 	$(MAKE) serve-test
+	$(MAKE) fetch-test
 	$(MAKE) browser-test
 	@echo "all test groups passed"
 
@@ -100,5 +110,44 @@ bench: all $(BUILD)/bench
 	@sh scripts/install-deps.sh bench
 	@BUILD=$(BUILD) sh bench/run.sh
 
+# Fuzzing (tests/fuzz/): libFuzzer harnesses for every parser, built with clang from the same
+# sources into build-fuzz/ (the library with -fsanitize=fuzzer-no-link for coverage, each harness
+# linked with -fsanitize=fuzzer), all under ASan + UBSan. `make fuzz` runs each harness for
+# FUZZ_SECONDS, starting from tests/fuzz/corpus/NAME and tests/fuzz/regressions/NAME; new inputs
+# go to build-fuzz/corpus/NAME and crashing ones to build-fuzz/crashes/NAME/. FUZZ_TARGETS picks
+# harnesses: `make fuzz FUZZ_TARGETS=spec FUZZ_SECONDS=600`.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= idx optdigits spec model image
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -O1 -g $(FUZZ_SAN) -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DDN_NO_MULTIVERSION \
+                -Wall -Wextra -Wno-pass-failed -Iinclude -Isrc $(PKG_CFLAGS) -fopenmp
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/src/%.o: src/%.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/libdigitnet.a: $(FUZZ_OBJ)
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/targets.c tests/fuzz/targets.h $(FUZZ_BUILD)/libdigitnet.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libdigitnet.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \
+	    dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+	    seeds="tests/fuzz/corpus/$$t"; [ -d tests/fuzz/regressions/$$t ] && seeds="$$seeds tests/fuzz/regressions/$$t"; \
+	    nice -n 10 $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=10 \
+	        -print_final_stats=1 -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t/ $$dict \
+	        $(FUZZ_BUILD)/corpus/$$t $$seeds; \
+	done
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

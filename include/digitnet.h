@@ -108,7 +108,8 @@ typedef enum dn_fetch_event {
     DN_FETCH_PRESENT,  /* path is already in place and verified: nothing to do */
     DN_FETCH_START,    /* a transfer from url begins; done = bytes kept from an earlier try */
     DN_FETCH_PROGRESS, /* done of total bytes of file have arrived (total 0: not known yet) */
-    DN_FETCH_FAILED,   /* this try failed (message); `retrying` says whether another follows */
+    DN_FETCH_FAILED,   /* a failure dn_fetch goes on after (message; `retrying` says how). The
+                          one it stops on is not reported here: it is dn_fetch's error */
     DN_FETCH_VERIFIED  /* file was checked and moved to path */
 } dn_fetch_event;
 
@@ -119,7 +120,9 @@ typedef struct dn_fetch_status {
     const char *url;      /* START, PROGRESS, FAILED */
     const char *path;     /* PRESENT, VERIFIED: where the file is */
     const char *message;  /* FAILED: one line */
-    int retrying;         /* FAILED: 1 when a resume or the next mirror follows */
+    int retrying;         /* FAILED: 1 this file again from the same mirror (resuming, or from
+                             the start), 2 from the next mirror, 0 no more tries for this file
+                             (the set's other files are still fetched) */
     int64_t done, total;  /* bytes */
 } dn_fetch_status;
 
@@ -133,7 +136,7 @@ typedef struct dn_fetch_params {
                                    BASE/optdigits.tra and BASE/optdigits.tes */
     int n_mirrors;
     long connect_seconds;  /* give up connecting after this long (default 20) */
-    long stall_seconds;    /* give up when under 1 byte/s arrives for this long (default 30) */
+    long stall_seconds;    /* give up when under 1 KiB/s arrives for this long (default 30) */
     long max_redirects;    /* default 5; more is taken as a redirect loop */
     int resume_tries;      /* tries per mirror when transfers are cut but make progress (default 3) */
     dn_fetch_fn on_status; /* may be NULL */
@@ -144,6 +147,10 @@ dn_fetch_params dn_fetch_default_params(void);
 
 /* 1 when dn_fetch can download the named set. */
 int dn_fetch_known(const char *name);
+
+/* The files dn_fetch puts in root/NAME/, as text for messages ("optdigits.tra and optdigits.tes"),
+ * static; NULL for a name it does not know. */
+const char *dn_fetch_file_list(const char *name);
 
 /* Where downloads go by default: $DIGITNET_DATA, else $XDG_CACHE_HOME/digitnet, else
  * $HOME/.cache/digitnet. Writes it to buf; DN_ENOTFOUND when none of those variables is set,
@@ -312,7 +319,8 @@ dn_status dn_checkpoint_load(const char *path, dn_net **out, dn_error *err);
  * when path ends in ".svg". The file is written to a temporary name beside path and renamed into
  * place only when complete, so the directory must exist. Sizes below are the PNG's in pixels (an
  * SVG has the same size in points). On failure nothing is left at path and the functions return
- * DN_EARG (bad arguments), DN_ENOMEM, or DN_EIO (the file could not be written). They never print.
+ * DN_EARG (bad arguments), DN_ELIMIT (a picture over 16384 pixels a side), DN_ENOMEM, or DN_EIO (the
+ * file could not be written). They never print.
  */
 
 /* Grids of images. */
@@ -426,17 +434,22 @@ const char *dn_preprocess_name(dn_shape target);
 
 /* Turns a picture of one digit (any size, any polarity) into what the network was trained on,
  * following the steps that made the data set:
- *  - background = median of the image's border, noise level = the border's spread; the digit is
- *    whatever departs from the background (dark on light or light on dark, decided by the larger
- *    departure), made bright on dark;
+ *  - background = a quadratic surface fitted (robustly) to the image's border, so that paper lit
+ *    unevenly is still background; noise sigma = the border's spread around it. The digit is what
+ *    departs from the background (dark on light or light on dark, whichever departs more), made
+ *    bright on dark;
  *  - pixels within max(4 sigma, 0.04) of the background are dropped, as are specks (8-connected
- *    pieces holding under 2% of the ink of the largest piece); the rest is stretched to 0..1;
+ *    pieces holding under 2% of the ink of the largest piece); the rest is stretched to 0..1 (its
+ *    98th percentile becomes 1); no ink standing 0.1 above the background: no digit;
  *  - crop to the bounding box of the ink;
- *  - mnist-28x28: scale (area averaging) so the longer side is 20 px, keeping the aspect ratio, and
- *    place in 28x28 so the centre of mass is at pixel (14, 14), as MNIST's images are;
- *  - optdigits-8x8: scale so the longer side is 32 px, binarise at 0.5, thicken strokes thinner than
- *    about 5 px (the width of the UCI data's pen), centre the box in 32x32 and count the ink pixels
- *    of each 4x4 block (0..16), divided by 16 as the data sets' loader does.
+ *  - mnist-28x28: scale (area averaging) so the longer side is 20 px, keeping the aspect ratio,
+ *    stretch so the darkest pixel is full ink, and place in 28x28 so the centre of mass is at pixel
+ *    (14, 14), as MNIST's images are (integer shift, no resampling blur);
+ *  - optdigits-8x8: the UCI data are 32x32 bitmaps counted in 4x4 blocks, made by NIST's own
+ *    normalisation. Here: scale to 32 px tall keeping the aspect ratio but at most 28 px wide (every
+ *    UCI digit spans all 8 rows, almost none all 8 columns), binarise at 0.5, thicken strokes
+ *    thinner than 5 px (the UCI pen) with 3x3 dilations, centre in 32x32, count the ink pixels of
+ *    each 4x4 block (0..16) and divide by 16 as the data set's loader does.
  * out receives (target.h, target.w, 1) values 0..1. Returns DN_ENOTFOUND ("no digit found") when the
  * image holds no ink, DN_ESHAPE for a target other than the two above. Images larger than 1024 px
  * on a side are first shrunk by area averaging. */

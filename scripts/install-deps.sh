@@ -2,23 +2,34 @@
 # Installs the Debian packages digitnet needs to build, test and benchmark. Run as root it installs
 # what is missing; otherwise it prints the exact apt-get line to run.
 set -e
+cd "$(dirname "$0")/.."
 PKGS="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg-dev libcairo2-dev
-libmicrohttpd-dev libcmocka-dev python3
-xxd curl chromium"
+libmicrohttpd-dev libcmocka-dev python3 libcurl4-openssl-dev libzip-dev libssl-dev
+xxd curl chromium nodejs"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
-if [ "$(id -u)" = 0 ]; then
-    echo "digitnet: installing Debian packages:$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq || true
-    apt-get install -y -qq $missing >/dev/null
-else
-    echo "digitnet: missing Debian packages; run:" >&2
-    echo "  sudo apt-get install -y$missing" >&2
-    exit 1
+# Debian's nodejs leaves npm to a package of its own; NodeSource's nodejs includes it (and conflicts
+# with Debian's npm), so ask for npm only when there is none.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "digitnet: installing Debian packages:$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq || true
+        apt-get install -y -qq $missing >/dev/null
+    else
+        echo "digitnet: missing Debian packages; run:" >&2
+        echo "  sudo apt-get install -y$missing" >&2
+        exit 1
+    fi
+fi
+# The browser test's one npm package, playwright-core, pinned in package-lock.json. It drives Debian's
+# /usr/bin/chromium and downloads no browser of its own.
+if [ ! -d node_modules/playwright-core ]; then
+    echo "digitnet: npm ci (playwright-core for make browser-test)"
+    npm ci --no-audit --no-fund --loglevel=error
 fi

@@ -16,6 +16,7 @@ const char *dn_status_str(dn_status status)
     case DN_ENAN: return "loss is not a number";
     case DN_ELIMIT: return "size limit exceeded";
     case DN_ESTOPPED: return "stopped";
+    case DN_ENET: return "download failed";
     }
     return "unknown error";
 }

@@ -17,6 +17,10 @@
  * callers can write `return dn_fail(err, DN_EIO, "%s: cannot open: %s", path, strerror(errno));`. */
 dn_status dn_fail(dn_error *err, dn_status status, const char *fmt, ...) DN_PRINTF(3, 4);
 
+/* The download cache, $XDG_CACHE_HOME/digitnet or else $HOME/.cache/digitnet, into buf. Returns -1
+ * when neither variable is usable or buf is too small. */
+int dn_cache_dir(char *buf, size_t size);
+
 /* Small, fast, seedable generator (splitmix64). One lives in each net / training run: no globals. */
 typedef struct dn_rng {
     uint64_t state;

@@ -818,6 +818,97 @@ static void test_open_fashion_mnist(void **state)
     dn_dataset_free(&test);
 }
 
+/* Copies the first n_lines lines of src to dst (all when n_lines < 0). */
+static void copy_lines(const char *src, const char *dst, int n_lines)
+{
+    FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    int c, lines = 0;
+    while ((n_lines < 0 || lines < n_lines) && (c = fgetc(in)) != EOF) {
+        assert_int_not_equal(fputc(c, out), EOF);
+        lines += c == '\n';
+    }
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/* The download cache ($XDG_CACHE_HOME/digitnet, else ~/.cache/digitnet) comes after --data-dir and
+ * $DIGITNET_DATA and before ./data and ../shared/data. A 100-row optdigits.tra there tells which
+ * copy was loaded. */
+static void test_open_download_cache(void **state)
+{
+    (void)state;
+    char xdg[512], dir[600], path[700];
+    snprintf(xdg, sizeof xdg, "%s/xdg", dn_test_dir());
+    snprintf(dir, sizeof dir, "%s/digitnet", xdg);
+    make_dir(xdg);
+    make_dir(dir);
+    snprintf(dir, sizeof dir, "%s/digitnet/optdigits", xdg);
+    make_dir(dir);
+    snprintf(path, sizeof path, "%s/optdigits.tra", dir);
+    copy_lines(OPT_DIR "/optdigits.tra", path, 100);
+    snprintf(path, sizeof path, "%s/optdigits.tes", dir);
+    copy_lines(OPT_DIR "/optdigits.tes", path, -1);
+
+    unsetenv("DIGITNET_DATA");
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    dn_dataset train, test;
+    dn_error err = {0};
+    assert_int_equal(dn_data_open("optdigits", NULL, &train, &test, &err), DN_OK);
+    assert_int_equal(train.n, 100); /* the cache's copy, not ../shared/data's */
+    assert_int_equal(test.n, 1797);
+    dn_dataset_free(&train);
+    dn_dataset_free(&test);
+
+    /* $DIGITNET_DATA comes first. */
+    setenv("DIGITNET_DATA", DN_TEST_DATA, 1);
+    assert_int_equal(dn_data_open("optdigits", NULL, &train, &test, &err), DN_OK);
+    assert_int_equal(train.n, 3823);
+    dn_dataset_free(&train);
+    dn_dataset_free(&test);
+    unsetenv("DIGITNET_DATA");
+
+    /* Without XDG_CACHE_HOME (or with a relative one, which the XDG spec says to ignore), the cache
+     * is ~/.cache/digitnet. */
+    char home[512];
+    snprintf(home, sizeof home, "%s/home", dn_test_dir());
+    const char *old_home = getenv("HOME");
+    char saved_home[1024] = "";
+    if (old_home)
+        snprintf(saved_home, sizeof saved_home, "%s", old_home);
+    setenv("HOME", home, 1);
+    setenv("XDG_CACHE_HOME", "relative/cache", 1);
+    check_error(dn_data_open("mnist", "/nonexistent/made-up", &train, &test, &err), &err, DN_ENOTFOUND, NULL,
+                "/nonexistent/made-up, ");
+    char want[700];
+    snprintf(want, sizeof want, ", %s/.cache/digitnet/mnist, ./data/mnist", home);
+    assert_non_null(strstr(err.msg, want));
+
+    /* dn_data_default_dir: $DIGITNET_DATA, else the cache. */
+    char buf[700];
+    assert_int_equal(dn_data_default_dir(buf, sizeof buf, &err), DN_OK);
+    snprintf(want, sizeof want, "%s/.cache/digitnet", home);
+    assert_string_equal(buf, want);
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    assert_int_equal(dn_data_default_dir(buf, sizeof buf, &err), DN_OK);
+    snprintf(want, sizeof want, "%s/digitnet", xdg);
+    assert_string_equal(buf, want);
+    setenv("DIGITNET_DATA", "/srv/digits", 1);
+    assert_int_equal(dn_data_default_dir(buf, sizeof buf, &err), DN_OK);
+    assert_string_equal(buf, "/srv/digits");
+    check_error(dn_data_default_dir(buf, 5, &err), &err, DN_EARG, NULL, "too long");
+    unsetenv("DIGITNET_DATA");
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("HOME");
+    check_error(dn_data_default_dir(buf, sizeof buf, &err), &err, DN_ENOTFOUND, NULL,
+                "no place for downloads: set DIGITNET_DATA (or HOME)");
+
+    if (saved_home[0])
+        setenv("HOME", saved_home, 1);
+    setenv("XDG_CACHE_HOME", "/nonexistent/xdg", 1);
+}
+
 static void test_open_directory_path(void **state)
 {
     (void)state;
@@ -843,9 +934,10 @@ static void test_open_not_found(void **state)
     check_error(dn_data_open("mnist", "/nonexistent/made-up", &train, &test, &err), &err,
                 DN_ENOTFOUND, NULL,
                 "data set 'mnist' not found; looked in: /nonexistent/made-up/mnist, "
-                "/nonexistent/made-up, /nonexistent/env-root/mnist, ./data/mnist, ../shared/data/mnist, "
-                "/usr/share/datasets/mnist; put train-images-idx3-ubyte.gz, ");
-    assert_non_null(strstr(err.msg, "or pass --data-dir DIR"));
+                "/nonexistent/made-up, /nonexistent/env-root/mnist, /nonexistent/xdg/digitnet/mnist, "
+                "./data/mnist, ../shared/data/mnist, /usr/share/datasets/mnist; put "
+                "train-images-idx3-ubyte.gz, ");
+    assert_non_null(strstr(err.msg, "or pass --data-dir DIR, or download it with `digitnet fetch mnist`"));
     assert_empty(&train);
     assert_empty(&test);
     unsetenv("DIGITNET_DATA");
@@ -854,6 +946,21 @@ static void test_open_not_found(void **state)
                 DN_ENOTFOUND, NULL,
                 "data set 'digitnet-no-such-set' not found (known names: optdigits, mnist");
     assert_non_null(strstr(err.msg, "../shared/data/digitnet-no-such-set"));
+    assert_null(strstr(err.msg, "digitnet fetch")); /* nothing to download for a name we do not know */
+
+    /* Long places: the list is cut short, never the advice at the end of the message. */
+    char long_root[400];
+    memset(long_root, 'x', sizeof long_root - 1);
+    long_root[0] = '/';
+    long_root[sizeof long_root - 1] = '\0';
+    setenv("DIGITNET_DATA", long_root, 1);
+    check_error(dn_data_open("mnist", "/nonexistent/made-up", &train, &test, &err), &err,
+                DN_ENOTFOUND, NULL, "data set 'mnist' not found; looked in: /nonexistent/made-up/");
+    assert_non_null(strstr(err.msg, "..."));
+    size_t len = strlen(err.msg);
+    static const char tail[] = "or download it with `digitnet fetch mnist`";
+    assert_true(len > sizeof tail && strcmp(err.msg + len - (sizeof tail - 1), tail) == 0);
+    unsetenv("DIGITNET_DATA");
 
     /* A made-up directory, and one that exists but holds nothing we know. */
     check_error(dn_data_open("/nonexistent/made-up/dir", NULL, &train, &test, &err), &err,
@@ -1031,6 +1138,8 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 
 int main(void)
 {
+    /* Whoever runs the tests may have a download cache; the search must not find it. */
+    setenv("XDG_CACHE_HOME", "/nonexistent/xdg", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_optdigits_real),
         cmocka_unit_test(test_idx_real_mnist10k),
@@ -1058,6 +1167,7 @@ int main(void)
         cmocka_unit_test(test_open_fashion_mnist),
         cmocka_unit_test(test_open_directory_path),
         cmocka_unit_test(test_open_not_found),
+        cmocka_unit_test(test_open_download_cache),
         cmocka_unit_test(test_open_dotted_spelling),
         cmocka_unit_test(test_open_optdigits_csv),
     };

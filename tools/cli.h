@@ -28,6 +28,9 @@ typedef struct cli_options {
     int json, quiet;
     int have_seed, have_test_split, have_epochs, have_batch;
     int per_class, first; /* show: --per-class, --first N */
+    int fetch;                /* --fetch: download the data set when it is not found */
+    const char *mirrors[16];  /* --mirror URL (repeatable): replaces the built-in mirrors */
+    int n_mirrors;
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;
@@ -50,6 +53,9 @@ typedef struct cli_data {
     char test_desc[64];
 } cli_data;
 dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err);
+/* dn_data_open of --data (default optdigits) and --data-dir; with --fetch, a set that is not found is
+ * downloaded first (tools/cmd_fetch.c), and when that fails too the message says what to put where. */
+dn_status cli_open_data(const cli_options *o, dn_dataset *train, dn_dataset *test, dn_error *err);
 void cli_data_free(cli_data *d);
 
 /* Output: one Keras-style summary table. */
@@ -99,6 +105,7 @@ int cmd_cv(cli_options *o);
 int cmd_summary(cli_options *o);
 int cmd_predict(cli_options *o);
 int cmd_serve(cli_options *o);
+int cmd_fetch(cli_options *o);
 /* predict with image files as positional arguments (tools/cmd_images.c); net is the loaded model. */
 int cli_predict_images(cli_options *o, dn_net *net);
 int cmd_show(cli_options *o);

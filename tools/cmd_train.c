@@ -227,7 +227,7 @@ int cmd_cv(cli_options *o)
     dn_dataset train = {0}, test = {0}, all = {0};
     if (!o->model)
         return cli_failf("cv needs --model SPEC (a .cnn file)");
-    if (dn_data_open(o->data ? o->data : "optdigits", o->data_dir, &train, &test, &err) != DN_OK)
+    if (cli_open_data(o, &train, &test, &err) != DN_OK)
         return cli_fail(&err);
     /* k-fold over every row of the data set (training and test files together), shuffled with --seed,
      * as scikit-learn's KFold(shuffle=True) over the full array. */

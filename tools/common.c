@@ -40,7 +40,7 @@ dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err)
 {
     memset(d, 0, sizeof *d);
     dn_dataset train = {0}, test = {0}, pool = {0};
-    dn_status st = dn_data_open(o->data ? o->data : "optdigits", o->data_dir, &train, &test, err);
+    dn_status st = cli_open_data(o, &train, &test, err);
     if (st != DN_OK)
         return st;
     double split = o->have_test_split ? o->test_split : (test.n == 0 ? 0.2 : 0.0);

@@ -22,6 +22,7 @@ static const command commands[] = {
     {"show", cmd_show, "draw images of a data set: --data NAME [--per-class | --first N] --out FILE.png"},
     {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
     {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
+    {"fetch", cmd_fetch, "download and verify a data set: fetch optdigits|mnist|fashion-mnist [--data-dir DIR --mirror URL...]"},
 };
 
 static void usage(FILE *f)
@@ -32,7 +33,11 @@ static void usage(FILE *f)
     fprintf(f, "\noptions:\n"
                "  --model PATH        model spec (.cnn) or saved model (.safetensors)\n"
                "  --data NAME|DIR     optdigits, mnist, mnist-10k, fashion-mnist, or a directory\n"
-               "  --data-dir DIR      where to look for named data sets first\n"
+               "  --data-dir DIR      where to look for named data sets first (fetch: where to put them;\n"
+               "                      default $DIGITNET_DATA, else ~/.cache/digitnet)\n"
+               "  --fetch             train/eval/cv: download the data set when it is not found\n"
+               "  --mirror URL        fetch, --fetch: get files from URL/<file> instead of the built-in\n"
+               "                      mirrors (repeatable, tried in order)\n"
                "  --epochs N          training epochs (default 10)\n"
                "  --batch N           batch size (default 32)\n"
                "  --lr F              learning rate (default 0.001 Adam, 0.01 SGD)\n"
@@ -103,6 +108,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->quiet = 1;
             continue;
         }
+        if (!strcmp(a, "--fetch")) {
+            o->fetch = 1;
+            continue;
+        }
         if (!strcmp(a, "--per-class")) {
             o->per_class = 1;
             continue;
@@ -122,7 +131,11 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->model = v;
         else if (!strcmp(a, "--data"))
             o->data = v;
-        else if (!strcmp(a, "--data-dir"))
+        else if (!strcmp(a, "--mirror")) {
+            if (o->n_mirrors == (int)(sizeof o->mirrors / sizeof o->mirrors[0]))
+                return cli_failf("--mirror: at most %d mirrors", o->n_mirrors), -1;
+            o->mirrors[o->n_mirrors++] = v;
+        } else if (!strcmp(a, "--data-dir"))
             o->data_dir = v;
         else if (!strcmp(a, "--out"))
             o->out = v;

@@ -169,11 +169,17 @@ static dn_status draw_pictures(report_state *s, dn_error *err)
     const int have_probs = have_test && r->probs;
     dn_status st = DN_OK;
     s->n_wrong = -1;
+    /* Confusion and ROC first: the two square pictures share a row on a wide screen. */
     if (r->metrics) {
         st = dn_plot_confusion(r->metrics, in_dir(s, "confusion.png"), NULL, err);
         if (st == DN_OK)
             add_picture(s, "Results", "confusion.png",
                         "Confusion matrix: rows are the true class, columns the predicted one.");
+    }
+    if (st == DN_OK && have_probs) {
+        st = dn_plot_roc(r->probs, r->test->labels, r->test->n, r->metrics, in_dir(s, "roc.png"), err);
+        if (st == DN_OK)
+            add_picture(s, "Results", "roc.png", "ROC curves, one class against the rest, with the area under each.");
     }
     if (st == DN_OK && is_command(r, "train") && r->net) {
         int n_epochs;
@@ -188,11 +194,6 @@ static dn_status draw_pictures(report_state *s, dn_error *err)
         st = dn_plot_cv(r->fold_loss, r->fold_accuracy, r->n_folds, in_dir(s, "cv.png"), err);
         if (st == DN_OK)
             add_picture(s, "Results", "cv.png", "Cross-validation: loss and accuracy of each fold, mean dashed.");
-    }
-    if (st == DN_OK && have_probs) {
-        st = dn_plot_roc(r->probs, r->test->labels, r->test->n, r->metrics, in_dir(s, "roc.png"), err);
-        if (st == DN_OK)
-            add_picture(s, "Results", "roc.png", "ROC curves, one class against the rest, with the area under each.");
     }
     if (st == DN_OK && have_probs) {
         st = dn_plot_mistakes(r->test, r->probs, MAX_MISTAKES, in_dir(s, "mistakes.png"), &s->n_wrong, err);
@@ -271,7 +272,8 @@ static const char CSS[] =
     "figure{margin:0}figcaption{color:var(--muted);font-size:.9em;margin-top:4px}\n"
     "img{display:block;max-width:100%;height:auto;border:1px solid var(--line);border-radius:4px;background:#fff}\n"
     "a{color:var(--accent)}\n"
-    "@media (max-width:600px){body{font-size:15px}main{padding:8px}section{padding:10px}th,td{padding:3px 6px}}\n";
+    "@media (max-width:600px){body{font-size:15px}main{padding:8px}section{padding:10px}"
+    "table{font-size:12px}th,td{padding:3px 4px}}\n";
 
 static void html_settings(FILE *f, const cli_report *r)
 {
@@ -320,6 +322,20 @@ static void html_settings(FILE *f, const cli_report *r)
     fputs("</table></div></section>\n", f);
 }
 
+/* 102794 -> "102,794", as the summary table prints it. */
+static const char *thousands(size_t v, char buf[32])
+{
+    char raw[24];
+    int n = snprintf(raw, sizeof raw, "%zu", v), o = 0;
+    for (int i = 0; i < n; i++) {
+        if (i && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static void shape_text(dn_shape s, int flat, char *buf, size_t size)
 {
     if (flat)
@@ -330,7 +346,7 @@ static void shape_text(dn_shape s, int flat, char *buf, size_t size)
 
 static void html_model(FILE *f, const cli_report *r)
 {
-    char shape[48];
+    char shape[48], num[32];
     fputs("<section id=\"model\"><h2>Model</h2>", f);
     if (is_command(r, "cv"))
         fputs("<p class=\"muted\">Each fold trains a fresh network of this spec.</p>", f);
@@ -346,12 +362,12 @@ static void html_model(FILE *f, const cli_report *r)
         shape_text(info.out, info.flat, shape, sizeof shape);
         fputs("<tr><td>", f);
         html_text(f, info.label);
-        fprintf(f, "</td><td>%s</td><td>%zu</td></tr>\n", shape, info.n_params);
+        fprintf(f, "</td><td>%s</td><td>%s</td></tr>\n", shape, thousands(info.n_params, num));
     }
     size_t total = dn_net_param_count(r->net), trainable = dn_net_trainable_count(r->net);
-    fprintf(f, "<tr class=\"total\"><td>Total params</td><td></td><td>%zu</td></tr>\n", total);
-    fprintf(f, "<tr><td>Trainable params</td><td></td><td>%zu</td></tr>\n", trainable);
-    fprintf(f, "<tr><td>Non-trainable params</td><td></td><td>%zu</td></tr>\n", total - trainable);
+    fprintf(f, "<tr class=\"total\"><td>Total params</td><td></td><td>%s</td></tr>\n", thousands(total, num));
+    fprintf(f, "<tr><td>Trainable params</td><td></td><td>%s</td></tr>\n", thousands(trainable, num));
+    fprintf(f, "<tr><td>Non-trainable params</td><td></td><td>%s</td></tr>\n", thousands(total - trainable, num));
     fputs("</tbody></table></div></section>\n", f);
 }
 
@@ -379,7 +395,7 @@ static void html_metrics(FILE *f, const report_state *s)
         fprintf(f, "<tr><th scope=\"row\">wrong predictions</th><td>%d of %d</td></tr>\n", s->n_wrong, m->n);
     fputs("</tbody></table></div>\n", f);
     fputs("<h3>Per class</h3><div class=\"scroll\"><table id=\"per-class\">\n<thead><tr><th>class</th><th>precision</th>"
-          "<th>recall</th><th>f1-score</th><th>roc-auc</th><th>support</th></tr></thead><tbody>\n",
+          "<th>recall</th><th>f1</th><th>AUC</th><th>support</th></tr></thead><tbody>\n",
           f);
     for (int c = 0; c < DN_N_CLASSES; c++) {
         fprintf(f, "<tr><td>%d</td>", c);

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #define LOC_PATH 4096 /* longest path we build */
-#define LOC_MAX_ROOTS 5
+#define LOC_MAX_ROOTS 6
 #define LOC_MAX_PLACES (LOC_MAX_ROOTS + 1) /* the roots, plus --data-dir itself */
 
 typedef enum set_kind { KIND_IDX, KIND_OPTDIGITS, KIND_ANY } set_kind;
@@ -19,13 +19,14 @@ typedef enum set_kind { KIND_IDX, KIND_OPTDIGITS, KIND_ANY } set_kind;
 typedef struct named_set {
     const char *name;
     set_kind kind;
+    int fetchable; /* `digitnet fetch NAME` can download it (mnist-10k is a local subset only) */
 } named_set;
 
 static const named_set known_sets[] = {
-    {"optdigits", KIND_OPTDIGITS},
-    {"mnist", KIND_IDX},
-    {"mnist-10k", KIND_IDX},
-    {"fashion-mnist", KIND_IDX},
+    {"optdigits", KIND_OPTDIGITS, 1},
+    {"mnist", KIND_IDX, 1},
+    {"mnist-10k", KIND_IDX, 0},
+    {"fashion-mnist", KIND_IDX, 1},
 };
 
 /* The four IDX files in load order, each under its two spellings (Yann LeCun's site uses the dash;
@@ -233,8 +234,10 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
 
     /* A plain name that is not one of ours may still be a folder under a root, e.g. "kmnist". */
     set_kind kind = known ? known->kind : KIND_ANY;
-    const char *roots[LOC_MAX_ROOTS] = {data_dir, getenv("DIGITNET_DATA"), "./data", "../shared/data",
-                                        "/usr/share/datasets"};
+    char cache[LOC_PATH];
+    const char *roots[LOC_MAX_ROOTS] = {data_dir, getenv("DIGITNET_DATA"),
+                                        dn_cache_dir(cache, sizeof cache) == 0 ? cache : NULL,
+                                        "./data", "../shared/data", "/usr/share/datasets"};
     int n_tried = 0;
     for (int r = 0; r < LOC_MAX_ROOTS; r++) {
         if (!roots[r] || !roots[r][0])
@@ -264,20 +267,34 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
             }
         }
     }
-    char places[1024] = "";
-    for (int i = 0; i < n_tried; i++) {
-        size_t used = strlen(places);
-        snprintf(places + used, sizeof places - used, "%s%s", i ? ", " : "", tried[i]);
-    }
-    free(sr);
     const char *files = kind == KIND_IDX         ? idx_hint
                         : kind == KIND_OPTDIGITS ? optdigits_hint
                                                  : "the four IDX files (train-images-idx3-ubyte.gz, "
                                                    "...) or optdigits.tra and optdigits.tes";
+    char fetch_hint[96] = "";
+    if (known && known->fetchable)
+        snprintf(fetch_hint, sizeof fetch_hint, ", or download it with `digitnet fetch %s`", known->name);
+    /* The list of places gets what room the one-line message has left, so that the advice at its
+     * end is never cut off. */
+    size_t fixed = strlen(name_or_dir) + strlen(files) + strlen(fetch_hint) + 160;
+    size_t room = fixed < sizeof err->msg ? sizeof err->msg - fixed : 0;
+    char places[1024] = "";
+    if (room > sizeof places)
+        room = sizeof places;
+    for (int i = 0; i < n_tried; i++) {
+        size_t used = strlen(places), len = strlen(tried[i]) + (i ? 2 : 0);
+        if (used + len + 4 >= room) {
+            if (used + 4 <= room)
+                strcat(places, "...");
+            break;
+        }
+        snprintf(places + used, sizeof places - used, "%s%s", i ? ", " : "", tried[i]);
+    }
+    free(sr);
     return dn_fail(err, DN_ENOTFOUND,
                    "data set '%s' not found%s; looked in: %s; put %s in one of them or pass "
-                   "--data-dir DIR",
+                   "--data-dir DIR%s",
                    name_or_dir,
                    known ? "" : " (known names: optdigits, mnist, mnist-10k, fashion-mnist)", places,
-                   files);
+                   files, fetch_hint);
 }
