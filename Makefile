@@ -138,7 +138,9 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/targets.c tests/fuzz/target
 
 fuzz-build: $(FUZZ_BIN)
 
-fuzz: fuzz-build
+fuzz:
+	@sh scripts/install-deps.sh fuzz
+	@$(MAKE) --no-print-directory fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
 	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes/$$t; \

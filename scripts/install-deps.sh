@@ -8,6 +8,9 @@ libmicrohttpd-dev libcmocka-dev python3 libcurl4-openssl-dev libzip-dev libssl-d
 xxd curl chromium nodejs"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch"
+# `install-deps.sh fuzz` adds what make fuzz needs: clang, its libFuzzer and sanitizer runtimes
+# (libclang_rt.fuzzer in libclang-rt-14-dev) and LLVM's OpenMP runtime (the library uses -fopenmp).
+[ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev libomp-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

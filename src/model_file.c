@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,17 @@ static const char *meta_string(const cJSON *meta, const char *key)
     return cJSON_IsString(item) ? item->valuestring : NULL;
 }
 
+/* A string from the file as a message quotes it: control bytes (a "\n" in the JSON) become '?' and
+ * it is cut to fit buf, so that the message stays one line. */
+static const char *shown(const char *text, char *buf, size_t size)
+{
+    size_t i = 0;
+    for (; text[i] && i + 1 < size; i++)
+        buf[i] = (unsigned char)text[i] < 0x20 || text[i] == 0x7F ? '?' : text[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 static dn_status restore_history(dn_net *net, const char *text, const char *path, dn_error *err)
 {
     cJSON *list = cJSON_Parse(text);
@@ -288,6 +300,10 @@ static dn_status restore_history(dn_net *net, const char *text, const char *path
         FIELD("seconds", s.seconds)
         FIELD("images_per_sec", s.images_per_sec)
 #undef FIELD
+        if (!(epoch >= 0 && epoch <= INT_MAX)) { /* also NaN; casting 1e300 to int is undefined */
+            st = dn_fail(err, DN_EFORMAT, "%s: metadata 'history' holds epoch %g", path, epoch);
+            break;
+        }
         s.epoch = (int)epoch;
         if ((st = dn_net_push_history(net, &s, err)) != DN_OK)
             break;
@@ -303,8 +319,10 @@ static dn_status load_tensor(const cJSON *entry, const char *name, const tensor_
     if (!cJSON_IsObject(entry))
         return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' is missing", path, name);
     const char *dtype = meta_string(entry, "dtype");
+    char quoted[32];
     if (!dtype || strcmp(dtype, "F32") != 0)
-        return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32", path, name, dtype ? dtype : "(none)");
+        return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' has dtype %s, expected F32", path, name,
+                       dtype ? shown(dtype, quoted, sizeof quoted) : "(none)");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
     int ok = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == t->ndim[k];
     for (int d = 0; ok && d < t->ndim[k]; d++) {
@@ -364,8 +382,14 @@ static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, c
     net->epoch_seconds = strtod(v[6], NULL);
     const cJSON *order = cJSON_GetObjectItemCaseSensitive(root, "train.order");
     const cJSON *dim = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(order, "shape"), 0);
-    int order_n = cJSON_IsNumber(dim) ? (int)dim->valuedouble : 0;
-    if (net->opt_step < 0 || net->epoch_pos < 0 || order_n < 0 || order_n > 100000000 || net->epoch_pos > order_n)
+    double order_len = cJSON_IsNumber(dim) ? dim->valuedouble : 0;
+    /* Range-checked as a double (casting 1e300 to int is undefined), and refused before anything is
+     * allocated for it when the data could not hold that many 4-byte rows. */
+    if (order_len > 0 && order_len * 4 > (double)data_len)
+        return dn_fail(err, DN_ELIMIT, "%s: checkpoint tensor 'train.order' claims %g rows, more than the %zu bytes of data hold",
+                       path, order_len, data_len);
+    int order_n = order_len >= 0 && order_len <= 100000000 ? (int)order_len : -1;
+    if (net->opt_step < 0 || net->epoch_pos < 0 || order_n < 0 || net->epoch_pos > order_n)
         return dn_fail(err, DN_EFORMAT, "%s: checkpoint training state is inconsistent", path);
     net->opt_m = calloc(net->n_params ? net->n_params : 1, sizeof(float));
     net->opt_v = calloc(net->n_params ? net->n_params : 1, sizeof(float));
@@ -392,9 +416,10 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     if (!format || strcmp(format, FORMAT_NAME) != 0 || !spec)
         return dn_fail(err, DN_EFORMAT, "%s: a safetensors file without digitnet metadata (no 'format' or 'spec')", path);
     const char *version = meta_string(meta, "format_version");
+    char quoted[32];
     if (!version || strcmp(version, FORMAT_VERSION) != 0)
         return dn_fail(err, DN_EFORMAT, "%s: model format version %s; this digitnet reads version %s", path,
-                       version ? version : "(none)", FORMAT_VERSION);
+                       version ? shown(version, quoted, sizeof quoted) : "(none)", FORMAT_VERSION);
     char where[600];
     snprintf(where, sizeof where, "%s (spec in metadata)", path);
     const char *seed_text = meta_string(meta, "seed"), *raw_text = meta_string(meta, "raw_max");

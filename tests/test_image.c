@@ -410,6 +410,60 @@ static size_t make_jpeg(unsigned char **out, int w, int h, int components)
     return len;
 }
 
+/* A progressive grey JPEG whose 63 AC coefficients each come in 4 successive-approximation scans:
+ * 253 scans in all (real encoders write about ten). simple: the standard progression instead. */
+static size_t make_progressive(unsigned char **out, int many)
+{
+    static jpeg_scan_info scans[1 + 63 * 4];
+    int n = 0;
+    scans[n++] = (jpeg_scan_info){1, {0}, 0, 0, 0, 0};
+    for (int k = 1; k <= 63; k++)
+        for (int al = 3; al >= 0; al--)
+            scans[n++] = (jpeg_scan_info){1, {0}, k, k, al == 3 ? 0 : al + 1, al};
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_error_mgr jerr;
+    unsigned long len = 0;
+    cinfo.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&cinfo);
+    *out = NULL;
+    jpeg_mem_dest(&cinfo, out, &len);
+    cinfo.image_width = 16, cinfo.image_height = 16, cinfo.input_components = 1;
+    cinfo.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&cinfo);
+    if (many) {
+        cinfo.scan_info = scans;
+        cinfo.num_scans = n;
+    } else {
+        jpeg_simple_progression(&cinfo);
+    }
+    jpeg_start_compress(&cinfo, TRUE);
+    unsigned char row[16];
+    for (int x = 0; x < 16; x++)
+        row[x] = (unsigned char)(x * 16);
+    JSAMPROW rows[1] = {row};
+    while (cinfo.next_scanline < cinfo.image_height)
+        jpeg_write_scanlines(&cinfo, rows, 1);
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    return len;
+}
+
+static void test_jpeg_progressive(void **state)
+{
+    (void)state;
+    unsigned char *jpg;
+    size_t len = make_progressive(&jpg, 0);
+    dn_image img;
+    dn_error err = {0};
+    assert_int_equal(dn_image_decode(jpg, len, 0, &img, &err), DN_OK);
+    assert_near(img.pixels[15], 240.0 / 255, 0.03);
+    dn_image_free(&img);
+    free(jpg);
+    len = make_progressive(&jpg, 1);
+    decode_fails(jpg, len, DN_EFORMAT, "JPEG: more than 200 scans");
+    free(jpg);
+}
+
 static void test_jpeg(void **state)
 {
     (void)state;
@@ -620,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_png_round_trip),
         cmocka_unit_test(test_png_rgba),
         cmocka_unit_test(test_jpeg),
+        cmocka_unit_test(test_jpeg_progressive),
         cmocka_unit_test(test_bmp_good),
         cmocka_unit_test(test_bmp_broken),
         cmocka_unit_test(test_pnm),

@@ -290,6 +290,8 @@ static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int f
     }
 
     CURLcode rc = curl_easy_perform(curl);
+    /* The handle outlives this frame: let it point at none of it. */
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL);
     int flushed = fflush(out) == 0;
     res->http_status = rq.status;
     res->resumed |= offset > 0 && !rq.restarted;
@@ -317,8 +319,9 @@ static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int f
             a.status = dn_fail(err, DN_ENET, "%s: the transfer ended after %s", t->url, amount);
         }
     } else {
-        curl_off_t connect_us = 0;
-        curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+        curl_off_t connect_us = 0; /* 0: never connected */
+        if (curl_easy_getinfo(curl, CURLINFO_CONNECT_TIME_T, &connect_us) != CURLE_OK)
+            connect_us = 0;
         switch (rc) {
         case CURLE_TOO_MANY_REDIRECTS:
             a.status = dn_fail(err, DN_ENET, "%s: more than %ld redirects: a redirect loop", t->url,

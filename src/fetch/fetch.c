@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #define MAX_FILES 8
+#define MAX_MIRRORS 64
 
 dn_fetch_params dn_fetch_default_params(void)
 {
@@ -268,8 +269,9 @@ static dn_status fetch_run(const char *name, const char *root, const dn_fetch_pa
                        name ? name : "(null)");
     dn_fetch_params p = params ? *params : dn_fetch_default_params();
     if (p.connect_seconds <= 0 || p.stall_seconds <= 0 || p.max_redirects < 0 || p.resume_tries < 1 ||
-        p.n_mirrors < 0 || (p.n_mirrors > 0 && !p.mirrors))
-        return dn_fail(err, DN_EARG, "dn_fetch: bad parameters (timeouts and tries must be positive)");
+        p.n_mirrors < 0 || p.n_mirrors > MAX_MIRRORS || (p.n_mirrors > 0 && !p.mirrors))
+        return dn_fail(err, DN_EARG, "dn_fetch: bad parameters (timeouts and tries must be positive, at most %d mirrors)",
+                       MAX_MIRRORS);
     for (int i = 0; i < p.n_mirrors; i++)
         if (!p.mirrors[i] || !is_http_url(p.mirrors[i]))
             return dn_fail(err, DN_EARG, "mirror '%s' is not an http:// or https:// URL",
@@ -309,11 +311,11 @@ static dn_status fetch_run(const char *name, const char *root, const dn_fetch_pa
         free(jb);
         return dn_fail(err, DN_ENET, "cannot initialise libcurl");
     }
-    fetch_mirror given[64];
+    fetch_mirror given[MAX_MIRRORS];
     const fetch_mirror *mirrors = set->mirrors;
     int n_mirrors = set->n_mirrors;
     if (p.n_mirrors > 0) {
-        n_mirrors = p.n_mirrors < 64 ? p.n_mirrors : 64;
+        n_mirrors = p.n_mirrors;
         for (int i = 0; i < n_mirrors; i++)
             given[i] = (fetch_mirror){p.mirrors[i], set->archive ? LAYOUT_AUTO : LAYOUT_FILES};
         mirrors = given;

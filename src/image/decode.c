@@ -184,6 +184,20 @@ static void jpeg_note(j_common_ptr c, int level)
     }
 }
 
+/* A progressive JPEG may hold any number of scans, each a pass over the whole image: a small file
+ * could keep a server busy for minutes. Real encoders write about ten. */
+#define JPEG_MAX_SCANS 200
+
+static void jpeg_watch(j_common_ptr c)
+{
+    if (c->is_decompressor && ((j_decompress_ptr)c)->input_scan_number > JPEG_MAX_SCANS) {
+        c->err->msg_code = JERR_BAD_PROGRESSION; /* any code: the message is replaced below */
+        jpeg_errors *e = (jpeg_errors *)c->err;
+        snprintf(e->msg, sizeof e->msg, "more than %d scans", JPEG_MAX_SCANS);
+        longjmp(e->jump, 1);
+    }
+}
+
 static dn_status decode_jpeg(const unsigned char *b, size_t len, size_t max_pixels, dn_image *out, dn_error *err)
 {
     struct jpeg_decompress_struct cinfo;
@@ -200,6 +214,8 @@ static dn_status decode_jpeg(const unsigned char *b, size_t len, size_t max_pixe
         return dn_fail(err, DN_EFORMAT, "JPEG: %s", je.msg);
     }
     jpeg_create_decompress(&cinfo);
+    struct jpeg_progress_mgr progress = {.progress_monitor = jpeg_watch};
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, b, (unsigned long)len);
     jpeg_read_header(&cinfo, TRUE);
     dn_status st = check_size("JPEG", cinfo.image_width, cinfo.image_height, max_pixels, err);

@@ -4,6 +4,7 @@
  *   kernel: (KH, KW, C, F), the Keras layout, so the im2col matrix multiplies it directly. */
 #include "layers/layer.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +60,11 @@ static dn_status conv2d_shape(dn_layer *L, const char *where, dn_error *err)
     if (oh <= 0 || ow <= 0)
         return dn_fail(err, DN_ESHAPE, "%s: conv2d %dx%d 'valid' does not fit its %dx%dx%d input (use 'same' or a smaller kernel)",
                        where, cfg->kh, cfg->kw, L->in.h, L->in.w, L->in.c);
+    /* Counted in double first: kh * kw * C * F can pass 2^64 and wrap a size_t to a small number. */
+    double weights = (double)cfg->kh * cfg->kw * L->in.c * cfg->filters;
+    if (weights > INT_MAX)
+        return dn_fail(err, DN_ELIMIT, "%s: conv2d %d %dx%d on a %dx%dx%d input would have %.0f weights, over the limit of %d",
+                       where, cfg->filters, cfg->kh, cfg->kw, L->in.h, L->in.w, L->in.c, weights, INT_MAX);
     L->out = (dn_shape){oh, ow, cfg->filters};
     size_t k = (size_t)cfg->kh * cfg->kw * L->in.c;
     L->n_params = k * cfg->filters + cfg->filters;

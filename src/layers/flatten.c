@@ -3,6 +3,7 @@
  *   spec: flatten */
 #include "layers/layer.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -22,7 +23,10 @@ static void flatten_print(const dn_layer *L, char *buf, size_t size)
 
 static dn_status flatten_shape(dn_layer *L, const char *where, dn_error *err)
 {
-    (void)where, (void)err;
+    /* The vector's length is an int (dn_shape.c); a longer one would be cut to garbage. */
+    if (dn_shape_size(L->in) > INT_MAX)
+        return dn_fail(err, DN_ELIMIT, "%s: flatten of a %dx%dx%d input makes %zu values, over the limit of %d", where,
+                       L->in.h, L->in.w, L->in.c, dn_shape_size(L->in), INT_MAX);
     L->out = (dn_shape){1, 1, (int)dn_shape_size(L->in)};
     return DN_OK;
 }

@@ -23,10 +23,10 @@ skip() { skipped=$((skipped + 1)); echo "skip - $1"; }
 # check NAME CONDITION...: passes when the shell condition holds
 check() { name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 
-# Never read or write the real cache or data of whoever runs this.
-unset DIGITNET_DATA DIGITNET_MIRROR DIGITNET_FETCH_CONNECT_SECONDS
-export HOME="$T/home" XDG_CACHE_HOME="$T/xdg"
-mkdir -p "$HOME"
+# Never read or write the real cache or data of whoever runs this. ($HOME stays: tools such as
+# python3 may need it; it is changed only around the one command that tests ~/.cache.)
+unset DIGITNET_DATA DIGITNET_MIRROR DIGITNET_FETCH_CONNECT_SECONDS DIGITNET_FETCH_STALL_SECONDS
+export XDG_CACHE_HOME="$T/xdg"
 
 python3 "$ROOT/tests/fetch/server.py" "$DATA" "$T/port" "$T/log" 2>"$T/server.err" &
 SERVER=$!
@@ -218,8 +218,9 @@ fi
 fetch optdigits --mirror "$U/good/$UCI"
 check "no --data-dir: into \$XDG_CACHE_HOME/digitnet" \
     sh -c "grep -q 'ready in $XDG_CACHE_HOME/digitnet/optdigits' '$T/out' && cmp -s '$XDG_CACHE_HOME/digitnet/optdigits/optdigits.tra' '$OPT/optdigits.tra'"
-(unset XDG_CACHE_HOME; fetch optdigits --mirror "$U/good/$UCI")
-check "no XDG_CACHE_HOME: into ~/.cache/digitnet" test -s "$HOME/.cache/digitnet/optdigits/optdigits.tes"
+mkdir -p "$T/home"
+(unset XDG_CACHE_HOME; export HOME="$T/home"; fetch optdigits --mirror "$U/good/$UCI")
+check "no XDG_CACHE_HOME: into ~/.cache/digitnet" test -s "$T/home/.cache/digitnet/optdigits/optdigits.tes"
 (export DIGITNET_DATA="$T/env-data"; fetch optdigits --mirror "$U/good/$UCI")
 check "\$DIGITNET_DATA set: into \$DIGITNET_DATA/optdigits" test -s "$T/env-data/optdigits/optdigits.tes"
 
