@@ -73,15 +73,16 @@ static dn_status alloc_optimizer(dn_net *net, dn_error *err)
 }
 
 /* Mean loss and accuracy of the net on d in inference mode, using batch-sized chunks. */
-static dn_status evaluate_loss(dn_net *net, const dn_dataset *d, double *loss, double *accuracy, dn_error *err)
+static dn_status evaluate_loss(dn_net *net, const dn_dataset *d, float *scratch, int chunk, double *loss,
+                               double *accuracy, dn_error *err)
 {
-    const size_t in_size = dn_shape_size(net->input);
     const int classes = dn_net_n_classes(net);
     double loss_sum = 0.0;
     int correct = 0;
-    for (int start = 0; start < d->n; start += net->batch_cap) {
-        int rows = d->n - start < net->batch_cap ? d->n - start : net->batch_cap;
-        const float *probs = dn_net_forward(net, d->images + (size_t)start * in_size, rows, 0);
+    for (int start = 0; start < d->n; start += chunk) { /* scratch holds (chunk, h, w, c) */
+        int rows = d->n - start < chunk ? d->n - start : chunk;
+        dn_dataset_rows(d, start, rows, scratch);
+        const float *probs = dn_net_forward(net, scratch, rows, 0);
         softmax_xent(probs, d->labels + start, rows, classes, net->dbuf[0], &loss_sum, &correct);
     }
     *loss = loss_sum / d->n;
@@ -188,11 +189,9 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
             new_epoch_order(net);
         while (net->epoch_pos < train->n) {
             int start = net->epoch_pos, rows = train->n - start < batch ? train->n - start : batch;
-            for (int r = 0; r < rows; r++) {
-                int src = net->order[start + r];
-                memcpy(xb + (size_t)r * in_size, train->images + (size_t)src * in_size, sizeof(float) * in_size);
-                yb[r] = train->labels[src];
-            }
+            dn_dataset_gather(train, net->order + start, rows, xb);
+            for (int r = 0; r < rows; r++)
+                yb[r] = train->labels[net->order[start + r]];
             if (train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct) != DN_OK) {
                 st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower --lr", epoch,
                              start / batch + 1);
@@ -221,7 +220,7 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
                                 .val_accuracy = NAN};
         double t_train = net->epoch_seconds + now_seconds() - t0;
         if (val && val->n > 0)
-            st = evaluate_loss(net, val, &stats.val_loss, &stats.val_accuracy, err);
+            st = evaluate_loss(net, val, xb, batch, &stats.val_loss, &stats.val_accuracy, err);
         stats.seconds = net->epoch_seconds + now_seconds() - t0;
         stats.images_per_sec = t_train > 0.0 ? seen / t_train : 0.0;
         net->epoch_pos = 0;
@@ -250,10 +249,24 @@ dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, fl
     dn_status st = check_fits(net, data, "evaluation", err);
     if (st != DN_OK)
         return st;
+    /* Blocks of whole inference chunks, so the forward passes see the same shapes as one
+     * dn_net_predict over everything would. */
+    enum { BLOCK = 16 * DN_PREDICT_CHUNK };
+    const size_t in_size = dn_shape_size(net->input);
     float *probs = probs_out ? probs_out : malloc(sizeof(float) * (size_t)data->n * DN_N_CLASSES);
-    if (!probs)
+    float *images = malloc(sizeof(float) * in_size * (size_t)(data->n < BLOCK ? data->n : BLOCK));
+    if (!probs || !images) {
+        if (probs != probs_out)
+            free(probs);
+        free(images);
         return dn_fail(err, DN_ENOMEM, "out of memory for %d predictions", data->n);
-    st = dn_net_predict(net, data->images, data->n, probs, err);
+    }
+    for (int start = 0; st == DN_OK && start < data->n; start += BLOCK) {
+        int rows = data->n - start < BLOCK ? data->n - start : BLOCK;
+        dn_dataset_rows(data, start, rows, images);
+        st = dn_net_predict(net, images, rows, probs + (size_t)start * DN_N_CLASSES, err);
+    }
+    free(images);
     if (st == DN_OK)
         st = dn_metrics_compute(probs, data->labels, data->n, m, err);
     if (probs != probs_out)

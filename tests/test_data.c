@@ -32,7 +32,7 @@ static void check_error(dn_status got, const dn_error *err, dn_status want, cons
 static void assert_empty(const dn_dataset *d)
 {
     assert_int_equal(d->n, 0);
-    assert_null(d->images);
+    assert_null(d->pixels);
     assert_null(d->labels);
 }
 
@@ -120,10 +120,10 @@ static void check_range_and_labels(const dn_dataset *d)
     size_t total = (size_t)d->n * d->h * d->w * d->c;
     float lo = 1, hi = 0;
     for (size_t i = 0; i < total; i++) {
-        if (d->images[i] < lo)
-            lo = d->images[i];
-        if (d->images[i] > hi)
-            hi = d->images[i];
+        if ((d->pixels[i] / (float)d->raw_max) < lo)
+            lo = (d->pixels[i] / (float)d->raw_max);
+        if ((d->pixels[i] / (float)d->raw_max) > hi)
+            hi = (d->pixels[i] / (float)d->raw_max);
     }
     assert_true(lo == 0.0f);
     assert_true(hi == 1.0f);
@@ -158,9 +158,9 @@ static void test_optdigits_real(void **state)
     check_range_and_labels(&d);
     assert_class_counts(&d, tra_counts);
     /* First line: "0,1,6,15,12,1,0,0,..." class 0. */
-    assert_true(d.images[0] == 0.0f);
-    assert_true(d.images[1] == 1.0f / 16);
-    assert_true(d.images[3] == 15.0f / 16);
+    assert_true((d.pixels[0] / (float)d.raw_max) == 0.0f);
+    assert_true((d.pixels[1] / (float)d.raw_max) == 1.0f / 16);
+    assert_true((d.pixels[3] / (float)d.raw_max) == 15.0f / 16);
     assert_int_equal(d.labels[0], 0);
     dn_dataset_free(&d);
     assert_empty(&d);
@@ -200,7 +200,7 @@ static void test_idx_real_mnist10k(void **state)
     assert_memory_equal(d.labels, first, 5);
     double sum = 0;
     for (int k = 0; k < 28 * 28; k++)
-        sum += d.images[k] * 255.0;
+        sum += (d.pixels[k] / (float)d.raw_max) * 255.0;
     assert_true(sum > 18454 - 0.5 && sum < 18454 + 0.5);
     dn_dataset_free(&d);
 }
@@ -229,11 +229,11 @@ static void test_idx_small_raw_and_gzip(void **state)
     assert_int_equal(a.c, 1);
     assert_int_equal(a.raw_max, 255);
     for (int i = 0; i < 10 * 12; i++)
-        assert_true(a.images[i] == (float)img[16 + i] / 255.0f);
+        assert_true((a.pixels[i] / (float)a.raw_max) == (float)img[16 + i] / 255.0f);
     assert_memory_equal(a.labels, lab + 8, 10);
     /* Gzip or not is decided by content; mixing the two is fine. */
     assert_int_equal(dn_idx_load(gz_img, raw_lab, &b, &err), DN_OK);
-    assert_memory_equal(a.images, b.images, 10 * 12 * sizeof(float));
+    assert_memory_equal(a.pixels, b.pixels, 10 * 12 * sizeof(uint8_t));
     dn_dataset_free(&b);
     assert_int_equal(dn_idx_load(raw_img, gz_lab, &b, &err), DN_OK);
     assert_memory_equal(a.labels, b.labels, 10);
@@ -505,7 +505,7 @@ static void test_optdigits_csv_with_header(void **state)
     assert_int_equal(d.raw_max, 16);
     assert_int_equal(d.labels[0], 7);
     assert_int_equal(d.labels[2], 5);
-    assert_true(d.images[64 + 10] == (float)((10 + 6) % 17) / 16.0f);
+    assert_true((d.pixels[64 + 10] / (float)d.raw_max) == (float)((10 + 6) % 17) / 16.0f);
     dn_dataset_free(&d);
 
     /* A first row with one damaged field is a bad row, not a header to skip. */
@@ -670,8 +670,8 @@ static void test_dataset_concat(void **state)
     assert_int_equal(dn_dataset_concat(&tra, &tes, &all, &err), DN_OK);
     assert_int_equal(all.n, 5620); /* the instances of UCI's data.csv */
     assert_int_equal(all.raw_max, 16);
-    assert_memory_equal(all.images, tra.images, (size_t)tra.n * 64 * sizeof(float));
-    assert_memory_equal(all.images + (size_t)tra.n * 64, tes.images, (size_t)tes.n * 64 * sizeof(float));
+    assert_memory_equal(all.pixels, tra.pixels, (size_t)tra.n * 64 * sizeof(uint8_t));
+    assert_memory_equal(all.pixels + (size_t)tra.n * 64, tes.pixels, (size_t)tes.n * 64 * sizeof(uint8_t));
     assert_memory_equal(all.labels + tra.n, tes.labels, (size_t)tes.n);
 
     /* An empty side joins with anything. */
@@ -679,7 +679,7 @@ static void test_dataset_concat(void **state)
     assert_int_equal(dn_dataset_concat(&none, &tes, &copy, &err), DN_OK);
     assert_int_equal(copy.n, tes.n);
     assert_int_equal(copy.h, 8);
-    assert_memory_equal(copy.images, tes.images, (size_t)tes.n * 64 * sizeof(float));
+    assert_memory_equal(copy.pixels, tes.pixels, (size_t)tes.n * 64 * sizeof(uint8_t));
     dn_dataset_free(&copy);
 
     /* Shapes or scales that differ do not. */
@@ -693,7 +693,7 @@ static void test_dataset_concat(void **state)
                 "raw_max 16 and 255");
     check_error(dn_dataset_concat(NULL, &tes, &copy, &err), &err, DN_EARG, NULL, "NULL");
     dn_dataset bad = tes;
-    bad.images = NULL;
+    bad.pixels = NULL;
     check_error(dn_dataset_concat(&tra, &bad, &copy, &err), &err, DN_EARG, NULL, "no arrays");
 
     dn_dataset_free(&mn);
@@ -717,8 +717,8 @@ static void test_dataset_take_and_slice(void **state)
     assert_int_equal(picked.n, tes.n);
     for (int i = 0; i < tes.n; i += 97) {
         assert_int_equal(picked.labels[i], tes.labels[perm[i]]);
-        assert_memory_equal(picked.images + (size_t)i * 64, tes.images + (size_t)perm[i] * 64,
-                            64 * sizeof(float));
+        assert_memory_equal(picked.pixels + (size_t)i * 64, tes.pixels + (size_t)perm[i] * 64,
+                            64 * sizeof(uint8_t));
     }
     dn_dataset_free(&picked);
 
@@ -740,7 +740,7 @@ static void test_dataset_take_and_slice(void **state)
 
     assert_int_equal(dn_dataset_slice(&tes, 1000, 797, &part, &err), DN_OK);
     assert_int_equal(part.n, 797);
-    assert_memory_equal(part.images, tes.images + 1000 * 64, 797 * 64 * sizeof(float));
+    assert_memory_equal(part.pixels, tes.pixels + 1000 * 64, 797 * 64 * sizeof(uint8_t));
     assert_memory_equal(part.labels, tes.labels + 1000, 797);
     dn_dataset_free(&part);
     assert_int_equal(dn_dataset_slice(&tes, 1797, 0, &part, &err), DN_OK);
@@ -757,7 +757,7 @@ static void test_dataset_take_and_slice(void **state)
     /* out may be the source: on failure it is left alone. */
     dn_dataset same = tes;
     check_error(dn_dataset_slice(&same, 0, 5000, &same, &err), &err, DN_EARG, NULL, "do not fit");
-    assert_ptr_equal(same.images, tes.images);
+    assert_ptr_equal(same.pixels, tes.pixels);
     dn_dataset_free(&tes);
 }
 
@@ -992,7 +992,7 @@ static void copy_idx_subset(const char *images_src, const char *labels_src, int 
     put_be32(img + 8, (uint32_t)d.h);
     put_be32(img + 12, (uint32_t)d.w);
     for (size_t k = 0; k < (size_t)n * per; k++)
-        img[16 + k] = (unsigned char)(d.images[k] * 255.0f + 0.5f);
+        img[16 + k] = (unsigned char)((d.pixels[k] / (float)d.raw_max) * 255.0f + 0.5f);
     put_be32(lab, 0x00000801);
     put_be32(lab + 4, (uint32_t)n);
     memcpy(lab + 8, d.labels, (size_t)n);
@@ -1033,9 +1033,9 @@ static void test_open_dotted_spelling(void **state)
     assert_int_equal(train.n, 50);
     assert_int_equal(test.n, 20);
     assert_int_equal(dn_data_open("mnist-10k", NULL, &real_train, &real_test, &err), DN_OK);
-    assert_memory_equal(train.images, real_train.images, 50 * 784 * sizeof(float));
+    assert_memory_equal(train.pixels, real_train.pixels, 50 * 784 * sizeof(uint8_t));
     assert_memory_equal(train.labels, real_train.labels, 50);
-    assert_memory_equal(test.images, real_test.images, 20 * 784 * sizeof(float));
+    assert_memory_equal(test.pixels, real_test.pixels, 20 * 784 * sizeof(uint8_t));
     assert_memory_equal(test.labels, real_test.labels, 20);
     dn_dataset_free(&train);
     dn_dataset_free(&test);
@@ -1108,7 +1108,7 @@ static void test_open_optdigits_csv(void **state)
     assert_int_equal(dn_data_open("optdigits", root, &train, &test, &err), DN_OK);
     assert_int_equal(train.n, 5620);
     assert_int_equal(test.n, 0);
-    assert_null(test.images);
+    assert_null(test.pixels);
     assert_int_equal(test.h, 8);
     assert_int_equal(test.raw_max, 16);
     /* The empty test half still concatenates. */
@@ -1134,6 +1134,31 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     (void)flag;
     (void)ftw;
     return remove(path);
+}
+
+/* Rows come out as floats 0..1 whichever way they are asked for: a range, a gather, a copy. */
+static void test_rows_as_floats(void **state)
+{
+    (void)state;
+    dn_dataset tes = {0};
+    dn_error err = {0};
+    assert_int_equal(dn_optdigits_load(OPT_DIR "/optdigits.tes", &tes, &err), DN_OK);
+    float range[3 * 64], gathered[2 * 64], *copy = NULL;
+    dn_dataset_rows(&tes, 10, 3, range);
+    for (int k = 0; k < 3 * 64; k++)
+        assert_true(range[k] == tes.pixels[10 * 64 + k] / 16.0f);
+    int rows[2] = {1796, 11};
+    dn_dataset_gather(&tes, rows, 2, gathered);
+    for (int k = 0; k < 64; k++) {
+        assert_true(gathered[k] == tes.pixels[1796 * 64 + k] / 16.0f);
+        assert_true(gathered[64 + k] == range[64 + k]);
+    }
+    assert_int_equal(dn_dataset_floats(&tes, 10, 3, &copy, &err), DN_OK);
+    assert_memory_equal(copy, range, sizeof range);
+    free(copy);
+    assert_int_equal(dn_dataset_floats(&tes, 1796, 2, &copy, &err), DN_EARG);
+    assert_non_null(strstr(err.msg, "outside the 1797 rows"));
+    dn_dataset_free(&tes);
 }
 
 int main(void)
@@ -1170,6 +1195,7 @@ int main(void)
         cmocka_unit_test(test_open_download_cache),
         cmocka_unit_test(test_open_dotted_spelling),
         cmocka_unit_test(test_open_optdigits_csv),
+        cmocka_unit_test(test_rows_as_floats),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* The files written here are kept when something failed, to look at. */

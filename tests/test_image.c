@@ -58,6 +58,7 @@ static void bmp_header(unsigned char *b, int32_t w, int32_t h, unsigned bpp, uns
 }
 
 static dn_dataset mnist;
+static float *mnist_images; /* (n, 28, 28) floats 0..1 */
 
 static int load_mnist(void **state)
 {
@@ -65,6 +66,8 @@ static int load_mnist(void **state)
     dn_error err = {0};
     dn_status st = dn_idx_load(MNIST_DIR "/t10k-images-idx3-ubyte.gz", MNIST_DIR "/t10k-labels-idx1-ubyte.gz", &mnist,
                                &err);
+    if (st == DN_OK)
+        st = dn_dataset_floats(&mnist, 0, mnist.n, &mnist_images, &err);
     if (st != DN_OK)
         fprintf(stderr, "%s\n", err.msg);
     return st == DN_OK ? 0 : -1;
@@ -74,6 +77,7 @@ static int free_mnist(void **state)
 {
     (void)state;
     dn_dataset_free(&mnist);
+    free(mnist_images);
     return 0;
 }
 
@@ -82,7 +86,7 @@ static void embed(dn_image *img, int i, int ox, int oy, float paper, float darkn
 {
     for (int y = 0; y < 28; y++)
         for (int x = 0; x < 28; x++)
-            img->pixels[(oy + y) * img->w + ox + x] = paper - darkness * mnist.images[(size_t)i * 784 + y * 28 + x];
+            img->pixels[(oy + y) * img->w + ox + x] = paper - darkness * mnist_images[(size_t)i * 784 + y * 28 + x];
 }
 
 static double mean_abs_error(const float *a, const float *b, int n)
@@ -127,7 +131,7 @@ static void test_mnist_digit_comes_back(void **state)
         if (st != DN_OK)
             print_error("image %d: %s\n", i, err.msg);
         assert_int_equal(st, DN_OK);
-        double e = mean_abs_error(out, mnist.images + (size_t)i * 784, 784);
+        double e = mean_abs_error(out, mnist_images + (size_t)i * 784, 784);
         total += e;
         close += e < 0.02;
         dn_image_free(&img);
@@ -151,7 +155,7 @@ static void test_polarity(void **state)
     assert_int_equal(dn_preprocess(&dark, MNIST_SHAPE, a, &err), DN_OK);
     assert_int_equal(dn_preprocess(&light, MNIST_SHAPE, b, &err), DN_OK);
     assert_true(mean_abs_error(a, b, 784) < 1e-4);
-    assert_true(mean_abs_error(a, mnist.images + 3 * 784, 784) < 0.02);
+    assert_true(mean_abs_error(a, mnist_images + 3 * 784, 784) < 0.02);
     dn_image_free(&dark);
     dn_image_free(&light);
 }
@@ -167,7 +171,7 @@ static void test_big_noisy_picture(void **state)
     assert_int_equal(dn_image_new(W, H, 0, &img, &err), DN_OK);
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++) {
-            const float *d = mnist.images + (size_t)i * 784;
+            const float *d = mnist_images + (size_t)i * 784;
             int u = (x - 150) / k, v = (y - 40) / k;
             float ink = x >= 150 && y >= 40 && u < 28 && v < 28 ? d[v * 28 + u] : 0.0f;
             float paper = 0.8f - 0.25f * (float)x / W - 0.1f * (float)y / H; /* lit from the left */
@@ -190,7 +194,7 @@ static void test_big_noisy_picture(void **state)
     assert_int_equal(longer, 20);
     assert_near(sx / sum, 14.0, 0.5);
     assert_near(sy / sum, 14.0, 0.5);
-    double e = mean_abs_error(out, mnist.images + (size_t)i * 784, 784);
+    double e = mean_abs_error(out, mnist_images + (size_t)i * 784, 784);
     print_message("noisy 400x300 picture: mean absolute error %.4f\n", e);
     assert_true(e < 0.06);
     dn_image_free(&img);
@@ -274,7 +278,7 @@ static void test_optdigits_pipeline(void **state)
 {
     (void)state;
     for (int i = 0; i < 50; i++) {
-        dn_image img = {28, 28, mnist.images + (size_t)i * 784}; /* borrowed */
+        dn_image img = {28, 28, mnist_images + (size_t)i * 784}; /* borrowed */
         float out[64];
         dn_error err = {0};
         assert_int_equal(dn_preprocess(&img, OPT_SHAPE, out, &err), DN_OK);

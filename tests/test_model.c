@@ -410,9 +410,12 @@ static void assert_same_predictions(dn_net *a, dn_net *b)
     float *pa = malloc(sizeof(float) * ROWS * DN_N_CLASSES), *pb = malloc(sizeof(float) * ROWS * DN_N_CLASSES);
     assert_non_null(pa);
     assert_non_null(pb);
-    assert_int_equal(dn_net_predict(a, optdigits.images + 300 * 64, ROWS, pa, NULL), DN_OK);
-    assert_int_equal(dn_net_predict(b, optdigits.images + 300 * 64, ROWS, pb, NULL), DN_OK);
+    float *images = NULL;
+    assert_int_equal(dn_dataset_floats(&optdigits, 300, ROWS, &images, NULL), DN_OK);
+    assert_int_equal(dn_net_predict(a, images, ROWS, pa, NULL), DN_OK);
+    assert_int_equal(dn_net_predict(b, images, ROWS, pb, NULL), DN_OK);
     assert_memory_equal(pa, pb, sizeof(float) * ROWS * DN_N_CLASSES);
+    free(images);
     free(pa);
     free(pb);
 }

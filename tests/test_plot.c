@@ -168,7 +168,7 @@ static void assert_tile_shows(cairo_surface_t *s, int i, int cols, int cell_w, c
     int iy = GRID_HEADER + (i / cols) * GRID_CELL_H + GRID_TILE_TOP;
     for (int r = 0; r < d->h; r++)
         for (int c = 0; c < d->w; c++) {
-            double v = d->images[((size_t)row * d->h + r) * d->w + c];
+            double v = d->pixels[((size_t)row * d->h + r) * d->w + c] / (double)d->raw_max;
             int grey = (int)lround(255 * (1 - v));
             rgb8 got = pixel(s, ix + c * scale + scale / 2, iy + r * scale + scale / 2);
             if (distance(got, (rgb8){grey, grey, grey}) > 1)
@@ -281,7 +281,8 @@ static void test_feature_maps(void **state)
     dn_error err = {0};
     dn_net *r1 = NULL;
     assert_int_equal(dn_net_load_spec("models/optdigits.cnn", 1, &r1, &err), DN_OK);
-    const float *image = tes.images + 5 * 64; /* test row 5 */
+    float image[64]; /* test row 5 */
+    dn_dataset_rows(&tes, 5, 1, image);
 
     /* Layer 0: conv2d 16 -> 8x8x16, one row of 16 tiles. */
     const char *path = out_path("feature-conv.png");

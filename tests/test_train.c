@@ -276,9 +276,9 @@ static void test_shape_mismatch(void **state)
 
     /* A validation set of another shape is refused before any training. */
     dn_net *net = load_spec("models/optdigits.cnn", 1);
-    float image[28 * 28] = {0};
+    uint8_t image[28 * 28] = {0};
     uint8_t label = 3;
-    dn_dataset wrong = {.n = 1, .h = 28, .w = 28, .c = 1, .images = image, .labels = &label, .raw_max = 255};
+    dn_dataset wrong = {.n = 1, .h = 28, .w = 28, .c = 1, .pixels = image, .labels = &label, .raw_max = 255};
     float *before = malloc(sizeof(float) * net->n_params);
     assert_non_null(before);
     memcpy(before, net->params, sizeof(float) * net->n_params);
@@ -312,9 +312,9 @@ static void test_argument_errors(void **state)
     assert_int_equal(dn_train(net, &empty, NULL, &p, &err), DN_EARG);
     assert_non_null(strstr(err.msg, "empty"));
 
-    float images[2 * 64] = {0};
+    uint8_t images[2 * 64] = {0};
     uint8_t labels[2] = {4, 10};
-    dn_dataset bad_label = {.n = 2, .h = 8, .w = 8, .c = 1, .images = images, .labels = labels, .raw_max = 16};
+    dn_dataset bad_label = {.n = 2, .h = 8, .w = 8, .c = 1, .pixels = images, .labels = labels, .raw_max = 16};
     assert_int_equal(dn_train(net, &bad_label, NULL, &p, &err), DN_EARG);
     assert_non_null(strstr(err.msg, "training label 10 at row 1"));
 
@@ -339,7 +339,9 @@ static float *full_batch_gradient(dn_net *net, const dn_dataset *data)
 {
     const int n = data->n;
     assert_int_equal(dn_net_reserve(net, n, NULL), DN_OK);
-    const float *probs = dn_net_forward(net, data->images, n, 1);
+    float *images = NULL;
+    assert_int_equal(dn_dataset_floats(data, 0, n, &images, NULL), DN_OK);
+    const float *probs = dn_net_forward(net, images, n, 1);
     float *dlogits = malloc(sizeof(float) * (size_t)n * DN_N_CLASSES);
     float *grads = malloc(sizeof(float) * net->n_params);
     assert_non_null(dlogits);
@@ -351,6 +353,7 @@ static float *full_batch_gradient(dn_net *net, const dn_dataset *data)
     dn_net_backward(net, dlogits, n);
     memcpy(grads, net->grads, sizeof(float) * net->n_params);
     free(dlogits);
+    free(images); /* the forward pass read it until backward was done */
     return grads;
 }
 

@@ -102,16 +102,19 @@ int cmd_predict(cli_options *o)
         status = cli_failf("--index %d --count %d: the test set has %d images", o->index, o->count, d->n);
         goto done;
     }
-    size_t in_size = (size_t)d->h * d->w * d->c;
+    float *images = NULL;
     probs = malloc(sizeof(float) * DN_N_CLASSES * (size_t)o->count);
     if (!probs) {
         status = cli_failf("out of memory");
         goto done;
     }
-    if (dn_net_predict(net, d->images + (size_t)o->index * in_size, o->count, probs, &err) != DN_OK) {
+    if (dn_dataset_floats(d, o->index, o->count, &images, &err) != DN_OK ||
+        dn_net_predict(net, images, o->count, probs, &err) != DN_OK) {
+        free(images);
         status = cli_fail(&err);
         goto done;
     }
+    free(images);
     cJSON *list = o->json ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < o->count; i++) {
         const float *p = probs + (size_t)i * DN_N_CLASSES;

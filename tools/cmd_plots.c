@@ -87,11 +87,14 @@ int cmd_features(cli_options *o)
                            d->c);
         goto done;
     }
-    const float *image = d->images + (size_t)o->index * d->h * d->w * d->c;
-    if (cli_make_dirs(o->out, &err) != DN_OK || dn_plot_feature_maps(net, image, o->out, &written, &err) != DN_OK) {
+    float *image = NULL;
+    if (dn_dataset_floats(d, o->index, 1, &image, &err) != DN_OK || cli_make_dirs(o->out, &err) != DN_OK ||
+        dn_plot_feature_maps(net, image, o->out, &written, &err) != DN_OK) {
+        free(image);
         status = cli_fail(&err);
         goto done;
     }
+    free(image);
     if (written == 0) {
         status = cli_failf("%s has no conv2d or maxpool layer to draw", o->model);
         goto done;

@@ -143,7 +143,10 @@ static dn_status draw_features(report_state *s, dn_error *err)
     dn_shape in = dn_net_input_shape(r->net);
     if (in.h != r->test->h || in.w != r->test->w || in.c != r->test->c)
         return DN_OK; /* nothing sensible to show; the metrics would have failed first */
-    const float *image = r->test->images; /* test row 0 */
+    float image[4096]; /* test row 0; inputs are at most 64x64 (checked below) */
+    if ((size_t)in.h * in.w * in.c > sizeof image / sizeof image[0])
+        return DN_OK;
+    dn_dataset_rows(r->test, 0, 1, image);
     for (int i = 0; i < dn_net_layer_count(r->net); i++) {
         dn_layer_info info;
         if (dn_net_layer_info(r->net, i, &info) != DN_OK)

@@ -13,7 +13,7 @@ void dn_dataset_free(dn_dataset *d)
 {
     if (!d)
         return;
-    free(d->images);
+    free(d->pixels);
     free(d->labels);
     memset(d, 0, sizeof *d);
 }
@@ -33,7 +33,7 @@ static dn_status check_dataset(const char *fn, const char *name, const dn_datase
     if (d->n > 0 && (d->h <= 0 || d->w <= 0 || d->c <= 0))
         return dn_fail(err, DN_EARG, "%s: %s has an empty image shape %dx%dx%d", fn, name, d->h,
                        d->w, d->c);
-    if (d->n > 0 && (!d->images || !d->labels))
+    if (d->n > 0 && (!d->pixels || !d->labels))
         return dn_fail(err, DN_EARG, "%s: %s has %d rows but no arrays", fn, name, d->n);
     return DN_OK;
 }
@@ -52,9 +52,9 @@ static dn_status alloc_like(const char *fn, const dn_dataset *like, int n, dn_da
     size_t per = pixels_per_image(like);
     if ((size_t)n > SIZE_MAX / sizeof(float) / per)
         return dn_fail(err, DN_ELIMIT, "%s: %d images of %zu pixels do not fit in memory", fn, n, per);
-    d->images = malloc((size_t)n * per * sizeof *d->images);
+    d->pixels = malloc((size_t)n * per * sizeof *d->pixels);
     d->labels = malloc((size_t)n);
-    if (!d->images || !d->labels) {
+    if (!d->pixels || !d->labels) {
         dn_dataset_free(d);
         return dn_fail(err, DN_ENOMEM, "%s: out of memory for %d images", fn, n);
     }
@@ -103,11 +103,11 @@ dn_status dn_dataset_concat(const dn_dataset *a, const dn_dataset *b, dn_dataset
         return fail_out(out, a, b, st);
     size_t per = pixels_per_image(shape);
     if (a->n > 0) {
-        memcpy(joined.images, a->images, (size_t)a->n * per * sizeof *joined.images);
+        memcpy(joined.pixels, a->pixels, (size_t)a->n * per * sizeof *joined.pixels);
         memcpy(joined.labels, a->labels, (size_t)a->n);
     }
     if (b->n > 0) {
-        memcpy(joined.images + (size_t)a->n * per, b->images, (size_t)b->n * per * sizeof *joined.images);
+        memcpy(joined.pixels + (size_t)a->n * per, b->pixels, (size_t)b->n * per * sizeof *joined.pixels);
         memcpy(joined.labels + a->n, b->labels, (size_t)b->n);
     }
     *out = joined;
@@ -139,8 +139,8 @@ dn_status dn_dataset_take(const dn_dataset *src, const int *indices, int n, dn_d
         return fail_out(out, src, NULL, st);
     size_t per = pixels_per_image(src);
     for (int i = 0; i < n; i++) {
-        memcpy(picked.images + (size_t)i * per, src->images + (size_t)indices[i] * per,
-               per * sizeof *picked.images);
+        memcpy(picked.pixels + (size_t)i * per, src->pixels + (size_t)indices[i] * per,
+               per * sizeof *picked.pixels);
         picked.labels[i] = src->labels[indices[i]];
     }
     *out = picked;
@@ -167,9 +167,52 @@ dn_status dn_dataset_slice(const dn_dataset *src, int start, int n, dn_dataset *
         return fail_out(out, src, NULL, st);
     if (n > 0) {
         size_t per = pixels_per_image(src);
-        memcpy(part.images, src->images + (size_t)start * per, (size_t)n * per * sizeof *part.images);
+        memcpy(part.pixels, src->pixels + (size_t)start * per, (size_t)n * per * sizeof *part.pixels);
         memcpy(part.labels, src->labels + start, (size_t)n);
     }
     *out = part;
+    return DN_OK;
+}
+
+/* The scaled value of every raw pixel value, so converting a row is one table lookup a pixel. */
+static void scale_table(const dn_dataset *d, float table[256])
+{
+    float inv = d->raw_max > 0 ? 1.0f / (float)d->raw_max : 1.0f;
+    for (int v = 0; v < 256; v++)
+        table[v] = (float)v * inv;
+}
+
+void dn_dataset_rows(const dn_dataset *d, int start, int n, float *out)
+{
+    float table[256];
+    scale_table(d, table);
+    const size_t count = (size_t)n * d->h * d->w * d->c;
+    const uint8_t *src = d->pixels + (size_t)start * d->h * d->w * d->c;
+    for (size_t i = 0; i < count; i++)
+        out[i] = table[src[i]];
+}
+
+void dn_dataset_gather(const dn_dataset *d, const int *rows, int n, float *out)
+{
+    float table[256];
+    scale_table(d, table);
+    const size_t per = (size_t)d->h * d->w * d->c;
+    for (int r = 0; r < n; r++) {
+        const uint8_t *src = d->pixels + (size_t)rows[r] * per;
+        float *dst = out + (size_t)r * per;
+        for (size_t i = 0; i < per; i++)
+            dst[i] = table[src[i]];
+    }
+}
+
+dn_status dn_dataset_floats(const dn_dataset *d, int start, int n, float **out, dn_error *err)
+{
+    if (!d || !out || start < 0 || n < 0 || start + n > d->n)
+        return dn_fail(err, DN_EARG, "dn_dataset_floats: rows %d..%d outside the %d rows", start, start + n,
+                       d ? d->n : 0);
+    *out = malloc(sizeof(float) * ((size_t)n * d->h * d->w * d->c + 1));
+    if (!*out)
+        return dn_fail(err, DN_ENOMEM, "out of memory for %d images", n);
+    dn_dataset_rows(d, start, n, *out);
     return DN_OK;
 }

@@ -14,7 +14,7 @@
 #define IDX_LABELS_MAGIC 0x00000801u /* unsigned bytes, 1 dimension (n) */
 #define IDX_MAX_ITEMS 10000000u      /* images or labels in one file */
 #define IDX_MAX_SIDE 4096u           /* rows or columns of one image */
-/* Keeps n * rows * cols (and every offset into the images) inside an int; that is 8 GiB of floats. */
+/* Keeps n * rows * cols (and every offset into the images) inside an int; that is 2 GiB of pixels. */
 #define IDX_MAX_PIXELS 2147483647ull
 #define IDX_CHUNK 65536u             /* bytes decompressed per read */
 #define IDX_SNIFF 512u               /* bytes looked at to say what a non-IDX file is */
@@ -176,17 +176,13 @@ static dn_status check_end(gzFile gz, const char *path, uint32_t n, const char *
     return DN_OK;
 }
 
-/* Reads the pixels, scaling them to 0..1. The buffer grows as pixels arrive (see file comment). */
-static dn_status read_pixels(gzFile gz, const char *path, size_t total, float **out, dn_error *err)
+/* Reads the raw pixel bytes. The buffer grows as pixels arrive (see file comment). */
+static dn_status read_pixels(gzFile gz, const char *path, size_t total, uint8_t **out, dn_error *err)
 {
-    float scale[256];
-    for (int v = 0; v < 256; v++)
-        scale[v] = (float)v / 255.0f;
-
     unsigned char *chunk = malloc(IDX_CHUNK);
     if (!chunk)
         return dn_fail(err, DN_ENOMEM, "%s: out of memory", path);
-    float *pixels = NULL; /* (total) once complete */
+    uint8_t *pixels = NULL; /* (total) once complete */
     size_t cap = 0, got = 0;
     dn_status st = DN_OK;
     while (got < total) {
@@ -198,7 +194,7 @@ static dn_status read_pixels(gzFile gz, const char *path, size_t total, float **
             size_t new_cap = cap ? cap * 2 : (size_t)1 << 20;
             if (new_cap > total)
                 new_cap = total;
-            float *grown = realloc(pixels, new_cap * sizeof *grown);
+            uint8_t *grown = realloc(pixels, new_cap * sizeof *grown);
             if (!grown) {
                 st = dn_fail(err, DN_ENOMEM, "%s: out of memory for %zu pixels", path, total);
                 break;
@@ -206,8 +202,7 @@ static dn_status read_pixels(gzFile gz, const char *path, size_t total, float **
             pixels = grown;
             cap = new_cap;
         }
-        for (size_t i = 0; i < n; i++)
-            pixels[got + i] = scale[chunk[i]];
+        memcpy(pixels + got, chunk, n);
         got += n;
         if (n < want) {
             st = dn_fail(err, DN_EFORMAT, "%s: truncated: expected %zu bytes of pixels, got %zu%s",
@@ -277,7 +272,7 @@ dn_status dn_idx_load(const char *images_path, const char *labels_path, dn_datas
         return dn_fail(err, DN_EARG, "dn_idx_load: a file path is NULL");
 
     gzFile images_gz = NULL, labels_gz = NULL;
-    float *pixels = NULL;
+    uint8_t *pixels = NULL;
     uint8_t *labels = NULL;
     uint32_t image_dims[3], label_dims[1];
 
@@ -320,7 +315,7 @@ dn_status dn_idx_load(const char *images_path, const char *labels_path, dn_datas
     out->h = (int)image_dims[1];
     out->w = (int)image_dims[2];
     out->c = 1;
-    out->images = pixels;
+    out->pixels = pixels;
     out->labels = labels;
     out->raw_max = 255;
     return DN_OK;

@@ -19,7 +19,7 @@
 /* Rows read so far, grown by doubling. */
 typedef struct rows {
     int n, cap;
-    float *images;   /* (cap, 8, 8, 1) */
+    uint8_t *pixels; /* (cap, 8, 8, 1) raw 0..16 */
     uint8_t *labels; /* (cap) */
 } rows;
 
@@ -132,19 +132,19 @@ static dn_status append_row(rows *r, const char *path, const long *values, dn_er
         int cap = r->cap ? r->cap * 2 : 4096;
         if (cap > OPT_MAX_ROWS)
             cap = OPT_MAX_ROWS;
-        float *images = realloc(r->images, (size_t)cap * OPT_PIXELS * sizeof *images);
-        if (!images)
+        uint8_t *pixels = realloc(r->pixels, (size_t)cap * OPT_PIXELS * sizeof *pixels);
+        if (!pixels)
             return dn_fail(err, DN_ENOMEM, "%s: out of memory after %d rows", path, r->n);
-        r->images = images;
+        r->pixels = pixels;
         uint8_t *labels = realloc(r->labels, (size_t)cap);
         if (!labels)
             return dn_fail(err, DN_ENOMEM, "%s: out of memory after %d rows", path, r->n);
         r->labels = labels;
         r->cap = cap;
     }
-    float *img = r->images + (size_t)r->n * OPT_PIXELS;
+    uint8_t *img = r->pixels + (size_t)r->n * OPT_PIXELS;
     for (int i = 0; i < OPT_PIXELS; i++)
-        img[i] = (float)values[i] / (float)OPT_RAW_MAX;
+        img[i] = (uint8_t)values[i]; /* checked to be 0..16 by the caller */
     r->labels[r->n] = (uint8_t)values[OPT_PIXELS];
     r->n++;
     return DN_OK;
@@ -234,7 +234,7 @@ dn_status dn_optdigits_load(const char *path, dn_dataset *out, dn_error *err)
     free(line);
     fclose(f);
     if (st) {
-        free(r.images);
+        free(r.pixels);
         free(r.labels);
         return st;
     }
@@ -242,7 +242,7 @@ dn_status dn_optdigits_load(const char *path, dn_dataset *out, dn_error *err)
     out->h = OPT_SIDE;
     out->w = OPT_SIDE;
     out->c = 1;
-    out->images = r.images;
+    out->pixels = r.pixels;
     out->labels = r.labels;
     out->raw_max = OPT_RAW_MAX;
     return DN_OK;

@@ -39,7 +39,7 @@ static void frame(cairo_t *cr, double x, double y, double size)
 
 static dn_status check_data(const char *fn, const dn_dataset *d, dn_error *err)
 {
-    if (!d || d->n < 1 || !d->images || !d->labels || d->h < 1 || d->w < 1 || d->c < 1)
+    if (!d || d->n < 1 || !d->pixels || !d->labels || d->h < 1 || d->w < 1 || d->c < 1)
         return dn_fail(err, DN_EARG, "%s: no images", fn);
     return DN_OK;
 }
@@ -62,6 +62,11 @@ static dn_status draw_grid(const dn_dataset *data, const int *rows, int n, const
     if (n < 1 && message)
         fitted_text(cr, width / 2.0, HEADER + CELL_H / 2.0 - 8, message, 13, 0, cell_w - 8);
     const size_t pixels = (size_t)data->h * data->w * data->c;
+    float *image = malloc(sizeof(float) * pixels); /* one row at a time, scaled to 0..1 */
+    if (!image) {
+        dn_canvas_discard(&cv);
+        return dn_fail(err, DN_ENOMEM, "%s: out of memory", path);
+    }
     char label[32];
     for (int i = 0; i < n && st == DN_OK; i++) {
         int row = rows[i];
@@ -73,10 +78,11 @@ static dn_status draw_grid(const dn_dataset *data, const int *rows, int n, const
         }
         fitted_text(cr, cx + cell_w / 2.0, cy, t, 12, 0, cell_w - 6);
         double ix = cx + (cell_w - TILE) / 2.0, iy = cy + 20;
-        st = dn_draw_image(cr, data->images + (size_t)row * pixels, data->h, data->w, data->c, 0, 0, 1,
-                           dn_colormap_gray_r, ix, iy, TILE, err);
+        dn_dataset_rows(data, row, 1, image);
+        st = dn_draw_image(cr, image, data->h, data->w, data->c, 0, 0, 1, dn_colormap_gray_r, ix, iy, TILE, err);
         frame(cr, ix, iy, TILE);
     }
+    free(image);
     if (st != DN_OK) {
         dn_canvas_discard(&cv);
         return st;

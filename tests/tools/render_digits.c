@@ -43,10 +43,13 @@ static int die(const char *what, const dn_error *err)
     exit(1);
 }
 
+static float *test_images; /* (10000, 28, 28) floats 0..1, filled by load_test */
+
 static void load_test(dn_dataset *d)
 {
     dn_error err = {0};
-    if (dn_idx_load(MNIST_DIR "/t10k-images-idx3-ubyte.gz", MNIST_DIR "/t10k-labels-idx1-ubyte.gz", d, &err) != DN_OK)
+    if (dn_idx_load(MNIST_DIR "/t10k-images-idx3-ubyte.gz", MNIST_DIR "/t10k-labels-idx1-ubyte.gz", d, &err) != DN_OK ||
+        dn_dataset_floats(d, 0, d->n, &test_images, &err) != DN_OK)
         die("MNIST test set", &err);
 }
 
@@ -104,7 +107,7 @@ static void canvases(const char *dir, int n, uint64_t seed)
         /* The 28x28 frame scaled 3x..9.5x: the digit itself 60..190 px tall, anywhere on the canvas. */
         double k = 3.0 + 6.5 * uniform(), side = 28 * k;
         double ox = uniform() * (CANVAS - side), oy = uniform() * (CANVAS - side);
-        draw(&c, d.images + (size_t)i * 784, k, ox, oy, 0.8f + 0.2f * (float)uniform());
+        draw(&c, test_images + (size_t)i * 784, k, ox, oy, 0.8f + 0.2f * (float)uniform());
         snprintf(path, sizeof path, "%s/%04d.png", dir, i);
         save(&c, path);
         fprintf(labels, "%04d.png %d\n", i, d.labels[i]);
@@ -186,7 +189,7 @@ static void formats(const char *dir, int index)
     dn_error err = {0};
     if (!rgb || !rgba || !grey || dn_image_new(W, H, 1.0f, &c, &err) != DN_OK)
         die("memory", &err);
-    draw(&c, d.images + (size_t)index * 784, 4.0, 70, 30, 1.0f);
+    draw(&c, test_images + (size_t)index * 784, 4.0, 70, 30, 1.0f);
     for (int i = 0; i < W * H; i++) {
         float ink = 1.0f - c.pixels[i];
         rgb[3 * i] = (unsigned char)(250 - 230 * ink);
@@ -239,7 +242,7 @@ static void pixels(const char *dir, int n)
             die(path, NULL);
         fputs("{\"pixels\": [", f);
         for (int k = 0; k < 784; k++) {
-            float v = d.images[(size_t)i * 784 + k];
+            float v = test_images[(size_t)i * 784 + k];
             int p = (int)lroundf(255 * (i % 2 ? 1 - v : v));
             fprintf(f, "%s%d", k ? "," : "", p);
         }
@@ -268,7 +271,7 @@ static void photo(const char *out, int index, uint64_t seed)
     for (int y = 0; y < H; y++)
         for (int x = 0; x < W; x++)
             c.pixels[y * W + x] = 0.78f - 0.2f * (float)(x + y) / (W + H);
-    draw(&c, d.images + (size_t)index * 784, 5.5, 118, 30, 0.45f); /* grey pencil, off-centre */
+    draw(&c, test_images + (size_t)index * 784, 5.5, 118, 30, 0.45f); /* grey pencil, off-centre */
     /* Lens blur (3x3 box twice) and sensor noise. */
     for (int pass = 0; pass < 2; pass++) {
         for (int y = 0; y < H; y++)
