@@ -202,7 +202,8 @@ static dn_status read_pixels(gzFile gz, const char *path, size_t total, uint8_t 
             pixels = grown;
             cap = new_cap;
         }
-        memcpy(pixels + got, chunk, n);
+        if (n) /* no data at all leaves pixels NULL, and NULL + 0 is undefined */
+            memcpy(pixels + got, chunk, n);
         got += n;
         if (n < want) {
             st = dn_fail(err, DN_EFORMAT, "%s: truncated: expected %zu bytes of pixels, got %zu%s",

@@ -25,7 +25,8 @@ dn_status dn_fuzz_optdigits(const uint8_t *data, size_t size);
 dn_status dn_fuzz_spec(const uint8_t *data, size_t size);
 
 /* The input is a safetensors model file for dn_model_load, then dn_checkpoint_load. Returns the
- * status of dn_model_load. A loaded model that is small runs one prediction. */
+ * status of dn_model_load, or for a checkpoint whose model part loads, that of dn_checkpoint_load.
+ * A loaded model that is small runs one prediction. */
 dn_status dn_fuzz_model(const uint8_t *data, size_t size);
 
 /* The input is an image file for dn_image_decode (with the limit `digitnet serve` uses); a decoded
