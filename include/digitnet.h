@@ -226,7 +226,9 @@ const char *dn_net_note(const dn_net *net, const char *key);
 /* The i-th note; returns 0 past the end. */
 int dn_net_note_at(const dn_net *net, int i, const char **key, const char **value);
 
-/* Sets the number of threads for the heavy kernels (0: all cores). Process-wide. */
+/* Sets the number of threads for the heavy kernels (0: all cores), for the calling thread's
+ * OpenMP teams; BLAS is set to one thread (digitnet splits the work itself; creating a net does the
+ * same). A dn_net is not thread-safe: use one net per thread, or a lock around each call. */
 void dn_set_threads(int n_threads);
 
 /* Inference: probs (n, n_classes) for images (n, h, w, c). Dropout off, batchnorm uses running

@@ -425,7 +425,8 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     const char *seed_text = meta_string(meta, "seed"), *raw_text = meta_string(meta, "raw_max");
     uint64_t seed = seed_text ? strtoull(seed_text, NULL, 10) : 0;
     dn_net *net;
-    dn_status st = dn_net_parse(spec, where, seed, &net, err);
+    /* Refuse a spec the data could not hold before anything is allocated for it. */
+    dn_status st = dn_net_parse_limited(spec, where, seed, data_len / sizeof(float), &net, err);
     if (st != DN_OK)
         return st;
     int raw_max = raw_text ? atoi(raw_text) : 0;

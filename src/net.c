@@ -23,7 +23,8 @@ static int tokenize(char *line, char **tokens, int max)
     if (hash)
         *hash = '\0';
     int n = 0;
-    for (char *t = strtok(line, " \t\r\n"); t; t = strtok(NULL, " \t\r\n")) {
+    char *save = NULL; /* strtok_r: parsing stays thread-safe */
+    for (char *t = strtok_r(line, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
         if (n == max)
             return -1;
         tokens[n++] = t;
@@ -74,8 +75,6 @@ static dn_status parse_layers(dn_net *net, const char *text, const char *source,
     dn_status st = DN_OK;
     int have_input = 0, line_no = 0, last_line = 0;
     dn_shape shape = {0, 0, 0};
-    char *save = NULL;
-    /* strtok_r over lines; tokenize() uses strtok on the line itself, so keep a line copy. */
     for (char *cursor = copy; cursor && st == DN_OK;) {
         char *nl = strchr(cursor, '\n');
         if (nl)
@@ -134,8 +133,12 @@ static dn_status parse_layers(dn_net *net, const char *text, const char *source,
             st = dn_fail(err, DN_ELIMIT, "%s: the network would have over %u parameters", where, DN_MAX_PARAMS);
             break;
         }
+        if (net->n_params + net->n_buffers > net->max_floats) {
+            st = dn_fail(err, DN_ELIMIT, "%s: the network has more parameters than the file holds (%zu floats)", where,
+                         net->max_floats);
+            break;
+        }
     }
-    (void)save;
     if (st == DN_OK && !have_input)
         st = dn_fail(err, DN_EFORMAT, "%s: empty spec: expected 'input HxWxC' and then one layer per line", source);
     if (st == DN_OK && net->n_layers == 0)
@@ -170,6 +173,12 @@ static dn_status build_spec_text(dn_net *net, dn_error *err)
 
 dn_status dn_net_parse(const char *spec_text, const char *source_name, uint64_t seed, dn_net **out, dn_error *err)
 {
+    return dn_net_parse_limited(spec_text, source_name, seed, (size_t)-1, out, err);
+}
+
+dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, uint64_t seed, size_t max_floats,
+                               dn_net **out, dn_error *err)
+{
     if (!spec_text || !out)
         return dn_fail(err, DN_EARG, "dn_net_parse: NULL argument");
     *out = NULL;
@@ -179,6 +188,7 @@ dn_status dn_net_parse(const char *spec_text, const char *source_name, uint64_t 
     if (!net)
         return dn_fail(err, DN_ENOMEM, "out of memory creating the network");
     net->seed = seed;
+    net->max_floats = max_floats;
     net->raw_max = 255;
     /* digitnet splits the work over its own threads; a second pool inside BLAS only fights it. */
     openblas_set_num_threads(1);
@@ -304,6 +314,13 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
 {
     if (batch <= net->batch_cap)
         return DN_OK;
+    /* Kernels index a batch's rows and values with int: keep every layer's batch under INT_MAX. */
+    for (int i = 0; i < net->n_layers; i++) {
+        const dn_layer *L = &net->layers[i];
+        size_t biggest = dn_shape_size(L->out) > L->scratch_per_item ? dn_shape_size(L->out) : L->scratch_per_item;
+        if ((double)biggest * batch >= 2147483647.0 || (double)L->out.h * L->out.w * batch >= 2147483647.0)
+            return dn_fail(err, DN_ELIMIT, "a batch of %d is too large for layer %d (%s)", batch, i + 1, L->ops->name);
+    }
     size_t total = 0, largest = dn_shape_size(net->input);
     for (int i = 0; i < net->n_layers; i++) {
         const dn_layer *L = &net->layers[i];

@@ -11,6 +11,7 @@
 
 struct dn_net {
     dn_shape input;
+    size_t max_floats; /* parsing refuses more parameters than this (a model file's data size) */
     int n_layers;
     dn_layer layers[DN_MAX_LAYERS];
     char *spec; /* canonical spec text, owned */
@@ -52,6 +53,10 @@ struct dn_net {
     dn_epoch_stats *history;
     int n_history, cap_history;
 };
+
+/* dn_net_parse that refuses, before allocating, a network of more than max_floats parameters. */
+dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, uint64_t seed, size_t max_floats,
+                               dn_net **out, dn_error *err);
 
 /* Makes sure the arena holds batch rows; allocates only when it grows. */
 dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err);

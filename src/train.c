@@ -162,6 +162,10 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
     for (int i = 0; i < train->n; i++)
         if (train->labels[i] >= DN_N_CLASSES)
             return dn_fail(err, DN_EARG, "training label %d at row %d is outside 0..%d", train->labels[i], i, DN_N_CLASSES - 1);
+    for (int i = 0; val && i < val->n; i++)
+        if (val->labels[i] >= DN_N_CLASSES)
+            return dn_fail(err, DN_EARG, "validation label %d at row %d is outside 0..%d", val->labels[i], i,
+                           DN_N_CLASSES - 1);
 
     const int batch = params->batch_size < train->n ? params->batch_size : train->n;
     const size_t in_size = dn_shape_size(net->input);

@@ -26,7 +26,7 @@ typedef struct cli_options {
     double lr, momentum, test_split, val_split;
     unsigned long long seed;
     int json, quiet;
-    int have_seed, have_test_split, have_epochs, have_batch;
+    int have_seed, have_test_split, have_epochs, have_batch, have_momentum;
     int per_class, first; /* show: --per-class, --first N */
     int fetch;                /* --fetch: download the data set when it is not found */
     const char *mirrors[16];  /* --mirror URL (repeatable): replaces the built-in mirrors */

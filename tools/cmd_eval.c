@@ -52,7 +52,7 @@ int cmd_eval(cli_options *o)
     if (!probs)
         status = cli_failf("out of memory");
     else if (dn_net_evaluate(net, &data.test, &m, probs, &err) != DN_OK)
-        status = cli_fail(&err);
+        status = err.status == DN_ESHAPE ? cli_failf("%s: %s", o->model, err.msg) : cli_fail(&err);
     else {
         cJSON *j = cli_metrics_json(&m);
         if (!o->json) {
@@ -100,6 +100,12 @@ int cmd_predict(cli_options *o)
     float *probs = NULL;
     if (o->index >= d->n || o->index + o->count > d->n) {
         status = cli_failf("--index %d --count %d: the test set has %d images", o->index, o->count, d->n);
+        goto done;
+    }
+    dn_shape in = dn_net_input_shape(net);
+    if (in.h != d->h || in.w != d->w || in.c != d->c) {
+        status = cli_failf("%s: the model expects %dx%dx%d images but %s has %dx%dx%d", o->model, in.h, in.w, in.c,
+                           o->data ? o->data : "the data", d->h, d->w, d->c);
         goto done;
     }
     float *images = NULL;

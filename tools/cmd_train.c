@@ -60,7 +60,7 @@ static void settings_from_checkpoint(cli_options *o, const dn_net *net)
         o->batch = atoi(v);
     if (o->lr == 0 && (v = dn_net_note(net, "lr")))
         o->lr = atof(v);
-    if ((v = dn_net_note(net, "momentum")))
+    if (!o->have_momentum && (v = dn_net_note(net, "momentum")))
         o->momentum = atof(v);
     if (!o->optimizer && (v = dn_net_note(net, "optimizer")))
         o->optimizer = v;
@@ -155,6 +155,11 @@ int cmd_train(cli_options *o)
         st = dn_train(net, &data.train, data.val.n ? &data.val : NULL, &params, &err);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (st == DN_ESHAPE) { /* name the model: the data set is named by the message's shapes */
+        char msg[sizeof err.msg + 1024];
+        snprintf(msg, sizeof msg, "%s: %s", o->model ? o->model : o->resume, err.msg);
+        snprintf(err.msg, sizeof err.msg, "%.*s", (int)sizeof err.msg - 1, msg);
+    }
     if (run.save_failed) {
         cli_fail(&run.save_err);
         free(probs);

@@ -76,7 +76,8 @@ dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err)
     }
     if (st == DN_OK && o->val_split > 0.0) {
         /* Keras validation_split: the last rows of the training arrays, taken before shuffling. */
-        int n_val = (int)(o->val_split * d->train.n);
+        /* Keras: split_at = floor(n * (1 - f)); the rows from split_at on validate. */
+        int n_val = d->train.n - (int)floor(d->train.n * (1.0 - o->val_split));
         if (n_val < 1 || n_val >= d->train.n) {
             st = DN_EARG;
             snprintf(err->msg, sizeof err->msg, "--val-split %g leaves no training or no validation rows", o->val_split);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,7 +84,9 @@ static int parse_number(const char *flag, const char *text, double lo, double hi
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (errno || end == text || *end || !(v >= lo && v <= hi)) {
+    int integral = strcmp(flag, "--lr") && strcmp(flag, "--momentum") && strcmp(flag, "--test-split") &&
+                   strcmp(flag, "--val-split");
+    if (errno || end == text || *end || !(v >= lo && v <= hi) || (integral && v != floor(v))) {
         cli_failf("%s: '%s' is not a number in [%g, %g]", flag, text, lo, hi);
         return -1;
     }
@@ -166,10 +169,17 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--port", 0, 65535, (o->port = (int)x, o->have_port = 1))
         NUM("--first", 1, DN_PLOT_MAX_IMAGES, o->first = (int)x)
         NUM("--lr", 1e-12, 1e6, o->lr = x)
-        NUM("--momentum", 0, 0.9999, o->momentum = x)
+        NUM("--momentum", 0, 0.9999, (o->momentum = x, o->have_momentum = 1))
         NUM("--test-split", 0, 0.99, (o->test_split = x, o->have_test_split = 1))
         NUM("--val-split", 0, 0.99, o->val_split = x)
-        NUM("--seed", 0, 1.8e19, (o->seed = (unsigned long long)x, o->have_seed = 1))
+        else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            o->seed = strtoull(v, &end, 10);
+            if (errno || end == v || *end || *v == '-')
+                return cli_failf("--seed: '%s' is not a whole number from 0 to 18446744073709551615", v), -1;
+            o->have_seed = 1;
+        }
         else return cli_failf("unknown option %s (see digitnet --help)", a), -1;
 #undef NUM
     }

@@ -207,7 +207,7 @@ void dn_dataset_gather(const dn_dataset *d, const int *rows, int n, float *out)
 
 dn_status dn_dataset_floats(const dn_dataset *d, int start, int n, float **out, dn_error *err)
 {
-    if (!d || !out || start < 0 || n < 0 || start + n > d->n)
+    if (!d || !out || start < 0 || n < 0 || start > d->n || n > d->n - start)
         return dn_fail(err, DN_EARG, "dn_dataset_floats: rows %d..%d outside the %d rows", start, start + n,
                        d ? d->n : 0);
     *out = malloc(sizeof(float) * ((size_t)n * d->h * d->w * d->c + 1));

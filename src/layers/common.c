@@ -168,6 +168,7 @@ static void act_backward_bias_rows(dn_activation act, int fused, const float *re
 }
 
 #define MAX_THREAD_PARTIALS 16
+#define PARTIAL_FLOATS 8192 /* 32 KB of stack: 16 threads x 512 columns */
 
 void dn_activation_backward_bias(dn_activation act, int fused, const float *y, float *dy, size_t rows, size_t cols,
                                  float *dbias)
@@ -179,27 +180,27 @@ void dn_activation_backward_bias(dn_activation act, int fused, const float *y, f
 #endif
     if (threads > MAX_THREAD_PARTIALS)
         threads = MAX_THREAD_PARTIALS;
-    if (threads == 1) {
+    if (threads == 1 || (size_t)threads * cols > PARTIAL_FLOATS) {
         act_backward_bias_rows(act, fused, y, dy, 0, rows, cols, dbias);
         return;
     }
     /* Each thread sums its rows into its own partial; the partials are added in thread order, so
-     * the result is the same run after run. */
-    float *partial = calloc((size_t)threads * cols, sizeof(float));
-    if (!partial) { /* no memory for partials: the serial path needs none */
-        act_backward_bias_rows(act, fused, y, dy, 0, rows, cols, dbias);
-        return;
-    }
+     * the result is the same run after run. Rows are split by the team actually formed (OpenMP may
+     * give fewer threads than asked), and the partials live on the stack: no allocation per step. */
+    float partial[PARTIAL_FLOATS];
+    int team = 1;
+    memset(partial, 0, sizeof(float) * (size_t)threads * cols);
 #pragma omp parallel num_threads(threads)
     {
-        int t = omp_get_thread_num();
-        size_t r0 = rows * (size_t)t / (size_t)threads, r1 = rows * (size_t)(t + 1) / (size_t)threads;
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (t == 0)
+            team = nt;
+        size_t r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
         act_backward_bias_rows(act, fused, y, dy, r0, r1, cols, partial + (size_t)t * cols);
     }
-    for (int t = 0; t < threads; t++)
+    for (int t = 0; t < team; t++)
         for (size_t j = 0; j < cols; j++)
             dbias[j] += partial[(size_t)t * cols + j];
-    free(partial);
 }
 
 int dn_parse_int(const char *s, int *out)

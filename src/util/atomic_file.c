@@ -2,6 +2,7 @@
 #include "util/atomic_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,8 +14,16 @@ dn_status dn_atomic_open(dn_atomic_file *af, const char *path, dn_error *err)
     if (strlen(path) >= sizeof af->path)
         return dn_fail(err, DN_EARG, "%s: path too long", path);
     strcpy(af->path, path);
-    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-XXXXXX", path);
-    int fd = mkstemp(af->tmp_path);
+    /* O_EXCL with mode 0666: the kernel applies the umask, as for any ordinary file, and never
+     * opens a file that already exists. The name is unique per process and call. */
+    static _Atomic unsigned counter;
+    int fd = -1;
+    for (int attempt = 0; fd < 0 && attempt < 100; attempt++) {
+        snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-%ld-%u", path, (long)getpid(), counter++);
+        fd = open(af->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
     if (fd < 0)
         return dn_fail(err, DN_EIO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
     af->file = fdopen(fd, "wb");
@@ -37,10 +46,6 @@ dn_status dn_atomic_commit(dn_atomic_file *af, dn_error *err)
         unlink(af->tmp_path);
         return dn_fail(err, DN_EIO, "%s: write failed: %s", af->path, strerror(e));
     }
-    /* mkstemp creates 0600; a model or report is an ordinary file that others may read. */
-    mode_t mask = umask(0);
-    umask(mask);
-    chmod(af->tmp_path, 0666 & ~mask);
     if (rename(af->tmp_path, af->path) != 0) {
         e = errno;
         unlink(af->tmp_path);

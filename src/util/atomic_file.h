@@ -10,7 +10,7 @@
 typedef struct dn_atomic_file {
     FILE *file;           /* write here */
     char path[1024];      /* final name */
-    char tmp_path[1040];  /* temporary name */
+    char tmp_path[1100];  /* temporary name */
 } dn_atomic_file;
 
 /* Creates the temporary file next to path. */

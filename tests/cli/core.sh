@@ -78,7 +78,10 @@ expect_error "model does not fit the data" "expects 28x28x1" $DN train --data op
 expect_error "eval of a spec, not a model" "not a trained model" $DN eval --model models/mnist.cnn --data mnist-10k
 head -c 3000 "$T/r1.safetensors" >"$T/trunc.safetensors"
 expect_error "truncated model file" "trunc.safetensors" $DN eval --model "$T/trunc.safetensors"
-expect_error "MNIST model on optdigits data" "expects 28x28x1" $DN eval --model "$T/m.safetensors" --data optdigits
+expect_error "predict: model and data of different shapes" "m.safetensors: the model expects 28x28x1 images but optdigits has 8x8x1" \
+    $DN predict --model "$T/m.safetensors" --data optdigits --count 300
+expect_error "eval names the model on a shape mismatch" "m.safetensors: the model expects 28x28x1" $DN eval --model "$T/m.safetensors" --data optdigits
+expect_error "a fraction where a whole number belongs" "--epochs" $DN train --epochs 2.5
 expect_error "unknown option" "unknown option --epoch" $DN train --epoch 3
 expect_error "bad number" "--batch" $DN train --batch zero
 printf 'input 8x8x1\nflatten\ndense 256\ndense 256\ndense 10 softmax\n' >"$T/linear.cnn"
