@@ -187,6 +187,37 @@ static void test_model_limits(void **state)
         expect_limit(dn_model_load(fuzz_file(0, buf, cases[i].len), &net, &err), &err, part);
         assert_null(net);
     }
+
+    /* A checkpoint whose row order claims 10^8 rows in a 10 KB file: refused before the 400 MB. */
+    size_t size = 0;
+    uint8_t *data = read_all("tests/fuzz/regressions/model/checkpoint-order-length-beyond-file.safetensors", &size);
+    dn_net *net = NULL;
+    dn_error err = {0};
+    expect_limit(dn_checkpoint_load(fuzz_file(0, data, size), &net, &err), &err,
+                 "checkpoint tensor 'train.order' claims 1e+08 rows, more than the");
+    assert_null(net);
+    free(data);
+}
+
+/* Layer sizes that overflowed before the fuzz fixes are refused as limits, naming the layer. */
+static void test_spec_limits(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *spec, *part;
+    } cases[] = {
+        {"input 4096x4096x1\nconv2d 1048576 1x1 same\nconv2d 1048576 1048576x1048576 same\nflatten\ndense 10 softmax\n",
+         "fuzz.cnn:3: conv2d 1048576 1048576x1048576 on a 4096x4096x1048576 input would have"},
+        {"input 4096x4096x1\nconv2d 1048576 1x1 same\nflatten\ndense 10 softmax\n",
+         "fuzz.cnn:3: flatten of a 4096x4096x1048576 input makes 17592186044416 values, over the limit of 2147483647"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(dn_fuzz_spec((const uint8_t *)cases[i].spec, strlen(cases[i].spec)), DN_ELIMIT);
+        dn_net *net = NULL;
+        dn_error err = {0};
+        expect_limit(dn_net_parse(cases[i].spec, "fuzz.cnn", 1, &net, &err), &err, cases[i].part);
+        assert_null(net);
+    }
 }
 
 int main(void)
@@ -196,6 +227,7 @@ int main(void)
         cmocka_unit_test(test_regressions),
         cmocka_unit_test(test_idx_limits),
         cmocka_unit_test(test_model_limits),
+        cmocka_unit_test(test_spec_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
