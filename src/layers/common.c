@@ -167,40 +167,37 @@ static void act_backward_bias_rows(dn_activation act, int fused, const float *re
     }
 }
 
-#define MAX_THREAD_PARTIALS 16
-#define PARTIAL_FLOATS 8192 /* 32 KB of stack: 16 threads x 512 columns */
+/* The bias gradient is summed in blocks of BIAS_BLOCK rows whatever the thread count: each block's
+ * partial sum, then the partials in block order. The arithmetic is the same on 1 or 16 threads, so
+ * a seed gives the same model on any machine. GROUP blocks are summed in parallel at a time. */
+#define BIAS_BLOCK 256
+#define PARTIAL_FLOATS 8192 /* 32 KB of stack */
 
 void dn_activation_backward_bias(dn_activation act, int fused, const float *y, float *dy, size_t rows, size_t cols,
                                  float *dbias)
 {
-    int threads = 1;
-#ifdef _OPENMP
-    if (rows * cols > (1u << 16) && cols <= 4096)
-        threads = omp_get_max_threads();
-#endif
-    if (threads > MAX_THREAD_PARTIALS)
-        threads = MAX_THREAD_PARTIALS;
-    if (threads == 1 || (size_t)threads * cols > PARTIAL_FLOATS) {
-        act_backward_bias_rows(act, fused, y, dy, 0, rows, cols, dbias);
+    float partial[PARTIAL_FLOATS];
+    const size_t n_blocks = (rows + BIAS_BLOCK - 1) / BIAS_BLOCK;
+    size_t group = cols <= PARTIAL_FLOATS ? PARTIAL_FLOATS / cols : 0;
+    if (group == 0) { /* a layer wider than the stack buffer: one block at a time, in place */
+        for (size_t blk = 0; blk < n_blocks; blk++) {
+            size_t r0 = blk * BIAS_BLOCK, r1 = r0 + BIAS_BLOCK < rows ? r0 + BIAS_BLOCK : rows;
+            act_backward_bias_rows(act, fused, y, dy, r0, r1, cols, dbias);
+        }
         return;
     }
-    /* Each thread sums its rows into its own partial; the partials are added in thread order, so
-     * the result is the same run after run. Rows are split by the team actually formed (OpenMP may
-     * give fewer threads than asked), and the partials live on the stack: no allocation per step. */
-    float partial[PARTIAL_FLOATS];
-    int team = 1;
-    memset(partial, 0, sizeof(float) * (size_t)threads * cols);
-#pragma omp parallel num_threads(threads)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        if (t == 0)
-            team = nt;
-        size_t r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
-        act_backward_bias_rows(act, fused, y, dy, r0, r1, cols, partial + (size_t)t * cols);
+    for (size_t first = 0; first < n_blocks; first += group) {
+        size_t count = n_blocks - first < group ? n_blocks - first : group;
+        memset(partial, 0, sizeof(float) * count * cols);
+#pragma omp parallel for schedule(static) if (rows * cols > (1u << 16) && count > 1)
+        for (size_t k = 0; k < count; k++) {
+            size_t r0 = (first + k) * BIAS_BLOCK, r1 = r0 + BIAS_BLOCK < rows ? r0 + BIAS_BLOCK : rows;
+            act_backward_bias_rows(act, fused, y, dy, r0, r1, cols, partial + k * cols);
+        }
+        for (size_t k = 0; k < count; k++)
+            for (size_t j = 0; j < cols; j++)
+                dbias[j] += partial[k * cols + j];
     }
-    for (int t = 0; t < team; t++)
-        for (size_t j = 0; j < cols; j++)
-            dbias[j] += partial[(size_t)t * cols + j];
 }
 
 int dn_parse_int(const char *s, int *out)
@@ -259,25 +256,35 @@ void dn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, dn_rng *rng)
 
 /* Below this many multiply-adds a GEMM stays on one thread: waking the other costs more. */
 #define PARALLEL_GEMM_WORK 250000.0
+/* A GEMM is cut into blocks that depend only on its shape: ROW_BLOCK rows of C when it has many
+ * rows, else COL_BLOCK columns. BLAS rounds differently for different block shapes, so a cut that
+ * followed the thread count would make a seed train a different model on another machine; with
+ * this one, 1 thread and 16 give the same bits. Threads take whole blocks. */
+#define ROW_BLOCK 128
+#define COL_BLOCK 16
 
 void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc)
 {
-    int threads = 1;
-#ifdef _OPENMP
-    if ((double)m * n * k >= PARALLEL_GEMM_WORK && m >= 8)
-        threads = omp_get_max_threads();
-#endif
-    /* BLAS runs single-threaded (dn_set_threads); the rows of C are split over our threads instead.
-     * Row r of op(A) starts at a + r * lda, or at a + r when A is transposed. Each thread's rows
-     * are fixed by the thread count, so results repeat run after run. */
-#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1)
-    for (int t = 0; t < threads; t++) {
-        int r0 = (int)((long)m * t / threads), r1 = (int)((long)m * (t + 1) / threads);
-        if (r1 <= r0)
-            continue;
-        const float *a_rows = trans_a ? a + r0 : a + (size_t)r0 * lda;
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, r1 - r0,
-                    n, k, alpha, a_rows, lda, b, ldb, beta, c + (size_t)r0 * ldc, ldc);
+    const int by_rows = m >= 2 * ROW_BLOCK;
+    const int by_cols = !by_rows && n >= 2 * COL_BLOCK;
+    const int blocks = by_rows ? (m + ROW_BLOCK - 1) / ROW_BLOCK : by_cols ? (n + COL_BLOCK - 1) / COL_BLOCK : 1;
+    const int parallel = blocks > 1 && (double)m * n * k >= PARALLEL_GEMM_WORK;
+    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int blk = 0; blk < blocks; blk++) {
+        if (by_rows) {
+            /* Row r of op(A) starts at a + r * lda, or at a + r when A is transposed. */
+            int r0 = blk * ROW_BLOCK, rows = m - r0 < ROW_BLOCK ? m - r0 : ROW_BLOCK;
+            cblas_sgemm(CblasRowMajor, ta, tb, rows, n, k, alpha, trans_a ? a + r0 : a + (size_t)r0 * lda, lda, b, ldb,
+                        beta, c + (size_t)r0 * ldc, ldc);
+        } else if (by_cols) {
+            /* Column j of op(B) starts at b + j, or at b + j * ldb when B is transposed. */
+            int c0 = blk * COL_BLOCK, cols = n - c0 < COL_BLOCK ? n - c0 : COL_BLOCK;
+            cblas_sgemm(CblasRowMajor, ta, tb, m, cols, k, alpha, a, lda, trans_b ? b + (size_t)c0 * ldb : b + c0, ldb,
+                        beta, c + c0, ldc);
+        } else {
+            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        }
     }
 }
