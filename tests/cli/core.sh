@@ -44,10 +44,16 @@ assert a['accuracy'] == b['accuracy'] and a['loss'] == b['loss'] and a['confusio
 check "no temporary files left beside the model" test "$(ls "$T" | grep -c tmp)" -eq 0
 
 # --- determinism: the same seed twice gives the same numbers
-$DN train --data optdigits --model models/optdigits.cnn --epochs 3 --batch 128 --test-split 0.2 --seed 7 --json >"$T/d1.json" 2>/dev/null
+$DN train --data optdigits --model models/optdigits.cnn --epochs 3 --batch 128 --test-split 0.2 --seed 7 --threads 2 --json >"$T/d1.json" 2>/dev/null
 $DN train --data optdigits --model models/optdigits.cnn --epochs 3 --batch 128 --test-split 0.2 --seed 7 --json >"$T/d2.json" 2>/dev/null
 check "same seed, same result" python3 -c "
 import json; a=json.load(open('$T/d1.json')); b=json.load(open('$T/d2.json'))
+assert a['accuracy'] == b['accuracy'] and [e['loss'] for e in a['history']] == [e['loss'] for e in b['history']]"
+
+# --- the thread count does not change the result: the work is cut by shape, not by thread
+$DN train --data optdigits --model models/optdigits.cnn --epochs 3 --batch 128 --test-split 0.2 --seed 7 --threads 1 --json >"$T/t1.json" 2>/dev/null
+check "1 thread and 2 threads: the same numbers" python3 -c "
+import json; a=json.load(open('$T/d1.json')); b=json.load(open('$T/t1.json'))
 assert a['accuracy'] == b['accuracy'] and [e['loss'] for e in a['history']] == [e['loss'] for e in b['history']]"
 
 # --- R2 on the MNIST subset, short; validation split; predict by index
