@@ -21,7 +21,7 @@ WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench clean fuzz fuzz-build
+.PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
 $(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def tools/*.h)
@@ -109,6 +109,14 @@ $(BUILD)/bench: bench/bench.c $(BUILD)/libdigitnet.a
 bench: all $(BUILD)/bench
 	@sh scripts/install-deps.sh bench
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# The server under load (tests/load/run.sh, not part of `make test`): LOAD_SECONDS (60) of wrk sending
+# valid, malformed and oversized predict requests at once; requests/s, latency, statuses, crashes and
+# resident memory; fails on a failed valid request, a crash or RSS off by over 10%. wrk comes with the
+# bench packages.
+load-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
+	@command -v wrk >/dev/null || sh scripts/install-deps.sh bench
+	DIGITNET=$(BUILD)/digitnet sh tests/load/run.sh
 
 # Fuzzing (tests/fuzz/): libFuzzer harnesses for every parser, built with clang from the same
 # sources into build-fuzz/ (the library with -fsanitize=fuzzer-no-link for coverage, each harness

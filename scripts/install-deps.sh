@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 PKGS="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg-dev libcairo2-dev
 libmicrohttpd-dev libcmocka-dev python3 libcurl4-openssl-dev libzip-dev libssl-dev
 xxd curl chromium nodejs"
-# `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare.
-[ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch"
+# `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare;
+# and wrk, the HTTP load generator of make load-test.
+[ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch wrk"
 # `install-deps.sh fuzz` adds what make fuzz needs: clang, its libFuzzer and sanitizer runtimes
 # (libclang_rt.fuzzer in libclang-rt-14-dev) and LLVM's OpenMP runtime (the library uses -fopenmp).
 [ "$1" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev libomp-dev"

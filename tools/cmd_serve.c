@@ -14,7 +14,6 @@
 
 #include <microhttpd.h>
 #include <arpa/inet.h>
-#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -318,12 +317,6 @@ int cmd_serve(cli_options *o)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.lock, NULL);
-    /* Request bodies up to 1 MB come and go on the pool threads. glibc raises its mmap threshold to
-     * the size of each large block freed, so after the first big body they are carved from the
-     * threads' arenas, and what those keep after a burst depends on where the last ones landed: the
-     * resident size after a load drifted by +-1.5 MB from run to run (tests/load/run.sh). A fixed
-     * threshold gives blocks over 256 KB back to the system when freed. */
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (addr->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
