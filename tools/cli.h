@@ -58,6 +58,10 @@ dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err);
 dn_status cli_open_data(const cli_options *o, dn_dataset *train, dn_dataset *test, dn_error *err);
 void cli_data_free(cli_data *d);
 
+/* 102794 -> "102,794" (buf: 32 bytes); a layer's output shape as Keras prints it, "(None, 8, 8, 16)". */
+const char *cli_thousands(size_t v, char *buf);
+void cli_shape_text(dn_shape s, int flat, char *buf, size_t size);
+
 /* Output: one Keras-style summary table. */
 void cli_print_summary(FILE *f, const dn_net *net, const char *title);
 void cli_print_metrics(FILE *f, const dn_metrics *m, const char *title);

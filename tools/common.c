@@ -110,8 +110,8 @@ void cli_data_free(cli_data *d)
     dn_dataset_free(&d->test);
 }
 
-/* 102794 -> "102,794" */
-static const char *thousands(size_t v, char *buf)
+/* 102794 -> "102,794"; buf holds at least 32 bytes. */
+const char *cli_thousands(size_t v, char *buf)
 {
     char raw[32];
     int n = snprintf(raw, sizeof raw, "%zu", v), o = 0;
@@ -124,7 +124,7 @@ static const char *thousands(size_t v, char *buf)
     return buf;
 }
 
-static void shape_text(dn_shape s, int flat, char *buf, size_t size)
+void cli_shape_text(dn_shape s, int flat, char *buf, size_t size)
 {
     if (flat)
         snprintf(buf, size, "(None, %d)", s.c);
@@ -139,18 +139,18 @@ void cli_print_summary(FILE *f, const dn_net *net, const char *title)
     char shape[48], num[32];
     dn_shape in = dn_net_input_shape(net);
     fprintf(f, "Model: \"%s\"\n%s\n %-36s %-22s %10s\n%s\n", title, rule, "Layer (type)", "Output Shape", "Param #", dbl);
-    shape_text(in, 0, shape, sizeof shape);
+    cli_shape_text(in, 0, shape, sizeof shape);
     fprintf(f, " %-36s %-22s %10s\n", "input", shape, "0");
     for (int i = 0; i < dn_net_layer_count(net); i++) {
         dn_layer_info info;
         dn_net_layer_info(net, i, &info);
-        shape_text(info.out, info.flat, shape, sizeof shape);
-        fprintf(f, " %-36s %-22s %10s\n", info.label, shape, thousands(info.n_params, num));
+        cli_shape_text(info.out, info.flat, shape, sizeof shape);
+        fprintf(f, " %-36s %-22s %10s\n", info.label, shape, cli_thousands(info.n_params, num));
     }
     size_t total = dn_net_param_count(net), trainable = dn_net_trainable_count(net);
-    fprintf(f, "%s\nTotal params: %s\n", dbl, thousands(total, num));
-    fprintf(f, "Trainable params: %s\n", thousands(trainable, num));
-    fprintf(f, "Non-trainable params: %s\n%s\n", thousands(total - trainable, num), rule);
+    fprintf(f, "%s\nTotal params: %s\n", dbl, cli_thousands(total, num));
+    fprintf(f, "Trainable params: %s\n", cli_thousands(trainable, num));
+    fprintf(f, "Non-trainable params: %s\n%s\n", cli_thousands(total - trainable, num), rule);
 }
 
 cJSON *cli_summary_json(const dn_net *net)

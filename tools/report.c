@@ -325,28 +325,6 @@ static void html_settings(FILE *f, const cli_report *r)
     fputs("</table></div></section>\n", f);
 }
 
-/* 102794 -> "102,794", as the summary table prints it. */
-static const char *thousands(size_t v, char buf[32])
-{
-    char raw[24];
-    int n = snprintf(raw, sizeof raw, "%zu", v), o = 0;
-    for (int i = 0; i < n; i++) {
-        if (i && (n - i) % 3 == 0)
-            buf[o++] = ',';
-        buf[o++] = raw[i];
-    }
-    buf[o] = '\0';
-    return buf;
-}
-
-static void shape_text(dn_shape s, int flat, char *buf, size_t size)
-{
-    if (flat)
-        snprintf(buf, size, "(None, %d)", s.c);
-    else
-        snprintf(buf, size, "(None, %d, %d, %d)", s.h, s.w, s.c);
-}
-
 static void html_model(FILE *f, const cli_report *r)
 {
     char shape[48], num[32];
@@ -356,21 +334,21 @@ static void html_model(FILE *f, const cli_report *r)
     fputs("<div class=\"scroll\"><table>\n<thead><tr><th>Layer (type)</th><th>Output shape</th><th>Param #</th>"
           "</tr></thead><tbody>\n",
           f);
-    shape_text(dn_net_input_shape(r->net), 0, shape, sizeof shape);
+    cli_shape_text(dn_net_input_shape(r->net), 0, shape, sizeof shape);
     fprintf(f, "<tr><td>input</td><td>%s</td><td>0</td></tr>\n", shape);
     for (int i = 0; i < dn_net_layer_count(r->net); i++) {
         dn_layer_info info;
         if (dn_net_layer_info(r->net, i, &info) != DN_OK)
             continue;
-        shape_text(info.out, info.flat, shape, sizeof shape);
+        cli_shape_text(info.out, info.flat, shape, sizeof shape);
         fputs("<tr><td>", f);
         html_text(f, info.label);
-        fprintf(f, "</td><td>%s</td><td>%s</td></tr>\n", shape, thousands(info.n_params, num));
+        fprintf(f, "</td><td>%s</td><td>%s</td></tr>\n", shape, cli_thousands(info.n_params, num));
     }
     size_t total = dn_net_param_count(r->net), trainable = dn_net_trainable_count(r->net);
-    fprintf(f, "<tr class=\"total\"><td>Total params</td><td></td><td>%s</td></tr>\n", thousands(total, num));
-    fprintf(f, "<tr><td>Trainable params</td><td></td><td>%s</td></tr>\n", thousands(trainable, num));
-    fprintf(f, "<tr><td>Non-trainable params</td><td></td><td>%s</td></tr>\n", thousands(total - trainable, num));
+    fprintf(f, "<tr class=\"total\"><td>Total params</td><td></td><td>%s</td></tr>\n", cli_thousands(total, num));
+    fprintf(f, "<tr><td>Trainable params</td><td></td><td>%s</td></tr>\n", cli_thousands(trainable, num));
+    fprintf(f, "<tr><td>Non-trainable params</td><td></td><td>%s</td></tr>\n", cli_thousands(total - trainable, num));
     fputs("</tbody></table></div></section>\n", f);
 }
 
