@@ -17,7 +17,7 @@ echo "== digitnet demo: R1, UCI optdigits, $EPOCHS epochs, batch 128, 80/20 spli
     --out "$OUT/optdigits.safetensors" --report "$OUT/report" --fetch $mirrors
 echo
 echo "== evaluating the saved model again"
-"$DN" eval --model "$OUT/optdigits.safetensors" --quiet | head -1
+"$DN" eval --model "$OUT/optdigits.safetensors" --quiet | grep -E "^(Evaluating|Test:)"
 echo
 echo "Model:  $OUT/optdigits.safetensors"
 echo "Report: $OUT/report/index.html"
