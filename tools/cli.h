@@ -99,6 +99,10 @@ typedef struct cli_report {
 
 /* Writes DIR/index.html, DIR/metrics.json, DIR/confusion.csv and the pictures. Returns a dn_status. */
 int cli_write_report(const cli_report *r, dn_error *err);
+
+/* The end of train and eval: the report when --report was given (r->dir, options and json are
+ * filled in here), then the JSON on stdout with --json. Frees json; returns the exit status. */
+int cli_finish(const cli_options *o, cli_report *r, cJSON *json);
 /* mkdir -p: creates dir and its missing parents. */
 dn_status cli_make_dirs(const char *dir, dn_error *err);
 

@@ -59,18 +59,8 @@ int cmd_eval(cli_options *o)
             printf("Evaluating %s on %s\n", o->model, data.test_desc);
             cli_print_metrics(stdout, &m, "Test");
         }
-        if (o->report) {
-            cli_report r = {.dir = o->report, .command = "eval", .options = o, .net = net, .test = &data.test,
-                            .probs = probs, .metrics = &m, .json = j};
-            if (cli_write_report(&r, &err) != DN_OK)
-                status = cli_fail(&err);
-            else if (!o->json)
-                printf("Report: %s/index.html\n", o->report);
-        }
-        if (o->json)
-            cli_print_json(j);
-        else
-            cJSON_Delete(j);
+        cli_report r = {.command = "eval", .net = net, .test = &data.test, .probs = probs, .metrics = &m};
+        status = cli_finish(o, &r, j);
     }
     free(probs);
     cli_data_free(&data);

@@ -206,19 +206,9 @@ int cmd_train(cli_options *o)
         if (o->out)
             printf("\nSaved model to %s\n", o->out);
     }
-    status = 0;
-    if (o->report) {
-        cli_report r = {.dir = o->report, .command = "train", .options = o, .net = net, .test = &data.test,
-                        .probs = probs, .metrics = data.test.n ? &m : NULL, .json = j};
-        if (cli_write_report(&r, &err) != DN_OK)
-            status = cli_fail(&err);
-        else if (!o->json)
-            printf("Report: %s/index.html\n", o->report);
-    }
-    if (o->json)
-        cli_print_json(j);
-    else
-        cJSON_Delete(j);
+    cli_report r = {.command = "train", .net = net, .test = &data.test, .probs = probs,
+                    .metrics = data.test.n ? &m : NULL};
+    status = cli_finish(o, &r, j);
     free(probs);
 done:
     dn_net_free(net);

@@ -254,6 +254,26 @@ cJSON *cli_history_json(const dn_net *net)
     return list;
 }
 
+int cli_finish(const cli_options *o, cli_report *r, cJSON *json)
+{
+    int status = 0;
+    if (o->report) {
+        dn_error err = {0};
+        r->dir = o->report;
+        r->options = o;
+        r->json = json;
+        if (cli_write_report(r, &err) != DN_OK)
+            status = cli_fail(&err);
+        else if (!o->json)
+            printf("Report: %s/index.html\n", o->report);
+    }
+    if (o->json)
+        cli_print_json(json);
+    else
+        cJSON_Delete(json);
+    return status;
+}
+
 void cli_print_json(cJSON *obj)
 {
     char *text = cJSON_Print(obj);
