@@ -50,9 +50,10 @@ $(BUILD)/tests/render_digits: tests/tools/render_digits.c $(BUILD)/libdigitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
 
+# _XOPEN_SOURCE: testutil.h removes the scratch directory with nftw.
 $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdigitnet.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka
 
 # The regression suite runs the fuzz harness bodies (tests/fuzz/targets.c) on every saved input.
 $(BUILD)/tests/test_fuzz_regressions: tests/fuzz/targets.c tests/fuzz/targets.h

@@ -59,6 +59,15 @@ static const char *preprocess_name(dn_shape in)
     return "none";
 }
 
+/* A finite double as JSON with 17 significant digits, which always reads back to the same bits;
+ * cJSON's own printing settles for 15 digits when they compare equal within its epsilon. */
+static void add_exact(cJSON *obj, const char *key, double v)
+{
+    char text[32];
+    snprintf(text, sizeof text, "%.17g", v);
+    cJSON_AddRawToObject(obj, key, text);
+}
+
 static cJSON *history_json(const dn_net *net)
 {
     cJSON *list = cJSON_CreateArray();
@@ -68,14 +77,14 @@ static cJSON *history_json(const dn_net *net)
         if (!e)
             break;
         cJSON_AddNumberToObject(e, "epoch", s->epoch);
-        cJSON_AddNumberToObject(e, "loss", s->loss);
-        cJSON_AddNumberToObject(e, "accuracy", s->accuracy);
+        add_exact(e, "loss", s->loss);
+        add_exact(e, "accuracy", s->accuracy);
         if (isfinite(s->val_loss)) {
-            cJSON_AddNumberToObject(e, "val_loss", s->val_loss);
-            cJSON_AddNumberToObject(e, "val_accuracy", s->val_accuracy);
+            add_exact(e, "val_loss", s->val_loss);
+            add_exact(e, "val_accuracy", s->val_accuracy);
         }
-        cJSON_AddNumberToObject(e, "seconds", s->seconds);
-        cJSON_AddNumberToObject(e, "images_per_sec", s->images_per_sec);
+        add_exact(e, "seconds", s->seconds);
+        add_exact(e, "images_per_sec", s->images_per_sec);
         cJSON_AddItemToArray(list, e);
     }
     return list;

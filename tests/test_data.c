@@ -1,11 +1,9 @@
 /* Data-set loaders and helpers: the real files in ../shared/data (counts and facts published with
  * them), and broken files written here, each asserting the status and the telling part of the
  * message. Run from the project root. */
-#define _XOPEN_SOURCE 700 /* nftw, to remove the scratch directory */
 #include "testutil.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <zlib.h>
 
 #define OPT_DIR DN_TEST_DATA "/optdigits"
@@ -1128,14 +1126,6 @@ static void test_open_optdigits_csv(void **state)
                 ": has optdigits.tra but not optdigits.tes");
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* Rows come out as floats 0..1 whichever way they are asked for: a range, a gather, a copy. */
 static void test_rows_as_floats(void **state)
 {
@@ -1197,9 +1187,6 @@ int main(void)
         cmocka_unit_test(test_open_optdigits_csv),
         cmocka_unit_test(test_rows_as_floats),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
     /* The files written here are kept when something failed, to look at. */
-    if (!failed)
-        nftw(dn_test_dir(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return failed;
+    return dn_test_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

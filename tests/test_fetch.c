@@ -2,13 +2,11 @@
  * ../shared/data (a set already in place is verified and not downloaded), a damaged file not taken
  * for a good one, a mirror nobody listens on, the callback's stop. The downloads themselves, over
  * real HTTP, are tests/fetch/run.sh. Run from the project root. */
-#define _XOPEN_SOURCE 700 /* nftw, to remove the scratch directory */
 #include "testutil.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -264,14 +262,6 @@ static void test_present_mnist_test_files(void **state)
     assert_int_equal(count_entries(dir), 3);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,8 +271,6 @@ int main(void)
         cmocka_unit_test(test_damaged_and_offline),
         cmocka_unit_test(test_present_mnist_test_files),
     };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    if (!failed)
-        nftw(dn_test_dir(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return failed;
+    /* The files written here are kept when something failed, to look at. */
+    return dn_test_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

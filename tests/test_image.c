@@ -684,5 +684,5 @@ int main(void)
         cmocka_unit_test(test_pnm),
         cmocka_unit_test(test_load_errors),
     };
-    return cmocka_run_group_tests_name("image", tests, load_mnist, free_mnist);
+    return dn_test_finish(cmocka_run_group_tests_name("image", tests, load_mnist, free_mnist));
 }

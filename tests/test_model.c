@@ -863,5 +863,5 @@ int main(void)
         cmocka_unit_test(test_broken_model_files),
         cmocka_unit_test(test_save_is_atomic),
     };
-    return cmocka_run_group_tests(tests, load_data, free_data);
+    return dn_test_finish(cmocka_run_group_tests(tests, load_data, free_data));
 }

@@ -648,5 +648,5 @@ int main(void)
         cmocka_unit_test(test_mistakes),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return dn_test_finish(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -3,6 +3,7 @@
 #define DN_TESTUTIL_H
 
 #include <math.h>
+#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,6 +57,21 @@ static inline const char *dn_test_write_file(const char *name, const void *bytes
     }
     fclose(f);
     return path;
+}
+
+/* Ends a suite: removes dn_test_dir() when every test passed (the files stay to look at when one
+ * failed) and returns the number of failures, for main to return. */
+static inline int dn_test_remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static inline int dn_test_finish(int failed)
+{
+    if (!failed)
+        nftw(dn_test_dir(), dn_test_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return failed;
 }
 
 #endif

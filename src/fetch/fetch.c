@@ -193,7 +193,7 @@ static dn_status fetch_archive_from(job *jb, const char *base, fetch_result *res
     for (int i = 0; i < set->n_files; i++) {
         if (!jb->wanted[i])
             continue;
-        char final[FETCH_PATH];
+        char final[FETCH_PATH + 64]; /* dir + "/" + a catalog file name (short) */
         snprintf(final, sizeof final, "%s/%s", jb->dir, set->files[i].name);
         jb->wanted[i] = 0;
         if (announce(jb, DN_FETCH_VERIFIED, set->files[i].name, final, set->files[i].size))
@@ -296,7 +296,7 @@ static dn_status fetch_run(const char *name, const char *root, const dn_fetch_pa
     if (st == DN_OK)
         st = make_dirs(jb->dir, err);
     for (int i = 0; st == DN_OK && i < set->n_files; i++) {
-        char path[FETCH_PATH];
+        char path[FETCH_PATH + 64];
         snprintf(path, sizeof path, "%s/%s", jb->dir, set->files[i].name);
         jb->wanted[i] = !verified_in_place(&set->files[i], path);
         if (!jb->wanted[i] && announce(jb, DN_FETCH_PRESENT, set->files[i].name, path, set->files[i].size))

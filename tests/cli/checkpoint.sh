@@ -5,9 +5,7 @@
 DN=${DIGITNET:-build/digitnet}
 T=$(mktemp -d /tmp/digitnet-ckpt.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-check() { name=$1; shift; if "$@"; then pass=$((pass + 1)); echo "ok   - $name"; else fail=$((fail + 1)); echo "FAIL - $name"; fi; }
+. "$(dirname "$0")/../lib.sh"
 # weights A B: the tensor bytes (everything after the JSON header) of two safetensors files are equal
 weights() {
     python3 - "$1" "$2" <<'PY'

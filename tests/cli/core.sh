@@ -5,14 +5,7 @@
 DN=${DIGITNET:-build/digitnet}
 T=$(mktemp -d /tmp/digitnet-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "$2" ] && echo "       $2"; }
-# check NAME CONDITION...: passes when the shell condition holds
-check() { name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-# json FILE EXPR: evaluates a Python expression over the parsed JSON j (standard library only)
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+. "$(dirname "$0")/../lib.sh"
 # expect_error NAME PATTERN CMD...: non-zero exit, one line on stderr matching PATTERN
 expect_error() {
     name=$1 pattern=$2; shift 2

@@ -5,12 +5,7 @@
 DN=${DIGITNET:-build/digitnet}
 T=$(mktemp -d /tmp/digitnet-plots.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "$2" ] && echo "       $2"; }
-check() { name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+. "$(dirname "$0")/../lib.sh"
 # png_size FILE W H: a PNG (signature and IHDR) of exactly W x H pixels
 png_size() {
     python3 -c "

@@ -8,12 +8,7 @@ DIGITNET=$DN
 RENDER=$(dirname "$DN")/tests/render_digits
 T=$(mktemp -d /tmp/digitnet-images.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "$2" ] && echo "       $2"; }
-check() { name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
-json() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+. "$(dirname "$0")/../lib.sh"
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 
 . tests/tools/test_model.sh

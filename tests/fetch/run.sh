@@ -14,14 +14,9 @@ case $DN in /*) ;; *) DN=$ROOT/$DN ;; esac
 DATA=${DIGITNET_TEST_DATA:-../shared/data}
 case $DATA in /*) ;; *) DATA=$ROOT/$DATA ;; esac
 T=$(mktemp -d /tmp/digitnet-fetch.XXXXXX)
-pass=0
-fail=0
+. "$(dirname "$0")/../lib.sh"
 skipped=0
-ok() { pass=$((pass + 1)); echo "ok   - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; [ -n "$2" ] && echo "       $2"; }
 skip() { skipped=$((skipped + 1)); echo "skip - $1"; }
-# check NAME CONDITION...: passes when the shell condition holds
-check() { name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 
 # Never read or write the real cache or data of whoever runs this. ($HOME stays: tools such as
 # python3 may need it; it is changed only around the one command that tests ~/.cache.)
