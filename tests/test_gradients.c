@@ -139,7 +139,17 @@ static uint64_t signature(const dn_net *net, int n)
                 h = fnv(h, &on, 1);
             }
         } else if (L->kind == DN_LAYER_MAXPOOL) {
-            h = fnv(h, L->scratch, count * sizeof(int32_t)); /* the arg max indices */
+            /* Where each maximum was taken: output k's code k + 1 routed back through the layer. */
+            size_t in_count = dn_shape_size(L->in) * (size_t)n;
+            float *codes = malloc(sizeof(float) * count), *routed = malloc(sizeof(float) * in_count);
+            assert_non_null(codes);
+            assert_non_null(routed);
+            for (size_t k = 0; k < count; k++)
+                codes[k] = (float)(k + 1);
+            L->ops->backward((dn_layer *)(uintptr_t)L, net->acts[i], out, codes, routed, n);
+            h = fnv(h, routed, in_count * sizeof(float));
+            free(codes);
+            free(routed);
         } else if (L->kind == DN_LAYER_DROPOUT) {
             for (size_t k = 0; k < count; k++) {
                 unsigned char kept = out[k] != 0.0f;

@@ -1,16 +1,31 @@
 /* conv2d: KxK convolution, any stride, "same" (Keras/TensorFlow padding) or "valid", with an
- * optional fused activation. Lowered to im2col + one GEMM per batch so that BLAS does the work.
+ * optional fused activation.
  *   spec:   conv2d FILTERS KHxKW [same|valid] [stride=S] [relu|sigmoid|tanh|softmax|linear]
- *   kernel: (KH, KW, C, F), the Keras layout, so the im2col matrix multiplies it directly. */
+ *   kernel: (KH, KW, C, F), the Keras layout.
+ * Stride 1 (every reference network) runs the direct kernels of kernels/conv_direct.c image by
+ * image: no im2col matrix, so no copy of every window and a tenth of the memory. The input gradient
+ * is the same kernel run on the zero-padded d(output) with the kernel flipped and transposed; the
+ * weight gradient is summed per shard of WGRAD_SHARD images and the shards added in order, so the
+ * result does not depend on the thread count. Other strides use im2col + one BLAS GEMM per batch. */
 #include "layers/layer.h"
+#include "kernels/kernels.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define WGRAD_SHARD 16 /* images per partial weight-gradient sum */
+
 typedef struct conv2d_cfg {
     int filters, kh, kw, stride, same;
     int pad_top, pad_left; /* derived in shape() */
+    int direct;            /* stride 1: direct kernels instead of im2col */
+    int pad_h, pad_w;      /* the input with its zero border (direct, "same") */
+    int dpad_h, dpad_w;    /* d(output) with a kh-1 / kw-1 zero border (direct) */
 } conv2d_cfg;
 DN_LAYER_CFG_FITS(conv2d_cfg);
 
@@ -68,7 +83,22 @@ static dn_status conv2d_shape(dn_layer *L, const char *where, dn_error *err)
     L->out = (dn_shape){oh, ow, cfg->filters};
     size_t k = (size_t)cfg->kh * cfg->kw * L->in.c;
     L->n_params = k * cfg->filters + cfg->filters;
-    L->scratch_per_item = (size_t)oh * ow * k; /* the im2col matrix, kept for the weight gradient */
+    cfg->direct = cfg->stride == 1;
+    if (!cfg->direct) {
+        L->scratch_per_item = (size_t)oh * ow * k; /* the im2col matrix, kept for the weight gradient */
+        return DN_OK;
+    }
+    cfg->pad_h = oh + cfg->kh - 1;
+    cfg->pad_w = ow + cfg->kw - 1;
+    cfg->dpad_h = oh + 2 * (cfg->kh - 1);
+    cfg->dpad_w = ow + 2 * (cfg->kw - 1);
+    /* Per image: the padded input (kept for the weight gradient; "same" only), the padded
+     * d(output), and a share of the per-shard weight-gradient sums; fixed: the flipped kernel and
+     * one more shard for rounding up. See direct_scratch(). */
+    size_t kf = k * cfg->filters;
+    L->scratch_per_item = (cfg->same ? (size_t)cfg->pad_h * cfg->pad_w * L->in.c : 0) +
+                          (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters + (kf + WGRAD_SHARD - 1) / WGRAD_SHARD;
+    L->scratch_fixed = 2 * kf;
     return DN_OK;
 }
 
@@ -148,10 +178,144 @@ static void col2im(const dn_layer *L, const float *dcol, float *din, int n)
     }
 }
 
+/* The direct path's scratch for n images, carved the same way by forward and backward. */
+typedef struct direct_scratch {
+    float *padded;  /* (n, pad_h, pad_w, C) the input with its zero border, "same" only */
+    float *dpadded; /* (n, dpad_h, dpad_w, F) d(output) with its zero border */
+    float *flipped; /* (kh, kw, F, C) the kernel turned by 180 degrees, in and out swapped */
+    float *partial; /* (shards, kh * kw * C * F) weight-gradient sums per shard */
+} direct_scratch;
+
+static direct_scratch carve(const dn_layer *L, int n)
+{
+    const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
+    direct_scratch s;
+    size_t padded = cfg->same ? (size_t)cfg->pad_h * cfg->pad_w * L->in.c : 0;
+    s.padded = L->scratch;
+    s.dpadded = s.padded + padded * (size_t)n;
+    s.flipped = s.dpadded + (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters * (size_t)n;
+    s.partial = s.flipped + (size_t)cfg->kh * cfg->kw * L->in.c * cfg->filters;
+    return s;
+}
+
+/* dst (rows + top + bottom, cols + left + right, C) = src (rows, cols, C) inside a zero border. */
+static void pad_image(const float *src, int rows, int cols, int C, int top, int left, int out_rows, int out_cols,
+                      float *dst)
+{
+    memset(dst, 0, sizeof(float) * (size_t)out_rows * out_cols * C);
+    for (int y = 0; y < rows; y++)
+        memcpy(dst + (((size_t)(y + top) * out_cols + left) * C), src + (size_t)y * cols * C,
+               sizeof(float) * (size_t)cols * C);
+}
+
+/* The geometry of the forward convolution over the (padded) input. */
+static dn_conv_geom forward_geom(const dn_layer *L)
+{
+    const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
+    const int W = cfg->same ? cfg->pad_w : L->in.w;
+    return (dn_conv_geom){.in_c = L->in.c,
+                          .in_row = (size_t)W * L->in.c,
+                          .kh = cfg->kh,
+                          .kw = cfg->kw,
+                          .out_h = L->out.h,
+                          .out_w = L->out.w,
+                          .out_c = cfg->filters,
+                          .out_row = (size_t)L->out.w * cfg->filters};
+}
+
+static void direct_forward(dn_layer *L, const float *in, float *out, int n)
+{
+    const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
+    const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * L->in.c;
+    const float *bias = L->params + (size_t)cfg->kh * cfg->kw * L->in.c * cfg->filters;
+    const dn_conv_geom g = forward_geom(L);
+    const direct_scratch s = carve(L, n);
+    const int fused_relu = L->act == DN_ACT_RELU;
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int b = 0; b < n; b++) {
+        const float *img = in + (size_t)b * in_size;
+        if (cfg->same) {
+            float *p = s.padded + (size_t)b * padded_size;
+            pad_image(img, L->in.h, L->in.w, L->in.c, cfg->pad_top, cfg->pad_left, cfg->pad_h, cfg->pad_w, p);
+            img = p;
+        }
+        float *o = out + (size_t)b * out_size;
+        dn_conv_forward(&g, img, L->params, bias, fused_relu, o);
+        if (!fused_relu && L->act != DN_ACT_NONE)
+            dn_activation_forward(L->act, o, (size_t)L->out.h * L->out.w, (size_t)cfg->filters);
+    }
+}
+
+static void direct_backward(dn_layer *L, const float *in, float *dout, float *din, int n)
+{
+    const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    const int C = L->in.c, F = cfg->filters, kh = cfg->kh, kw = cfg->kw;
+    const size_t kf = (size_t)kh * kw * C * F;
+    const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
+    const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * C;
+    const dn_conv_geom g = forward_geom(L);
+    const direct_scratch s = carve(L, n);
+    const float *src = cfg->same ? s.padded : in; /* kept by the forward pass */
+    const size_t src_size = cfg->same ? padded_size : in_size;
+    const int shards = (n + WGRAD_SHARD - 1) / WGRAD_SHARD;
+
+#pragma omp parallel
+    {
+        /* d(kernel): each shard summed on its own, then the shards in order (below). */
+#pragma omp for schedule(static)
+        for (int sh = 0; sh < shards; sh++) {
+            int first = sh * WGRAD_SHARD, count = n - first < WGRAD_SHARD ? n - first : WGRAD_SHARD;
+            float *part = s.partial + (size_t)sh * kf;
+            memset(part, 0, sizeof(float) * kf);
+            dn_conv_weight_grad(&g, src + (size_t)first * src_size, src_size, dout + (size_t)first * out_size,
+                                out_size, count, part);
+        }
+        if (din) {
+            /* flipped[a][b][f][c] = kernel[kh-1-a][kw-1-b][c][f] */
+#pragma omp for schedule(static)
+            for (int a = 0; a < kh; a++)
+                for (int bx = 0; bx < kw; bx++)
+                    for (int c = 0; c < C; c++)
+                        for (int f = 0; f < F; f++)
+                            s.flipped[(((size_t)a * kw + bx) * F + f) * C + c] =
+                                L->params[((((size_t)(kh - 1 - a)) * kw + (kw - 1 - bx)) * C + c) * F + f];
+            /* d(input) = the "full" correlation of d(output) with the flipped kernel, read at the
+             * positions of the unpadded input. */
+            const size_t dpad_size = (size_t)cfg->dpad_h * cfg->dpad_w * F;
+            const dn_conv_geom gi = {.in_c = F,
+                                     .in_row = (size_t)cfg->dpad_w * F,
+                                     .kh = kh,
+                                     .kw = kw,
+                                     .out_h = L->in.h,
+                                     .out_w = L->in.w,
+                                     .out_c = C,
+                                     .out_row = (size_t)L->in.w * C};
+            const size_t corner = ((size_t)cfg->pad_top * cfg->dpad_w + cfg->pad_left) * F;
+#pragma omp for schedule(static)
+            for (int b = 0; b < n; b++) {
+                float *dp = s.dpadded + (size_t)b * dpad_size;
+                pad_image(dout + (size_t)b * out_size, L->out.h, L->out.w, F, kh - 1, kw - 1, cfg->dpad_h, cfg->dpad_w,
+                          dp);
+                dn_conv_forward(&gi, dp + corner, s.flipped, NULL, 0, din + (size_t)b * in_size);
+            }
+        }
+    }
+    for (int sh = 0; sh < shards; sh++) {
+        const float *part = s.partial + (size_t)sh * kf;
+        for (size_t i = 0; i < kf; i++)
+            L->grads[i] += part[i];
+    }
+}
+
 static void conv2d_forward(dn_layer *L, const float *in, float *out, int n, int training)
 {
     (void)training;
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    if (cfg->direct) {
+        direct_forward(L, in, out, n);
+        return;
+    }
     const int F = cfg->filters;
     const int K = cfg->kh * cfg->kw * L->in.c;
     const int rows = n * L->out.h * L->out.w;
@@ -164,14 +328,17 @@ static void conv2d_forward(dn_layer *L, const float *in, float *out, int n, int 
 
 static void conv2d_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
 {
-    (void)in;
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
     const int F = cfg->filters;
     const int K = cfg->kh * cfg->kw * L->in.c;
     const int rows = n * L->out.h * L->out.w;
-    float *col = L->scratch;
     float *dbias = L->grads + (size_t)K * F;
     dn_activation_backward_bias(L->act, L->fused_loss, out, dout, (size_t)rows, (size_t)F, dbias);
+    if (cfg->direct) {
+        direct_backward(L, in, dout, din, n);
+        return;
+    }
+    float *col = L->scratch;
     dn_gemm(1, 0, K, F, rows, 1.0f, col, K, dout, F, 1.0f, L->grads, F); /* dW (K, F) += col^T dout */
     if (!din)
         return;

@@ -1,8 +1,9 @@
 /* maxpool: max over PHxPW windows, stride defaulting to the window (Keras MaxPooling2D), "valid"
- * by default or "same". The position of each maximum is kept for the backward pass; on ties the
- * first one in row-major order takes the gradient, as in TensorFlow.
+ * by default or "same". On ties the first element in row-major order takes the gradient, as in
+ * TensorFlow.
  *   spec: maxpool PHxPW [stride=S|SHxSW] [valid|same] */
 #include "layers/layer.h"
+#include "kernels/kernels.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -56,74 +57,38 @@ static dn_status maxpool_shape(dn_layer *L, const char *where, dn_error *err)
         return dn_fail(err, DN_ESHAPE, "%s: maxpool %dx%d does not fit its %dx%dx%d input", where, cfg->ph, cfg->pw,
                        L->in.h, L->in.w, L->in.c);
     L->out = (dn_shape){oh, ow, L->in.c};
-    L->scratch_per_item = dn_shape_size(L->out); /* index of each maximum in the input */
     return DN_OK;
 }
 
-/* One image. Channels are contiguous (channels-last), so the inner loops run over C and vectorise;
- * the first window element seeds the maximum, later ones replace it only when strictly greater. */
-DN_MULTIVERSION
-static void maxpool_image(const maxpool_cfg *cfg, dn_shape in, dn_shape out, const float *restrict img,
-                          float *restrict dst, int32_t *restrict argmax)
+static dn_pool_geom geom(const dn_layer *L)
 {
-    const int W = in.w, C = in.c;
-    for (int oy = 0; oy < out.h; oy++)
-        for (int ox = 0; ox < out.w; ox++) {
-            float *restrict o = dst + ((size_t)oy * out.w + ox) * C;
-            int32_t *restrict am = argmax + ((size_t)oy * out.w + ox) * C;
-            int first = 1;
-            for (int ky = 0; ky < cfg->ph; ky++) {
-                int y = oy * cfg->sh + ky - cfg->pad_top;
-                if (y < 0 || y >= in.h)
-                    continue;
-                for (int kx = 0; kx < cfg->pw; kx++) {
-                    int x = ox * cfg->sw + kx - cfg->pad_left;
-                    if (x < 0 || x >= W)
-                        continue;
-                    const int32_t base = (int32_t)(((size_t)y * W + x) * C);
-                    const float *restrict src = img + base;
-                    if (first) {
-                        for (int c = 0; c < C; c++) {
-                            o[c] = src[c];
-                            am[c] = base + c;
-                        }
-                        first = 0;
-                        continue;
-                    }
-#pragma omp simd
-                    for (int c = 0; c < C; c++) {
-                        int better = src[c] > o[c];
-                        o[c] = better ? src[c] : o[c];
-                        am[c] = better ? base + c : am[c];
-                    }
-                }
-            }
-        }
+    const maxpool_cfg *cfg = (const maxpool_cfg *)(const void *)L->cfg.bytes;
+    return (dn_pool_geom){.in_h = L->in.h, .in_w = L->in.w, .c = L->in.c, .out_h = L->out.h, .out_w = L->out.w,
+                          .ph = cfg->ph, .pw = cfg->pw, .sh = cfg->sh, .sw = cfg->sw,
+                          .pad_top = cfg->pad_top, .pad_left = cfg->pad_left};
 }
 
 static void maxpool_forward(dn_layer *L, const float *in, float *out, int n, int training)
 {
     (void)training;
-    const maxpool_cfg *cfg = DN_LAYER_CFG(L, maxpool_cfg);
+    const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
-    int32_t *argmax = (int32_t *)(void *)L->scratch;
-#pragma omp parallel for schedule(static) if (n * in_size > 1 << 15)
+#pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; b++)
-        maxpool_image(cfg, L->in, L->out, in + (size_t)b * in_size, out + (size_t)b * out_size,
-                      argmax + (size_t)b * out_size);
+        dn_maxpool_forward(&g, in + (size_t)b * in_size, out + (size_t)b * out_size);
 }
 
+/* The maxima's positions are found again from in and out (kernels/maxpool.c), not stored. */
 static void maxpool_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
 {
-    (void)in, (void)out;
     if (!din)
         return;
+    const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
-    const int32_t *argmax = (const int32_t *)(const void *)L->scratch;
-    memset(din, 0, sizeof(float) * in_size * (size_t)n);
+#pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; b++)
-        for (size_t o = 0; o < out_size; o++)
-            din[(size_t)b * in_size + (size_t)argmax[(size_t)b * out_size + o]] += dout[(size_t)b * out_size + o];
+        dn_maxpool_backward(&g, in + (size_t)b * in_size, out + (size_t)b * out_size, dout + (size_t)b * out_size,
+                            din + (size_t)b * in_size);
 }
 
 const dn_layer_ops dn_maxpool_ops = {

@@ -1,0 +1,299 @@
+/* Direct convolution, stride 1, channels-last: the forward pass, and through it the input
+ * gradient (conv2d runs it on the padded d(output) with the flipped kernel), and the weight
+ * gradient. No im2col matrix: windows are read in place, because a window row (kw pixels of in_c
+ * channels) is one contiguous run of kw * in_c floats, and so is the matching block of kernel rows.
+ *
+ * The AVX-512 kernels keep a tile of results in registers: R output pixels x NV vectors of 16
+ * output channels (forward), or TB kernel rows x NV vectors (weight gradient); each step loads NV
+ * kernel (or gradient) vectors once and reuses them R (TB) times. Tiles are instantiated for every
+ * size a row can leave over, so no pixel is computed twice and no tail runs one lane at a time. */
+#include "kernels/kernels.h"
+
+#include "layers/layer.h" /* DN_MULTIVERSION */
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HAVE_AVX512_KERNELS 1
+#include <immintrin.h>
+#endif
+
+/* ---- portable kernels (auto-vectorised over output channels) ---- */
+
+DN_MULTIVERSION
+static void forward_generic(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu,
+                            float *out)
+{
+    const int F = g->out_c, kwc = g->kw * g->in_c;
+    for (int y = 0; y < g->out_h; y++)
+        for (int x = 0; x < g->out_w; x++) {
+            float *restrict o = out + (size_t)y * g->out_row + (size_t)x * F;
+            for (int f = 0; f < F; f++)
+                o[f] = bias ? bias[f] : 0.0f;
+            for (int ky = 0; ky < g->kh; ky++) {
+                const float *s = in + (size_t)(y + ky) * g->in_row + (size_t)x * g->in_c;
+                const float *wk = w + (size_t)ky * kwc * F;
+                for (int t = 0; t < kwc; t++) {
+                    const float v = s[t];
+                    const float *restrict wr = wk + (size_t)t * F;
+#pragma omp simd
+                    for (int f = 0; f < F; f++)
+                        o[f] += v * wr[f];
+                }
+            }
+            if (relu)
+                for (int f = 0; f < F; f++)
+                    o[f] = o[f] < 0.0f ? 0.0f : o[f]; /* NaN stays NaN */
+        }
+}
+
+DN_MULTIVERSION
+static void weight_grad_generic(const dn_conv_geom *g, const float *in, size_t in_stride, const float *dout,
+                                size_t dout_stride, int n, float *dw)
+{
+    const int F = g->out_c, kwc = g->kw * g->in_c;
+    for (int i = 0; i < n; i++)
+        for (int y = 0; y < g->out_h; y++)
+            for (int x = 0; x < g->out_w; x++) {
+                const float *restrict d = dout + (size_t)i * dout_stride + (size_t)y * g->out_row + (size_t)x * F;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    const float *s = in + (size_t)i * in_stride + (size_t)(y + ky) * g->in_row + (size_t)x * g->in_c;
+                    float *dwk = dw + (size_t)ky * kwc * F;
+                    for (int t = 0; t < kwc; t++) {
+                        const float v = s[t];
+                        float *restrict dwr = dwk + (size_t)t * F;
+#pragma omp simd
+                        for (int f = 0; f < F; f++)
+                            dwr[f] += v * d[f];
+                    }
+                }
+            }
+}
+
+#ifdef HAVE_AVX512_KERNELS
+#define AVX512 __attribute__((target("avx512f")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* Lane mask of vector v of NV, the last one holding only the channels that exist. */
+#define LANES(v, NV, tail) ((v) == (NV)-1 ? (tail) : (__mmask16)0xFFFF)
+
+/* R output pixels along one row x NV vectors of output channels starting at channel f0 (w, bias
+ * and out already point there; ldf = out_c is the row length of w and the pixel stride of out). */
+INLINE AVX512 void forward_tile(const int NV, const int R, const float *src, int C, size_t in_row, int kh, int kwc,
+                                const float *w, size_t ldf, const float *bias, __mmask16 tail, int relu, float *out)
+{
+    __m512 acc[12][4];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        __m512 b = bias ? _mm512_maskz_loadu_ps(LANES(v, NV, tail), bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (int j = 0; j < R; j++)
+            acc[j][v] = b;
+    }
+    for (int ky = 0; ky < kh; ky++) {
+        const float *s = src + (size_t)ky * in_row;
+        const float *wk = w + (size_t)ky * kwc * ldf;
+        for (int t = 0; t < kwc; t++) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                wv[v] = _mm512_maskz_loadu_ps(LANES(v, NV, tail), wk + (size_t)t * ldf + 16 * v);
+#pragma GCC unroll 12
+            for (int j = 0; j < R; j++) {
+                __m512 x = _mm512_set1_ps(s[(size_t)j * C + t]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    acc[j][v] = _mm512_fmadd_ps(x, wv[v], acc[j][v]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int j = 0; j < R; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m512 r = relu ? _mm512_max_ps(zero, acc[j][v]) : acc[j][v]; /* max(0, NaN) is NaN */
+            _mm512_mask_storeu_ps(out + (size_t)j * ldf + 16 * v, LANES(v, NV, tail), r);
+        }
+}
+
+/* TB kernel rows (window offsets t0 .. t0+TB of row ky) x NV vectors of output channels, summed over
+ * n images and every output pixel, added to dw (pointing at row t0, channel f0). */
+INLINE AVX512 void weight_grad_tile(const int NV, const int TB, const dn_conv_geom *g, const float *in,
+                                    size_t in_stride, const float *dout, size_t dout_stride, int n, __mmask16 tail,
+                                    float *dw)
+{
+    const size_t ldf = (size_t)g->out_c;
+    __m512 acc[12][4];
+#pragma GCC unroll 12
+    for (int i = 0; i < TB; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm512_setzero_ps();
+    for (int img = 0; img < n; img++)
+        for (int y = 0; y < g->out_h; y++) {
+            const float *s = in + (size_t)img * in_stride + (size_t)y * g->in_row;
+            const float *d = dout + (size_t)img * dout_stride + (size_t)y * g->out_row;
+            for (int x = 0; x < g->out_w; x++, s += g->in_c, d += ldf) {
+                __m512 dv[4];
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    dv[v] = _mm512_maskz_loadu_ps(LANES(v, NV, tail), d + 16 * v);
+#pragma GCC unroll 12
+                for (int i = 0; i < TB; i++) {
+                    __m512 x_ = _mm512_set1_ps(s[i]);
+#pragma GCC unroll 4
+                    for (int v = 0; v < NV; v++)
+                        acc[i][v] = _mm512_fmadd_ps(x_, dv[v], acc[i][v]);
+                }
+            }
+        }
+#pragma GCC unroll 12
+    for (int i = 0; i < TB; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            float *p = dw + (size_t)i * ldf + 16 * v;
+            __mmask16 m = LANES(v, NV, tail);
+            _mm512_mask_storeu_ps(p, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), acc[i][v]));
+        }
+}
+
+/* Tiles per vector count: 12 pixels (rows) for 1 or 2 vectors, 8 for 3, 6 for 4, so that the
+ * accumulators fill at most 24 of the 32 registers. */
+static const int tile_max[5] = {0, 12, 12, 8, 6};
+
+typedef void (*forward_fn)(const float *, int, size_t, int, int, const float *, size_t, const float *, __mmask16,
+                           int, float *);
+typedef void (*weight_grad_fn)(const dn_conv_geom *, const float *, size_t, const float *, size_t, int, __mmask16,
+                               float *);
+
+#define TILE_FNS(NV, R)                                                                                          \
+    AVX512 static void forward_##NV##_##R(const float *src, int C, size_t in_row, int kh, int kwc, const float *w, \
+                                          size_t ldf, const float *bias, __mmask16 tail, int relu, float *out)    \
+    {                                                                                                            \
+        forward_tile(NV, R, src, C, in_row, kh, kwc, w, ldf, bias, tail, relu, out);                             \
+    }                                                                                                            \
+    AVX512 static void weight_grad_##NV##_##R(const dn_conv_geom *g, const float *in, size_t in_stride,          \
+                                              const float *dout, size_t dout_stride, int n, __mmask16 tail,     \
+                                              float *dw)                                                         \
+    {                                                                                                            \
+        weight_grad_tile(NV, R, g, in, in_stride, dout, dout_stride, n, tail, dw);                               \
+    }
+#define TILES_6(NV) TILE_FNS(NV, 1) TILE_FNS(NV, 2) TILE_FNS(NV, 3) TILE_FNS(NV, 4) TILE_FNS(NV, 5) TILE_FNS(NV, 6)
+#define TILES_8(NV) TILES_6(NV) TILE_FNS(NV, 7) TILE_FNS(NV, 8)
+#define TILES_12(NV) TILES_8(NV) TILE_FNS(NV, 9) TILE_FNS(NV, 10) TILE_FNS(NV, 11) TILE_FNS(NV, 12)
+TILES_12(1)
+TILES_12(2)
+TILES_8(3)
+TILES_6(4)
+
+#define ROW_6(P, NV) P##NV##_1, P##NV##_2, P##NV##_3, P##NV##_4, P##NV##_5, P##NV##_6
+#define ROW_8(P, NV) ROW_6(P, NV), P##NV##_7, P##NV##_8
+#define ROW_12(P, NV) ROW_8(P, NV), P##NV##_9, P##NV##_10, P##NV##_11, P##NV##_12
+static const forward_fn forward_tiles[5][13] = {
+    {NULL},
+    {NULL, ROW_12(forward_, 1)},
+    {NULL, ROW_12(forward_, 2)},
+    {NULL, ROW_8(forward_, 3)},
+    {NULL, ROW_6(forward_, 4)},
+};
+static const weight_grad_fn weight_grad_tiles[5][13] = {
+    {NULL},
+    {NULL, ROW_12(weight_grad_, 1)},
+    {NULL, ROW_12(weight_grad_, 2)},
+    {NULL, ROW_8(weight_grad_, 3)},
+    {NULL, ROW_6(weight_grad_, 4)},
+};
+
+/* Output channels are taken 64 at a time (four vectors); the last group may be narrower. */
+static int channel_group(int F, int f0, __mmask16 *tail)
+{
+    int nf = F - f0 < 64 ? F - f0 : 64;
+    int nv = (nf + 15) / 16;
+    int last = nf - 16 * (nv - 1);
+    *tail = (__mmask16)(last == 16 ? 0xFFFF : (1u << last) - 1u);
+    return nv;
+}
+
+static void forward_avx512(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu,
+                           float *out)
+{
+    const int F = g->out_c, kwc = g->kw * g->in_c;
+    for (int f0 = 0; f0 < F; f0 += 64) {
+        __mmask16 tail;
+        const int nv = channel_group(F, f0, &tail), rmax = tile_max[nv];
+        for (int y = 0; y < g->out_h; y++)
+            for (int x = 0; x < g->out_w; x += rmax) {
+                int r = g->out_w - x < rmax ? g->out_w - x : rmax;
+                forward_tiles[nv][r](in + (size_t)y * g->in_row + (size_t)x * g->in_c, g->in_c, g->in_row, g->kh, kwc,
+                                     w + f0, (size_t)F, bias ? bias + f0 : NULL, tail, relu,
+                                     out + (size_t)y * g->out_row + (size_t)x * F + f0);
+            }
+    }
+}
+
+static void weight_grad_avx512(const dn_conv_geom *g, const float *in, size_t in_stride, const float *dout,
+                               size_t dout_stride, int n, float *dw)
+{
+    const int F = g->out_c, kwc = g->kw * g->in_c;
+    for (int f0 = 0; f0 < F; f0 += 64) {
+        __mmask16 tail;
+        const int nv = channel_group(F, f0, &tail), tmax = tile_max[nv];
+        for (int ky = 0; ky < g->kh; ky++)
+            for (int t = 0; t < kwc; t += tmax) {
+                int tb = kwc - t < tmax ? kwc - t : tmax;
+                weight_grad_tiles[nv][tb](g, in + (size_t)ky * g->in_row + t, in_stride, dout + f0, dout_stride, n, tail,
+                                          dw + ((size_t)ky * kwc + t) * F + f0);
+            }
+    }
+}
+#endif /* HAVE_AVX512_KERNELS */
+
+/* ---- choosing the kernels once ---- */
+
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+static int simd_width; /* written once under choose_once, read-only after */
+
+static void choose(void)
+{
+    const char *force = getenv("DIGITNET_SIMD");
+    simd_width = 0;
+#ifdef HAVE_AVX512_KERNELS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && !(force && strcmp(force, "generic") == 0))
+        simd_width = 512;
+#else
+    (void)force;
+#endif
+}
+
+int dn_kernels_simd_width(void)
+{
+    pthread_once(&choose_once, choose);
+    return simd_width;
+}
+
+void dn_conv_forward(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu, float *out)
+{
+#ifdef HAVE_AVX512_KERNELS
+    if (dn_kernels_simd_width() == 512) {
+        forward_avx512(g, in, w, bias, relu, out);
+        return;
+    }
+#endif
+    forward_generic(g, in, w, bias, relu, out);
+}
+
+void dn_conv_weight_grad(const dn_conv_geom *g, const float *in, size_t in_stride, const float *dout,
+                         size_t dout_stride, int n, float *dw)
+{
+#ifdef HAVE_AVX512_KERNELS
+    if (dn_kernels_simd_width() == 512) {
+        weight_grad_avx512(g, in, in_stride, dout, dout_stride, n, dw);
+        return;
+    }
+#endif
+    weight_grad_generic(g, in, in_stride, dout, dout_stride, n, dw);
+}

@@ -1,0 +1,51 @@
+/* Hot loops of the layers, on raw float arrays with shapes as arguments: the direct convolution
+ * (stride 1, channels-last) used by conv2d for its forward pass and both gradients, and max pooling.
+ * Each kernel exists twice: hand-vectorised AVX-512 and portable C (compiled for AVX2 and plain
+ * x86-64 as well). The AVX-512 one is used when the CPU has it, chosen once at run time, so one
+ * binary runs on any x86-64; DIGITNET_SIMD=generic forces the portable one (the tests run both). */
+#ifndef DN_KERNELS_H
+#define DN_KERNELS_H
+
+#include <stddef.h>
+
+/* One convolution over one image, channels-last, stride 1:
+ *   out[y][x][f] = bias[f] + sum over ky < kh, kx < kw, c < in_c of in[y + ky][x + kx][c] * w[ky][kx][c][f]
+ * for y < out_h, x < out_w. Pixels are in_c floats apart in the input, out_c in the output. */
+typedef struct dn_conv_geom {
+    int in_c;      /* input channels: floats from one input pixel to the next */
+    size_t in_row; /* floats from one input row to the next */
+    int kh, kw;    /* window */
+    int out_h, out_w, out_c;
+    size_t out_row; /* floats from one output row to the next */
+} dn_conv_geom;
+
+/* out (out_h, out_w, out_c) = the convolution above, then max(0, .) when relu is set (NaN stays
+ * NaN). in points at the input pixel under output (0, 0)'s window corner; w is (kh, kw, in_c,
+ * out_c); bias (out_c) may be NULL for zero. */
+void dn_conv_forward(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu, float *out);
+
+/* dw (kh, kw, in_c, out_c) += sum over n images and every output pixel of in x dout: the weight
+ * gradient. Image i's input starts at in + i * in_stride, its d(output) at dout + i * dout_stride.
+ * The sum runs in a fixed order, whatever the CPU's thread count. */
+void dn_conv_weight_grad(const dn_conv_geom *g, const float *in, size_t in_stride, const float *dout,
+                         size_t dout_stride, int n, float *dw);
+
+/* Max pooling over one channels-last image: window ph x pw moved by sh, sw, with pad_top / pad_left
+ * rows / columns of padding before the input (never chosen as a maximum). */
+typedef struct dn_pool_geom {
+    int in_h, in_w, c;
+    int out_h, out_w;
+    int ph, pw, sh, sw, pad_top, pad_left;
+} dn_pool_geom;
+
+/* out (out_h, out_w, c) = the maximum of each window of in (in_h, in_w, c); NaN never replaces a
+ * maximum, and a window starting with NaN keeps it. */
+void dn_maxpool_forward(const dn_pool_geom *g, const float *in, float *out);
+/* din (in_h, in_w, c) = dout (out_h, out_w, c) routed to the first element of each window (row-major)
+ * equal to the pooled output out; later equal elements (ties) get nothing, as in TensorFlow. */
+void dn_maxpool_backward(const dn_pool_geom *g, const float *in, const float *out, const float *dout, float *din);
+
+/* 512 when the AVX-512 kernels are in use, 0 for the portable ones. */
+int dn_kernels_simd_width(void);
+
+#endif
