@@ -342,6 +342,7 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
         net->acts[i + 1] = p;
         p += dn_shape_size(L->out) * (size_t)batch;
         L->scratch = p;
+        L->rows_cap = batch;
         p += L->scratch_per_item * (size_t)batch + L->scratch_fixed;
     }
     net->dbuf[0] = p;
@@ -350,11 +351,38 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
     return DN_OK;
 }
 
+/* The leading layers that may run a few rows at a time (dn_rows). */
+static int row_prefix(const dn_net *net, int training)
+{
+    int i = 0;
+    while (i < net->n_layers) {
+        dn_rows rows = net->layers[i].ops->rows;
+        if (!(rows == DN_ROWS_EACH || (rows == DN_ROWS_EACH_INFERENCE && !training)))
+            break;
+        i++;
+    }
+    return i;
+}
+
 const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
 {
     net->acts[0] = (float *)(uintptr_t)x; /* read only: layers never write their input */
-    for (int i = 0; i < net->n_layers; i++)
-        net->layers[i].ops->forward(&net->layers[i], net->acts[i], net->acts[i + 1], n, training);
+    /* The row-wise prefix: each thread takes DN_FORWARD_TILE rows through all of it, so a row's
+     * activations are read back from cache (a whole batch's first convolution output does not fit).
+     * Tiles are cut by row count only: any thread count computes the same numbers. */
+    const int prefix = row_prefix(net, training);
+    const int tiles = (n + DN_FORWARD_TILE - 1) / DN_FORWARD_TILE;
+#pragma omp parallel for schedule(static) if (prefix > 0 && tiles > 1)
+    for (int t = 0; t < tiles; t++) {
+        const int first = t * DN_FORWARD_TILE, rows = n - first < DN_FORWARD_TILE ? n - first : DN_FORWARD_TILE;
+        for (int i = 0; i < prefix; i++) {
+            dn_layer *L = &net->layers[i];
+            L->ops->forward(L, net->acts[i] + (size_t)first * dn_shape_size(L->in),
+                            net->acts[i + 1] + (size_t)first * dn_shape_size(L->out), first, rows, training);
+        }
+    }
+    for (int i = prefix; i < net->n_layers; i++)
+        net->layers[i].ops->forward(&net->layers[i], net->acts[i], net->acts[i + 1], 0, n, training);
     net->last_n = n;
     net->last_input = x;
     return net->acts[net->n_layers];

@@ -6,7 +6,8 @@
 
 #define DN_MAX_LAYERS 64
 #define DN_MAX_NOTES 32
-#define DN_PREDICT_CHUNK 256 /* rows per forward pass in inference */
+#define DN_FORWARD_TILE 4 /* rows each thread takes through the row-wise layers at a time */
+#define DN_PREDICT_CHUNK 32 /* rows per forward pass in inference: one layer's outputs for them stay in cache */
 #define DN_MAX_PARAMS (64u * 1024 * 1024) /* refuse specs beyond 256 MB of weights */
 
 struct dn_net {

@@ -7,6 +7,7 @@
 #define DN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* One convolution over one image, channels-last, stride 1:
  *   out[y][x][f] = bias[f] + sum over ky < kh, kx < kw, c < in_c of in[y + ky][x + kx][c] * w[ky][kx][c][f]
@@ -38,12 +39,12 @@ typedef struct dn_pool_geom {
     int ph, pw, sh, sw, pad_top, pad_left;
 } dn_pool_geom;
 
-/* out (out_h, out_w, c) = the maximum of each window of in (in_h, in_w, c); NaN never replaces a
- * maximum, and a window starting with NaN keeps it. */
-void dn_maxpool_forward(const dn_pool_geom *g, const float *in, float *out);
-/* din (in_h, in_w, c) = dout (out_h, out_w, c) routed to the first element of each window (row-major)
- * equal to the pooled output out; later equal elements (ties) get nothing, as in TensorFlow. */
-void dn_maxpool_backward(const dn_pool_geom *g, const float *in, const float *out, const float *dout, float *din);
+/* out (out_h, out_w, c) = the maximum of each window of in (in_h, in_w, c): the first element in
+ * row-major order holding it (NaN never replaces a maximum). When codes is not NULL, codes (out_h,
+ * out_w, c) receives that element's place in its window, ky * pw + kx, for the backward pass. */
+void dn_maxpool_forward(const dn_pool_geom *g, const float *in, float *out, int32_t *codes);
+/* din (in_h, in_w, c) = dout (out_h, out_w, c) routed to the elements codes names; zero elsewhere. */
+void dn_maxpool_backward(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din);
 
 /* 512 when the AVX-512 kernels are in use, 0 for the portable ones. */
 int dn_kernels_simd_width(void);

@@ -1,6 +1,7 @@
-/* Max pooling, channels-last. The maximum's position is not stored by the forward pass: the
- * backward pass finds it again as the first window element equal to the pooled output, which is
- * the one the forward pass kept (it replaces a maximum only with a strictly greater value). */
+/* Max pooling, channels-last. The training forward pass records where each maximum is as its
+ * place in the window (one int per output), so that the backward pass writes d(input) from
+ * d(output) without reading the pooled layer's input again: that input is the largest activation
+ * of a network, and reading it back from memory was the slowest part of the backward pass. */
 #include "kernels/kernels.h"
 
 #include "layers/layer.h" /* DN_MULTIVERSION */
@@ -12,59 +13,73 @@
 #include <immintrin.h>
 #endif
 
-/* The part of output (oy, ox)'s window inside the input: rows [y0, y1), columns [x0, x1). */
-static void window(const dn_pool_geom *g, int oy, int ox, int *y0, int *y1, int *x0, int *x1)
+/* Output (oy, ox)'s window starts at input row y, column x (negative inside the padding); its part
+ * inside the input is rows [y0, y1), columns [x0, x1). */
+typedef struct window {
+    int y, x, y0, y1, x0, x1;
+} window;
+
+static window window_at(const dn_pool_geom *g, int oy, int ox)
 {
-    int y = oy * g->sh - g->pad_top, x = ox * g->sw - g->pad_left;
-    *y0 = y < 0 ? 0 : y;
-    *y1 = y + g->ph < g->in_h ? y + g->ph : g->in_h;
-    *x0 = x < 0 ? 0 : x;
-    *x1 = x + g->pw < g->in_w ? x + g->pw : g->in_w;
+    window w;
+    w.y = oy * g->sh - g->pad_top;
+    w.x = ox * g->sw - g->pad_left;
+    w.y0 = w.y < 0 ? 0 : w.y;
+    w.y1 = w.y + g->ph < g->in_h ? w.y + g->ph : g->in_h;
+    w.x0 = w.x < 0 ? 0 : w.x;
+    w.x1 = w.x + g->pw < g->in_w ? w.x + g->pw : g->in_w;
+    return w;
 }
 
-/* ---- portable: one channel at a time, the running value in a register ---- */
+/* Windows that neither overlap nor leave input out: every d(input) is written exactly once, so it
+ * needs no clearing first and no adding. */
+static int tiles_exactly(const dn_pool_geom *g)
+{
+    return g->sh == g->ph && g->sw == g->pw && g->pad_top == 0 && g->pad_left == 0 && g->out_h * g->ph == g->in_h &&
+           g->out_w * g->pw == g->in_w;
+}
+
+/* ---- portable: one channel at a time ---- */
 
 DN_MULTIVERSION
-static void forward_generic(const dn_pool_geom *g, const float *in, float *out)
+static void forward_generic(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
 {
     const int C = g->c;
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
-            int y0, y1, x0, x1;
-            window(g, oy, ox, &y0, &y1, &x0, &x1);
-            float *o = out + ((size_t)oy * g->out_w + ox) * C;
+            const window w = window_at(g, oy, ox);
+            const size_t at = ((size_t)oy * g->out_w + ox) * C;
             for (int c = 0; c < C; c++) {
-                float m = in[((size_t)y0 * g->in_w + x0) * C + c];
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) {
+                float m = in[((size_t)w.y0 * g->in_w + w.x0) * C + c];
+                int32_t code = (w.y0 - w.y) * g->pw + (w.x0 - w.x);
+                for (int y = w.y0; y < w.y1; y++)
+                    for (int x = w.x0; x < w.x1; x++) {
                         float v = in[((size_t)y * g->in_w + x) * C + c];
-                        m = v > m ? v : m;
+                        if (v > m) {
+                            m = v;
+                            code = (y - w.y) * g->pw + (x - w.x);
+                        }
                     }
-                o[c] = m;
+                out[at + c] = m;
+                if (codes)
+                    codes[at + c] = code;
             }
         }
 }
 
 DN_MULTIVERSION
-static void backward_generic(const dn_pool_geom *g, const float *in, const float *out, const float *dout, float *din)
+static void backward_generic(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din)
 {
     const int C = g->c;
     memset(din, 0, sizeof(float) * (size_t)g->in_h * g->in_w * C);
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
-            int y0, y1, x0, x1;
-            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            const window w = window_at(g, oy, ox);
             const size_t at = ((size_t)oy * g->out_w + ox) * C;
             for (int c = 0; c < C; c++) {
-                float left = dout[at + c]; /* the gradient no element has taken yet */
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) {
-                        size_t p = ((size_t)y * g->in_w + x) * C + c;
-                        if (in[p] == out[at + c]) {
-                            din[p] += left;
-                            left = 0.0f;
-                        }
-                    }
+                int32_t code = codes[at + c];
+                int y = w.y + code / g->pw, x = w.x + code % g->pw;
+                din[((size_t)y * g->in_w + x) * C + c] += dout[at + c];
             }
         }
 }
@@ -73,72 +88,83 @@ static void backward_generic(const dn_pool_geom *g, const float *in, const float
 /* ---- AVX-512: sixteen channels at a time, the last group masked ---- */
 #define AVX512 __attribute__((target("avx512f")))
 
-AVX512 static void forward_avx512(const dn_pool_geom *g, const float *in, float *out)
+static __mmask16 lanes_from(int C, int c0)
+{
+    return C - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c0)) - 1u);
+}
+
+AVX512 static void forward_avx512(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
 {
     const int C = g->c;
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
-            int y0, y1, x0, x1;
-            window(g, oy, ox, &y0, &y1, &x0, &x1);
-            float *o = out + ((size_t)oy * g->out_w + ox) * C;
+            const window w = window_at(g, oy, ox);
+            const size_t at = ((size_t)oy * g->out_w + ox) * C;
             for (int c0 = 0; c0 < C; c0 += 16) {
-                __mmask16 lanes = C - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c0)) - 1u);
-                __m512 m = _mm512_maskz_loadu_ps(lanes, in + ((size_t)y0 * g->in_w + x0) * C + c0);
-                for (int y = y0; y < y1; y++)
-                    for (int x = x0; x < x1; x++) /* (v > m) ? v : m, m kept when either is NaN */
-                        m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, in + ((size_t)y * g->in_w + x) * C + c0), m);
-                _mm512_mask_storeu_ps(o + c0, lanes, m);
+                const __mmask16 lanes = lanes_from(C, c0);
+                __m512 m = _mm512_maskz_loadu_ps(lanes, in + ((size_t)w.y0 * g->in_w + w.x0) * C + c0);
+                __m512i code = _mm512_set1_epi32((w.y0 - w.y) * g->pw + (w.x0 - w.x));
+                for (int y = w.y0; y < w.y1; y++)
+                    for (int x = w.x0; x < w.x1; x++) {
+                        __m512 v = _mm512_maskz_loadu_ps(lanes, in + ((size_t)y * g->in_w + x) * C + c0);
+                        __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ); /* false for NaN */
+                        m = _mm512_mask_mov_ps(m, gt, v);
+                        code = _mm512_mask_mov_epi32(code, gt, _mm512_set1_epi32((y - w.y) * g->pw + (x - w.x)));
+                    }
+                _mm512_mask_storeu_ps(out + at + c0, lanes, m);
+                if (codes)
+                    _mm512_mask_storeu_epi32(codes + at + c0, lanes, code);
             }
         }
 }
 
-AVX512 static void backward_avx512(const dn_pool_geom *g, const float *in, const float *out, const float *dout,
-                                   float *din)
+AVX512 static void backward_avx512(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din)
 {
     const int C = g->c;
-    memset(din, 0, sizeof(float) * (size_t)g->in_h * g->in_w * C);
+    const int exact = tiles_exactly(g);
+    if (!exact)
+        memset(din, 0, sizeof(float) * (size_t)g->in_h * g->in_w * C);
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
-            int y0, y1, x0, x1;
-            window(g, oy, ox, &y0, &y1, &x0, &x1);
+            const window w = window_at(g, oy, ox);
             const size_t at = ((size_t)oy * g->out_w + ox) * C;
             for (int c0 = 0; c0 < C; c0 += 16) {
-                __mmask16 lanes = C - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c0)) - 1u);
-                __m512 o = _mm512_maskz_loadu_ps(lanes, out + at + c0);
-                __mmask16 open = lanes; /* lanes whose gradient no element has taken yet */
-                __m512 left = _mm512_maskz_loadu_ps(lanes, dout + at + c0);
-                for (int y = y0; y < y1 && open; y++)
-                    for (int x = x0; x < x1 && open; x++) {
+                const __mmask16 lanes = lanes_from(C, c0);
+                const __m512i code = _mm512_maskz_loadu_epi32(lanes, codes + at + c0);
+                const __m512 d = _mm512_maskz_loadu_ps(lanes, dout + at + c0);
+                for (int y = w.y0; y < w.y1; y++)
+                    for (int x = w.x0; x < w.x1; x++) {
                         float *p = din + ((size_t)y * g->in_w + x) * C + c0;
-                        __mmask16 hit =
-                            _mm512_mask_cmp_ps_mask(open, _mm512_maskz_loadu_ps(lanes, in + (p - din)), o, _CMP_EQ_OQ);
-                        if (hit)
-                            _mm512_mask_storeu_ps(p, hit, _mm512_add_ps(_mm512_maskz_loadu_ps(hit, p), left));
-                        open &= (__mmask16)~hit;
+                        __mmask16 hit = _mm512_mask_cmpeq_epi32_mask(
+                            lanes, code, _mm512_set1_epi32((y - w.y) * g->pw + (x - w.x)));
+                        if (exact) /* written once: the gradient or zero */
+                            _mm512_mask_storeu_ps(p, lanes, _mm512_maskz_mov_ps(hit, d));
+                        else
+                            _mm512_mask_storeu_ps(p, hit, _mm512_add_ps(_mm512_maskz_loadu_ps(hit, p), d));
                     }
             }
         }
 }
 #endif
 
-void dn_maxpool_forward(const dn_pool_geom *g, const float *in, float *out)
+void dn_maxpool_forward(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
 {
 #ifdef HAVE_AVX512_KERNELS
     if (dn_kernels_simd_width() == 512) {
-        forward_avx512(g, in, out);
+        forward_avx512(g, in, out, codes);
         return;
     }
 #endif
-    forward_generic(g, in, out);
+    forward_generic(g, in, out, codes);
 }
 
-void dn_maxpool_backward(const dn_pool_geom *g, const float *in, const float *out, const float *dout, float *din)
+void dn_maxpool_backward(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din)
 {
 #ifdef HAVE_AVX512_KERNELS
     if (dn_kernels_simd_width() == 512) {
-        backward_avx512(g, in, out, dout, din);
+        backward_avx512(g, codes, dout, din);
         return;
     }
 #endif
-    backward_generic(g, in, out, dout, din);
+    backward_generic(g, codes, dout, din);
 }

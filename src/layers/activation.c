@@ -27,9 +27,9 @@ static dn_status activation_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
-static void activation_forward(dn_layer *L, const float *in, float *out, int n, int training)
+static void activation_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
-    (void)training;
+    (void)first, (void)training;
     size_t rows = (size_t)n * L->in.h * L->in.w;
     memcpy(out, in, sizeof(float) * rows * (size_t)L->in.c);
     dn_activation_forward(L->act, out, rows, (size_t)L->in.c);
@@ -51,6 +51,7 @@ static void activation_backward(dn_layer *L, const float *in, const float *out, 
         .parse = activation_parse,                                                                           \
         .print = activation_print,                                                                           \
         .shape = activation_shape,                                                                           \
+        .rows = DN_ROWS_EACH,                                                                                \
         .forward = activation_forward,                                                                       \
         .backward = activation_backward,                                                                     \
     };

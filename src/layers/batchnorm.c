@@ -61,8 +61,9 @@ static void batchnorm_init(dn_layer *L, dn_rng *rng)
     }
 }
 
-static void batchnorm_forward(dn_layer *L, const float *in, float *out, int n, int training)
+static void batchnorm_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
+    (void)first; /* rows are split only in inference, which keeps nothing per row */
     const batchnorm_cfg *cfg = DN_LAYER_CFG(L, batchnorm_cfg);
     const int C = L->in.c;
     const size_t rows = (size_t)n * L->in.h * L->in.w;
@@ -140,6 +141,7 @@ const dn_layer_ops dn_batchnorm_ops = {
     .print = batchnorm_print,
     .shape = batchnorm_shape,
     .init = batchnorm_init,
+    .rows = DN_ROWS_EACH_INFERENCE,
     .forward = batchnorm_forward,
     .backward = batchnorm_backward,
     .tensors = batchnorm_tensors,

@@ -178,7 +178,7 @@ static void col2im(const dn_layer *L, const float *dcol, float *din, int n)
     }
 }
 
-/* The direct path's scratch for n images, carved the same way by forward and backward. */
+/* The direct path's scratch, carved the same way by forward and backward. */
 typedef struct direct_scratch {
     float *padded;  /* (n, pad_h, pad_w, C) the input with its zero border, "same" only */
     float *dpadded; /* (n, dpad_h, dpad_w, F) d(output) with its zero border */
@@ -186,14 +186,15 @@ typedef struct direct_scratch {
     float *partial; /* (shards, kh * kw * C * F) weight-gradient sums per shard */
 } direct_scratch;
 
-static direct_scratch carve(const dn_layer *L, int n)
+static direct_scratch carve(const dn_layer *L)
 {
+    const size_t n = (size_t)L->rows_cap;
     const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
     direct_scratch s;
     size_t padded = cfg->same ? (size_t)cfg->pad_h * cfg->pad_w * L->in.c : 0;
     s.padded = L->scratch;
-    s.dpadded = s.padded + padded * (size_t)n;
-    s.flipped = s.dpadded + (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters * (size_t)n;
+    s.dpadded = s.padded + padded * n;
+    s.flipped = s.dpadded + (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters * n;
     s.partial = s.flipped + (size_t)cfg->kh * cfg->kw * L->in.c * cfg->filters;
     return s;
 }
@@ -223,20 +224,20 @@ static dn_conv_geom forward_geom(const dn_layer *L)
                           .out_row = (size_t)L->out.w * cfg->filters};
 }
 
-static void direct_forward(dn_layer *L, const float *in, float *out, int n)
+static void direct_forward(dn_layer *L, const float *in, float *out, int first, int n)
 {
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * L->in.c;
     const float *bias = L->params + (size_t)cfg->kh * cfg->kw * L->in.c * cfg->filters;
     const dn_conv_geom g = forward_geom(L);
-    const direct_scratch s = carve(L, n);
+    const direct_scratch s = carve(L);
     const int fused_relu = L->act == DN_ACT_RELU;
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; b++) {
         const float *img = in + (size_t)b * in_size;
         if (cfg->same) {
-            float *p = s.padded + (size_t)b * padded_size;
+            float *p = s.padded + (size_t)(first + b) * padded_size;
             pad_image(img, L->in.h, L->in.w, L->in.c, cfg->pad_top, cfg->pad_left, cfg->pad_h, cfg->pad_w, p);
             img = p;
         }
@@ -255,7 +256,7 @@ static void direct_backward(dn_layer *L, const float *in, float *dout, float *di
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * C;
     const dn_conv_geom g = forward_geom(L);
-    const direct_scratch s = carve(L, n);
+    const direct_scratch s = carve(L);
     const float *src = cfg->same ? s.padded : in; /* kept by the forward pass */
     const size_t src_size = cfg->same ? padded_size : in_size;
     const int shards = (n + WGRAD_SHARD - 1) / WGRAD_SHARD;
@@ -308,19 +309,19 @@ static void direct_backward(dn_layer *L, const float *in, float *dout, float *di
     }
 }
 
-static void conv2d_forward(dn_layer *L, const float *in, float *out, int n, int training)
+static void conv2d_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     (void)training;
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
     if (cfg->direct) {
-        direct_forward(L, in, out, n);
+        direct_forward(L, in, out, first, n);
         return;
     }
     const int F = cfg->filters;
     const int K = cfg->kh * cfg->kw * L->in.c;
     const int rows = n * L->out.h * L->out.w;
     const float *bias = L->params + (size_t)K * F;
-    float *col = L->scratch; /* (rows, K) */
+    float *col = L->scratch + (size_t)first * L->out.h * L->out.w * K; /* (rows, K) */
     im2col(L, in, col, n);
     dn_gemm(0, 0, rows, F, K, 1.0f, col, K, L->params, F, 0.0f, out, F);
     dn_bias_activation_forward(L->act, bias, out, (size_t)rows, (size_t)F);
@@ -367,6 +368,7 @@ const dn_layer_ops dn_conv2d_ops = {
     .print = conv2d_print,
     .shape = conv2d_shape,
     .init = conv2d_init,
+    .rows = DN_ROWS_EACH,
     .forward = conv2d_forward,
     .backward = conv2d_backward,
     .tensors = conv2d_tensors,

@@ -54,9 +54,9 @@ static void dense_init(dn_layer *L, dn_rng *rng)
     memset(L->params + nw, 0, sizeof(float) * (size_t)cfg->units);
 }
 
-static void dense_forward(dn_layer *L, const float *in, float *out, int n, int training)
+static void dense_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
-    (void)training;
+    (void)first, (void)training;
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
     const float *bias = L->params + (size_t)I * O;
     dn_gemm(0, 0, n, O, I, 1.0f, in, I, L->params, O, 0.0f, out, O);

@@ -32,7 +32,7 @@ static dn_status dropout_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
-static void dropout_forward(dn_layer *L, const float *in, float *out, int n, int training)
+static void dropout_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     const float rate = DN_LAYER_CFG(L, dropout_cfg)->rate;
     const size_t total = dn_shape_size(L->in) * (size_t)n;
@@ -41,7 +41,7 @@ static void dropout_forward(dn_layer *L, const float *in, float *out, int n, int
         return;
     }
     const float scale = 1.0f / (1.0f - rate);
-    float *mask = L->scratch;
+    float *mask = L->scratch + (size_t)first * dn_shape_size(L->in);
     for (size_t i = 0; i < total; i++) {
         mask[i] = dn_rng_uniform(L->rng) >= rate ? scale : 0.0f;
         out[i] = in[i] * mask[i];
@@ -68,6 +68,7 @@ const dn_layer_ops dn_dropout_ops = {
     .parse = dropout_parse,
     .print = dropout_print,
     .shape = dropout_shape,
+    .rows = DN_ROWS_EACH_INFERENCE,
     .forward = dropout_forward,
     .backward = dropout_backward,
 };

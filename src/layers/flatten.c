@@ -31,9 +31,9 @@ static dn_status flatten_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
-static void flatten_forward(dn_layer *L, const float *in, float *out, int n, int training)
+static void flatten_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
-    (void)training;
+    (void)first, (void)training;
     memcpy(out, in, sizeof(float) * dn_shape_size(L->in) * (size_t)n);
 }
 
@@ -50,6 +50,7 @@ const dn_layer_ops dn_flatten_ops = {
     .parse = flatten_parse,
     .print = flatten_print,
     .shape = flatten_shape,
+    .rows = DN_ROWS_EACH,
     .forward = flatten_forward,
     .backward = flatten_backward,
 };

@@ -37,6 +37,16 @@ typedef enum dn_activation {
 
 typedef struct dn_layer dn_layer;
 
+/* How a layer's forward pass treats the rows of a batch. The network runs the leading layers that
+ * work row by row on a few rows at a time on each thread, all of them in turn, so that one image's
+ * activations are still in cache when the next layer reads them; the rest run on the whole batch. */
+typedef enum dn_rows {
+    DN_ROWS_BATCH = 0,       /* whole batch only (dense: one GEMM is faster than many) */
+    DN_ROWS_EACH,            /* each row on its own, in training and inference */
+    DN_ROWS_EACH_INFERENCE   /* each row on its own in inference; training couples the rows
+                                (batch statistics) or must draw random numbers in batch order */
+} dn_rows;
+
 /* Tokens of one spec line after the kind name. */
 typedef struct dn_spec_args {
     int argc;
@@ -47,6 +57,7 @@ typedef struct dn_spec_args {
 typedef struct dn_layer_ops {
     const char *name; /* the spec keyword */
     int flat_output;  /* the output is a vector (dense, flatten), shown as (None, n) */
+    dn_rows rows;     /* whether forward may run a few rows at a time (see dn_rows) */
     /* Reads the layer's settings from its spec line into L->cfg / L->act. */
     dn_status (*parse)(dn_layer *L, const dn_spec_args *args, dn_error *err);
     /* Writes the canonical spec line (without a newline). */
@@ -58,8 +69,11 @@ typedef struct dn_layer_ops {
     dn_status (*shape)(dn_layer *L, const char *where, dn_error *err);
     /* Initialises L->params / L->buffers (Keras defaults). NULL: nothing to initialise. */
     void (*init)(dn_layer *L, dn_rng *rng);
-    /* out (n, out) from in (n, in). training selects dropout / batch statistics. */
-    void (*forward)(dn_layer *L, const float *in, float *out, int n, int training);
+    /* Rows [first, first + n) of the batch: out (n, out) from in (n, in), both pointing at row
+     * first; per-row scratch is that of rows first... training selects dropout / batch statistics
+     * and keeps what backward needs (backward only ever follows a training pass, on the whole
+     * batch). */
+    void (*forward)(dn_layer *L, const float *in, float *out, int first, int n, int training);
     /* Given dout (n, out), which it may overwrite, accumulates parameter gradients into L->grads
      * (+=) and writes din (n, in) unless din is NULL (first layer). */
     void (*backward)(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n);
@@ -80,7 +94,8 @@ struct dn_layer {
     size_t scratch_per_item;
     size_t scratch_fixed; /* floats of per-batch scratch that do not grow with the batch */
     float *params, *grads, *buffers; /* views into the net's blocks */
-    float *scratch;       /* (batch * scratch_per_item + scratch_fixed), view into the batch arena */
+    float *scratch;       /* (rows_cap * scratch_per_item + scratch_fixed), view into the batch arena */
+    int rows_cap;         /* rows the arena holds */
     dn_rng *rng;          /* the net's generator (dropout) */
     union {
         unsigned char bytes[DN_LAYER_CFG_BYTES];

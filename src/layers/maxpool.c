@@ -56,7 +56,10 @@ static dn_status maxpool_shape(dn_layer *L, const char *where, dn_error *err)
     if (oh <= 0 || ow <= 0)
         return dn_fail(err, DN_ESHAPE, "%s: maxpool %dx%d does not fit its %dx%dx%d input", where, cfg->ph, cfg->pw,
                        L->in.h, L->in.w, L->in.c);
+    if ((double)cfg->ph * cfg->pw > 1 << 30)
+        return dn_fail(err, DN_ELIMIT, "%s: maxpool window %dx%d is too large", where, cfg->ph, cfg->pw);
     L->out = (dn_shape){oh, ow, L->in.c};
+    L->scratch_per_item = dn_shape_size(L->out); /* (out) each maximum's place in its window, int32 */
     return DN_OK;
 }
 
@@ -68,27 +71,29 @@ static dn_pool_geom geom(const dn_layer *L)
                           .pad_top = cfg->pad_top, .pad_left = cfg->pad_left};
 }
 
-static void maxpool_forward(dn_layer *L, const float *in, float *out, int n, int training)
+/* Training passes record where each maximum is, for the backward pass; inference does not. */
+static void maxpool_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
-    (void)training;
     const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
+    int32_t *codes = training ? (int32_t *)(void *)L->scratch + (size_t)first * out_size : NULL;
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; b++)
-        dn_maxpool_forward(&g, in + (size_t)b * in_size, out + (size_t)b * out_size);
+        dn_maxpool_forward(&g, in + (size_t)b * in_size, out + (size_t)b * out_size,
+                           codes ? codes + (size_t)b * out_size : NULL);
 }
 
-/* The maxima's positions are found again from in and out (kernels/maxpool.c), not stored. */
 static void maxpool_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
 {
+    (void)in, (void)out;
     if (!din)
         return;
     const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
+    const int32_t *codes = (const int32_t *)(const void *)L->scratch;
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; b++)
-        dn_maxpool_backward(&g, in + (size_t)b * in_size, out + (size_t)b * out_size, dout + (size_t)b * out_size,
-                            din + (size_t)b * in_size);
+        dn_maxpool_backward(&g, codes + (size_t)b * out_size, dout + (size_t)b * out_size, din + (size_t)b * in_size);
 }
 
 const dn_layer_ops dn_maxpool_ops = {
@@ -96,6 +101,7 @@ const dn_layer_ops dn_maxpool_ops = {
     .parse = maxpool_parse,
     .print = maxpool_print,
     .shape = maxpool_shape,
+    .rows = DN_ROWS_EACH,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
 };
