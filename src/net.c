@@ -310,6 +310,19 @@ void dn_set_threads(int n_threads)
 #endif
 }
 
+/* The leading layers that may run a few rows at a time (dn_rows). */
+static int row_prefix(const dn_net *net, int training)
+{
+    int i = 0;
+    while (i < net->n_layers) {
+        dn_rows rows = net->layers[i].ops->rows;
+        if (!(rows == DN_ROWS_EACH || (rows == DN_ROWS_EACH_INFERENCE && !training)))
+            break;
+        i++;
+    }
+    return i;
+}
+
 dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
 {
     if (batch <= net->batch_cap)
@@ -329,7 +342,13 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
         if (out > largest)
             largest = out;
     }
-    total += 2 * largest * (size_t)batch;
+    total += 3 * largest * (size_t)batch; /* dbuf[0], dbuf[1], tile_dbuf */
+    const int prefix = row_prefix(net, 1);
+    size_t prefix_params = 0;
+    for (int i = 0; i < prefix; i++)
+        prefix_params += net->layers[i].n_params;
+    const size_t tiles = ((size_t)batch + DN_BACKWARD_TILE - 1) / DN_BACKWARD_TILE;
+    total += tiles * prefix_params;
     float *arena = malloc(total * sizeof(float));
     if (!arena)
         return dn_fail(err, DN_ENOMEM, "out of memory for a batch of %d (%zu MB)", batch, total * sizeof(float) >> 20);
@@ -347,21 +366,12 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
     }
     net->dbuf[0] = p;
     net->dbuf[1] = p + largest * (size_t)batch;
+    net->tile_dbuf = net->dbuf[1] + largest * (size_t)batch;
+    net->tile_grads = net->tile_dbuf + largest * (size_t)batch;
+    net->largest = largest;
+    net->prefix_params = prefix_params;
     net->last_n = 0;
     return DN_OK;
-}
-
-/* The leading layers that may run a few rows at a time (dn_rows). */
-static int row_prefix(const dn_net *net, int training)
-{
-    int i = 0;
-    while (i < net->n_layers) {
-        dn_rows rows = net->layers[i].ops->rows;
-        if (!(rows == DN_ROWS_EACH || (rows == DN_ROWS_EACH_INFERENCE && !training)))
-            break;
-        i++;
-    }
-    return i;
 }
 
 const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
@@ -388,14 +398,56 @@ const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
     return net->acts[net->n_layers];
 }
 
+/* The other of the two gradient buffers. */
+static float *other_dbuf(const dn_net *net, const float *d)
+{
+    return d == net->dbuf[0] ? net->dbuf[1] : net->dbuf[0];
+}
+
 void dn_net_backward(dn_net *net, float *dlogits, int n)
 {
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i].ops->begin_backward)
+            net->layers[i].ops->begin_backward(&net->layers[i]);
+    /* The batch-wide layers, from the last one back. */
+    const int prefix = row_prefix(net, 1);
     float *dout = dlogits;
-    for (int i = net->n_layers - 1; i >= 0; i--) {
+    for (int i = net->n_layers - 1; i >= prefix; i--) {
         dn_layer *L = &net->layers[i];
-        float *din = i > 0 ? (dout == net->dbuf[0] ? net->dbuf[1] : net->dbuf[0]) : NULL;
-        L->ops->backward(L, net->acts[i], net->acts[i + 1], dout, din, n);
+        float *din = i > 0 ? other_dbuf(net, dout) : NULL;
+        L->ops->backward(L, net->acts[i], net->acts[i + 1], dout, din, 0, n, L->grads);
         dout = din;
+    }
+    if (prefix == 0)
+        return;
+    /* The row-wise layers, in blocks of DN_BACKWARD_TILE rows: each thread takes a block back
+     * through all of them while its activations are in cache. Parameter gradients go to one partial
+     * sum per block, added up in block order below, so any thread count gives the same bits. The
+     * blocks pass gradients between layers in two buffers of their own, each block in its rows'
+     * share (largest activation per row): dout, which holds every block's input, is read only. */
+    const int tiles = (n + DN_BACKWARD_TILE - 1) / DN_BACKWARD_TILE;
+    const size_t np = net->prefix_params;
+#pragma omp parallel for schedule(static) if (tiles > 1)
+    for (int t = 0; t < tiles; t++) {
+        const int first = t * DN_BACKWARD_TILE, rows = n - first < DN_BACKWARD_TILE ? n - first : DN_BACKWARD_TILE;
+        float *partial = net->tile_grads + (size_t)t * np;
+        memset(partial, 0, sizeof(float) * np);
+        float *const bufs[2] = {other_dbuf(net, dout) + (size_t)first * net->largest,
+                                net->tile_dbuf + (size_t)first * net->largest};
+        float *d = dout + (size_t)first * dn_shape_size(net->layers[prefix - 1].out);
+        for (int i = prefix - 1, k = 0; i >= 0; i--, k ^= 1) {
+            dn_layer *L = &net->layers[i];
+            float *din = i > 0 ? bufs[k] : NULL;
+            L->ops->backward(L, net->acts[i] + (size_t)first * dn_shape_size(L->in),
+                             net->acts[i + 1] + (size_t)first * dn_shape_size(L->out), d, din, first, rows,
+                             partial + (L->grads - net->grads));
+            d = din;
+        }
+    }
+    for (int t = 0; t < tiles; t++) {
+        const float *partial = net->tile_grads + (size_t)t * np;
+        for (size_t k = 0; k < np; k++)
+            net->grads[k] += partial[k];
     }
 }
 

@@ -7,6 +7,7 @@
 #define DN_MAX_LAYERS 64
 #define DN_MAX_NOTES 32
 #define DN_FORWARD_TILE 4 /* rows each thread takes through the row-wise layers at a time */
+#define DN_BACKWARD_TILE 8 /* rows per block of the row-wise layers' backward pass */
 #define DN_PREDICT_CHUNK 32 /* rows per forward pass in inference: one layer's outputs for them stay in cache */
 #define DN_MAX_PARAMS (64u * 1024 * 1024) /* refuse specs beyond 256 MB of weights */
 
@@ -32,6 +33,10 @@ struct dn_net {
     float *arena;
     float *acts[DN_MAX_LAYERS + 1]; /* acts[i + 1] = output of layer i, (batch_cap, out_i) */
     float *dbuf[2];                 /* (batch_cap, largest activation) */
+    float *tile_dbuf;               /* (batch_cap, largest activation) the row blocks' second gradient buffer */
+    size_t largest;                 /* floats of the largest activation per row */
+    float *tile_grads;              /* (tiles, prefix_params) per-block gradient sums (dn_net_backward) */
+    size_t prefix_params;           /* parameters of the row-wise layers that lead the net in training */
     int last_n;                     /* rows of the last forward pass */
     const float *last_input;
 

@@ -57,6 +57,7 @@
  */
 #include "testutil.h"
 #include "net.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 
@@ -146,7 +147,7 @@ static uint64_t signature(const dn_net *net, int n)
             assert_non_null(routed);
             for (size_t k = 0; k < count; k++)
                 codes[k] = (float)(k + 1);
-            L->ops->backward((dn_layer *)(uintptr_t)L, net->acts[i], out, codes, routed, n);
+            L->ops->backward((dn_layer *)(uintptr_t)L, net->acts[i], out, codes, routed, 0, n, L->grads);
             h = fnv(h, routed, in_count * sizeof(float));
             free(codes);
             free(routed);
@@ -656,67 +657,120 @@ static void test_gradients_accumulate(void **state)
     fixture_free(&f);
 }
 
-/* ---------------------------------------------------------------- threads */
+/* ---------------------------------------------------------------- threads, row blocks, kernels */
 
-/* One and two threads give the same gradients (to rounding), on a batch large enough that
- * dn_gemm splits its rows over the threads and im2col / max-pool run in parallel. */
+/* One forward + backward pass of spec on `rows` seeded inputs with `threads` threads. Returns the
+ * parameter gradients (*n_params floats) and, when din is not NULL, layer 1's d(input) (*n_din
+ * floats; only for nets that start with 'dropout 0', whose backward pass runs on the whole batch);
+ * the caller frees both. */
+static float *gradients_of(const char *spec, int rows, int threads, size_t *n_params, float **din, size_t *n_din)
+{
+    dn_set_threads(threads);
+    dn_net *net = NULL;
+    assert_int_equal(dn_net_parse(spec, "gradients", 3, &net, NULL), DN_OK);
+    assert_int_equal(dn_net_reserve(net, rows, NULL), DN_OK);
+    const size_t n_in = dn_shape_size(net->input) * (size_t)rows;
+    float *x = malloc(sizeof(float) * n_in), *dlogits = malloc(sizeof(float) * DN_N_CLASSES * (size_t)rows);
+    assert_non_null(x);
+    assert_non_null(dlogits);
+    dn_rng rng;
+    dn_rng_seed(&rng, 77);
+    for (size_t i = 0; i < n_in; i++)
+        x[i] = dn_rng_uniform(&rng);
+    const float *p = dn_net_forward(net, x, rows, 1);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < DN_N_CLASSES; j++)
+            dlogits[r * DN_N_CLASSES + j] = (p[r * DN_N_CLASSES + j] - (j == r % DN_N_CLASSES)) / (float)rows;
+    memset(net->grads, 0, sizeof(float) * net->n_params);
+    dn_net_backward(net, dlogits, rows);
+    *n_params = net->n_params;
+    float *grads = malloc(sizeof(float) * net->n_params);
+    assert_non_null(grads);
+    memcpy(grads, net->grads, sizeof(float) * net->n_params);
+    if (din) {
+        *n_din = dn_shape_size(net->layers[0].out) * (size_t)rows; /* layer 1's input is layer 0's output */
+        *din = malloc(sizeof(float) * *n_din);
+        assert_non_null(*din);
+        memcpy(*din, layer1_din(net, dlogits), sizeof(float) * *n_din);
+    }
+    free(x);
+    free(dlogits);
+    dn_net_free(net);
+    dn_set_threads(1);
+    return grads;
+}
+
+/* |a - b| <= tol * (largest |a|) everywhere, and the values are not all zero. */
+static void assert_close(const char *what, const float *a, const float *b, size_t n, double tol)
+{
+    double max_abs = 0.0;
+    for (size_t i = 0; i < n; i++)
+        max_abs = fmax(max_abs, fabs((double)a[i]));
+    assert_true(max_abs > 1e-4);
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)a[i] - b[i]) <= tol * max_abs))
+            fail_msg("%s %zu: %.9g against %.9g (largest %.3g)", what, i, (double)a[i], (double)b[i], max_abs);
+}
+
+/* The reference network's shape, small: the first layers run in row blocks (a convolution
+ * first), or all on the whole batch ('dropout 0' first, which also gives layer 1 a d(input)).
+ * 70 filters: a full group of 64 output channels and a masked one of 6; 21 rows: blocks of 8, 8
+ * and 5. */
+static const char BLOCKED_SPEC[] = "input 9x9x3\nconv2d 20 3x3 same relu\nmaxpool 2x2\nconv2d 70 2x2 valid relu\n"
+                                   "maxpool 2x2 stride=1\nflatten\ndense 16 relu\ndense 10 softmax\n";
+static const char WHOLE_SPEC[] = "input 9x9x3\ndropout 0\nconv2d 20 3x3 same relu\nmaxpool 2x2\nconv2d 70 2x2 valid relu\n"
+                                 "maxpool 2x2 stride=1\nflatten\ndense 16 relu\ndense 10 softmax\n";
+enum { CHECK_ROWS = 21 };
+
+/* One and two threads give the same bits: every sum is cut by row count or shape, never by
+ * thread, and the row blocks' partial gradients are added in block order. */
 static void test_threads_same_gradients(void **state)
 {
     (void)state;
-    enum { ROWS = 32 };
-    static const char spec[] = "input 8x8x8\ndropout 0\nconv2d 32 3x3 same relu\nmaxpool 2x2\nconv2d 16 3x3 same tanh\n"
-                               "flatten\ndense 10 softmax\n";
-    float *results[2][2] = {{NULL}}; /* [threads - 1] = {grads, din} */
-    size_t n_params = 0, n_in = 0;
-    for (int threads = 1; threads <= 2; threads++) {
-        dn_set_threads(threads);
-        dn_net *net = NULL;
-        assert_int_equal(dn_net_parse(spec, "threads", 3, &net, NULL), DN_OK);
-        assert_int_equal(dn_net_reserve(net, ROWS, NULL), DN_OK);
-        n_params = net->n_params;
-        n_in = dn_shape_size(net->input) * ROWS;
-        float *x = malloc(sizeof(float) * n_in), dlogits[ROWS * DN_N_CLASSES];
-        assert_non_null(x);
-        dn_rng rng;
-        dn_rng_seed(&rng, 77);
-        for (size_t i = 0; i < n_in; i++)
-            x[i] = dn_rng_uniform(&rng);
-        const float *p = dn_net_forward(net, x, ROWS, 1);
-        for (int r = 0; r < ROWS; r++)
-            for (int j = 0; j < DN_N_CLASSES; j++)
-                dlogits[r * DN_N_CLASSES + j] = (p[r * DN_N_CLASSES + j] - (j == r % DN_N_CLASSES)) / (float)ROWS;
-        memset(net->grads, 0, sizeof(float) * n_params);
-        dn_net_backward(net, dlogits, ROWS);
-        results[threads - 1][0] = malloc(sizeof(float) * n_params);
-        results[threads - 1][1] = malloc(sizeof(float) * n_in);
-        assert_non_null(results[threads - 1][0]);
-        assert_non_null(results[threads - 1][1]);
-        memcpy(results[threads - 1][0], net->grads, sizeof(float) * n_params);
-        memcpy(results[threads - 1][1], layer1_din(net, dlogits), sizeof(float) * n_in);
-        free(x);
-        dn_net_free(net);
+    const char *specs[2] = {BLOCKED_SPEC, WHOLE_SPEC};
+    for (int s = 0; s < 2; s++) {
+        size_t np, nd = 0;
+        float *din1 = NULL, *din2 = NULL;
+        float *g1 = gradients_of(specs[s], CHECK_ROWS, 1, &np, s ? &din1 : NULL, &nd);
+        float *g2 = gradients_of(specs[s], CHECK_ROWS, 2, &np, s ? &din2 : NULL, &nd);
+        assert_memory_equal(g1, g2, sizeof(float) * np);
+        if (s)
+            assert_memory_equal(din1, din2, sizeof(float) * nd);
+        assert_close("gradient", g1, g2, np, 0.0); /* and they are not all zero */
+        free(g1), free(g2), free(din1), free(din2);
     }
-    dn_set_threads(1);
-    for (int k = 0; k < 2; k++) {
-        const float *one = results[0][k], *two = results[1][k];
-        size_t count = k == 0 ? n_params : n_in;
-        double max_abs = 0.0;
-        for (size_t i = 0; i < count; i++)
-            max_abs = fmax(max_abs, fabs((double)one[i]));
-        for (size_t i = 0; i < count; i++) {
-            /* Each thread takes whole rows of every product, but BLAS blocks a 36-row product
-             * differently from a 72-row one, so sums come out in a different order: the last bits
-             * differ, relative to the size of the terms (the largest gradient), not of a small
-             * result of cancellation. A thread that got the wrong rows would be off by the whole
-             * value. */
-            if (!(fabs((double)one[i] - two[i]) <= 1e-5 * max_abs))
-                fail_msg("%s %zu: %.9g on one thread, %.9g on two (largest %.3g)", k == 0 ? "gradient" : "input gradient",
-                         i, (double)one[i], (double)two[i], max_abs);
-        }
-        assert_true(max_abs > 1e-3);
-        free(results[0][k]);
-        free(results[1][k]);
+}
+
+/* Row blocks give the gradients of the whole batch, to rounding (the sums run in another order). */
+static void test_row_blocks_match_whole_batch(void **state)
+{
+    (void)state;
+    size_t np_b, np_w, nd;
+    float *blocked = gradients_of(BLOCKED_SPEC, CHECK_ROWS, 2, &np_b, NULL, &nd);
+    float *whole = gradients_of(WHOLE_SPEC, CHECK_ROWS, 2, &np_w, NULL, &nd);
+    assert_int_equal(np_b, np_w); /* dropout has no parameters: the same layout and initial values */
+    assert_close("gradient", whole, blocked, np_w, 1e-5);
+    free(blocked), free(whole);
+}
+
+/* The AVX-512 kernels and the portable ones agree to rounding on every gradient and d(input). */
+static void test_kernels_agree(void **state)
+{
+    (void)state;
+    if (dn_kernels_select(512) != 512) {
+        dn_kernels_select(0);
+        print_message("no AVX-512 on this CPU: only the portable kernels run (checked by the other tests)\n");
+        return;
     }
+    size_t np, nd;
+    float *din_v, *din_p;
+    float *vec = gradients_of(WHOLE_SPEC, CHECK_ROWS, 1, &np, &din_v, &nd);
+    dn_kernels_select(0);
+    float *port = gradients_of(WHOLE_SPEC, CHECK_ROWS, 1, &np, &din_p, &nd);
+    dn_kernels_select(512);
+    assert_close("gradient", vec, port, np, 1e-5);
+    assert_close("d(input)", din_v, din_p, nd, 1e-5);
+    free(vec), free(port), free(din_v), free(din_p);
 }
 
 int main(void)
@@ -735,6 +789,8 @@ int main(void)
         cmocka_unit_test(test_softmax_cross_entropy),
         cmocka_unit_test(test_gradients_accumulate),
         cmocka_unit_test(test_threads_same_gradients),
+        cmocka_unit_test(test_row_blocks_match_whole_batch),
+        cmocka_unit_test(test_kernels_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

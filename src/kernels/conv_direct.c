@@ -275,6 +275,19 @@ int dn_kernels_simd_width(void)
     return simd_width;
 }
 
+int dn_kernels_select(int width)
+{
+    pthread_once(&choose_once, choose);
+    simd_width = 0;
+#ifdef HAVE_AVX512_KERNELS
+    if (width == 512 && __builtin_cpu_supports("avx512f"))
+        simd_width = 512;
+#else
+    (void)width;
+#endif
+    return simd_width;
+}
+
 void dn_conv_forward(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu, float *out)
 {
 #ifdef HAVE_AVX512_KERNELS

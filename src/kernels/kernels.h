@@ -48,5 +48,8 @@ void dn_maxpool_backward(const dn_pool_geom *g, const int32_t *codes, const floa
 
 /* 512 when the AVX-512 kernels are in use, 0 for the portable ones. */
 int dn_kernels_simd_width(void);
+/* Tests only: 0 selects the portable kernels, 512 the AVX-512 ones (when the CPU has them).
+ * Returns the width now in use. Not for use while other threads run kernels. */
+int dn_kernels_select(int simd_width);
 
 #endif

@@ -35,9 +35,10 @@ static void activation_forward(dn_layer *L, const float *in, float *out, int fir
     dn_activation_forward(L->act, out, rows, (size_t)L->in.c);
 }
 
-static void activation_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void activation_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
-    (void)in;
+    (void)in, (void)first, (void)grads;
     size_t rows = (size_t)n * L->in.h * L->in.w;
     if (!L->fused_loss)
         dn_activation_backward(L->act, out, dout, rows, (size_t)L->in.c);

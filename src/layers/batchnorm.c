@@ -97,14 +97,15 @@ static void batchnorm_forward(dn_layer *L, const float *in, float *out, int firs
     }
 }
 
-static void batchnorm_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void batchnorm_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
-    (void)in, (void)out;
+    (void)in, (void)out, (void)first; /* the batch statistics couple the rows: always the whole batch */
     const int C = L->in.c;
     const size_t rows = (size_t)n * L->in.h * L->in.w;
     const float *gamma = L->params;
     const float *xhat = L->scratch, *inv_std = L->scratch + rows * C;
-    float *dgamma = L->grads, *dbeta = L->grads + C;
+    float *dgamma = grads, *dbeta = grads + C;
     for (int c = 0; c < C; c++) {
         double sum_dy = 0.0, sum_dy_xhat = 0.0;
         for (size_t r = 0; r < rows; r++) {

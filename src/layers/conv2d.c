@@ -4,21 +4,14 @@
  *   kernel: (KH, KW, C, F), the Keras layout.
  * Stride 1 (every reference network) runs the direct kernels of kernels/conv_direct.c image by
  * image: no im2col matrix, so no copy of every window and a tenth of the memory. The input gradient
- * is the same kernel run on the zero-padded d(output) with the kernel flipped and transposed; the
- * weight gradient is summed per shard of WGRAD_SHARD images and the shards added in order, so the
- * result does not depend on the thread count. Other strides use im2col + one BLAS GEMM per batch. */
+ * is the same kernel run on the zero-padded d(output) with the kernel flipped and transposed.
+ * Other strides use im2col + one BLAS GEMM per batch. */
 #include "layers/layer.h"
 #include "kernels/kernels.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#define WGRAD_SHARD 16 /* images per partial weight-gradient sum */
 
 typedef struct conv2d_cfg {
     int filters, kh, kw, stride, same;
@@ -92,13 +85,11 @@ static dn_status conv2d_shape(dn_layer *L, const char *where, dn_error *err)
     cfg->pad_w = ow + cfg->kw - 1;
     cfg->dpad_h = oh + 2 * (cfg->kh - 1);
     cfg->dpad_w = ow + 2 * (cfg->kw - 1);
-    /* Per image: the padded input (kept for the weight gradient; "same" only), the padded
-     * d(output), and a share of the per-shard weight-gradient sums; fixed: the flipped kernel and
-     * one more shard for rounding up. See direct_scratch(). */
-    size_t kf = k * cfg->filters;
+    /* Per image: the padded input (kept for the weight gradient; "same" only) and the padded
+     * d(output); fixed: the flipped kernel. See direct_scratch. */
     L->scratch_per_item = (cfg->same ? (size_t)cfg->pad_h * cfg->pad_w * L->in.c : 0) +
-                          (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters + (kf + WGRAD_SHARD - 1) / WGRAD_SHARD;
-    L->scratch_fixed = 2 * kf;
+                          (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters;
+    L->scratch_fixed = k * cfg->filters;
     return DN_OK;
 }
 
@@ -183,7 +174,6 @@ typedef struct direct_scratch {
     float *padded;  /* (n, pad_h, pad_w, C) the input with its zero border, "same" only */
     float *dpadded; /* (n, dpad_h, dpad_w, F) d(output) with its zero border */
     float *flipped; /* (kh, kw, F, C) the kernel turned by 180 degrees, in and out swapped */
-    float *partial; /* (shards, kh * kw * C * F) weight-gradient sums per shard */
 } direct_scratch;
 
 static direct_scratch carve(const dn_layer *L)
@@ -195,7 +185,6 @@ static direct_scratch carve(const dn_layer *L)
     s.padded = L->scratch;
     s.dpadded = s.padded + padded * n;
     s.flipped = s.dpadded + (size_t)cfg->dpad_h * cfg->dpad_w * cfg->filters * n;
-    s.partial = s.flipped + (size_t)cfg->kh * cfg->kw * L->in.c * cfg->filters;
     return s;
 }
 
@@ -248,64 +237,53 @@ static void direct_forward(dn_layer *L, const float *in, float *out, int first, 
     }
 }
 
-static void direct_backward(dn_layer *L, const float *in, float *dout, float *din, int n)
+/* flipped[a][b][f][c] = kernel[kh-1-a][kw-1-b][c][f]: the kernel of the input gradient. */
+static void conv2d_begin_backward(dn_layer *L)
+{
+    const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
+    if (!cfg->direct)
+        return;
+    const int C = L->in.c, F = cfg->filters, kh = cfg->kh, kw = cfg->kw;
+    float *flipped = carve(L).flipped;
+    for (int a = 0; a < kh; a++)
+        for (int bx = 0; bx < kw; bx++)
+            for (int c = 0; c < C; c++)
+                for (int f = 0; f < F; f++)
+                    flipped[(((size_t)a * kw + bx) * F + f) * C + c] =
+                        L->params[((((size_t)(kh - 1 - a)) * kw + (kw - 1 - bx)) * C + c) * F + f];
+}
+
+static void direct_backward(dn_layer *L, const float *in, float *dout, float *din, int first, int n, float *grads)
 {
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
     const int C = L->in.c, F = cfg->filters, kh = cfg->kh, kw = cfg->kw;
-    const size_t kf = (size_t)kh * kw * C * F;
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * C;
     const dn_conv_geom g = forward_geom(L);
     const direct_scratch s = carve(L);
-    const float *src = cfg->same ? s.padded : in; /* kept by the forward pass */
+    /* The input as the forward pass saw it: kept padded for "same". */
+    const float *src = cfg->same ? s.padded + (size_t)first * padded_size : in;
     const size_t src_size = cfg->same ? padded_size : in_size;
-    const int shards = (n + WGRAD_SHARD - 1) / WGRAD_SHARD;
-
-#pragma omp parallel
-    {
-        /* d(kernel): each shard summed on its own, then the shards in order (below). */
-#pragma omp for schedule(static)
-        for (int sh = 0; sh < shards; sh++) {
-            int first = sh * WGRAD_SHARD, count = n - first < WGRAD_SHARD ? n - first : WGRAD_SHARD;
-            float *part = s.partial + (size_t)sh * kf;
-            memset(part, 0, sizeof(float) * kf);
-            dn_conv_weight_grad(&g, src + (size_t)first * src_size, src_size, dout + (size_t)first * out_size,
-                                out_size, count, part);
-        }
-        if (din) {
-            /* flipped[a][b][f][c] = kernel[kh-1-a][kw-1-b][c][f] */
-#pragma omp for schedule(static)
-            for (int a = 0; a < kh; a++)
-                for (int bx = 0; bx < kw; bx++)
-                    for (int c = 0; c < C; c++)
-                        for (int f = 0; f < F; f++)
-                            s.flipped[(((size_t)a * kw + bx) * F + f) * C + c] =
-                                L->params[((((size_t)(kh - 1 - a)) * kw + (kw - 1 - bx)) * C + c) * F + f];
-            /* d(input) = the "full" correlation of d(output) with the flipped kernel, read at the
-             * positions of the unpadded input. */
-            const size_t dpad_size = (size_t)cfg->dpad_h * cfg->dpad_w * F;
-            const dn_conv_geom gi = {.in_c = F,
-                                     .in_row = (size_t)cfg->dpad_w * F,
-                                     .kh = kh,
-                                     .kw = kw,
-                                     .out_h = L->in.h,
-                                     .out_w = L->in.w,
-                                     .out_c = C,
-                                     .out_row = (size_t)L->in.w * C};
-            const size_t corner = ((size_t)cfg->pad_top * cfg->dpad_w + cfg->pad_left) * F;
-#pragma omp for schedule(static)
-            for (int b = 0; b < n; b++) {
-                float *dp = s.dpadded + (size_t)b * dpad_size;
-                pad_image(dout + (size_t)b * out_size, L->out.h, L->out.w, F, kh - 1, kw - 1, cfg->dpad_h, cfg->dpad_w,
-                          dp);
-                dn_conv_forward(&gi, dp + corner, s.flipped, NULL, 0, din + (size_t)b * in_size);
-            }
-        }
-    }
-    for (int sh = 0; sh < shards; sh++) {
-        const float *part = s.partial + (size_t)sh * kf;
-        for (size_t i = 0; i < kf; i++)
-            L->grads[i] += part[i];
+    dn_conv_weight_grad(&g, src, src_size, dout, out_size, n, grads);
+    if (!din)
+        return;
+    /* d(input) = the "full" correlation of d(output) with the flipped kernel (begin_backward), read
+     * at the positions of the unpadded input. */
+    const size_t dpad_size = (size_t)cfg->dpad_h * cfg->dpad_w * F;
+    const dn_conv_geom gi = {.in_c = F,
+                             .in_row = (size_t)cfg->dpad_w * F,
+                             .kh = kh,
+                             .kw = kw,
+                             .out_h = L->in.h,
+                             .out_w = L->in.w,
+                             .out_c = C,
+                             .out_row = (size_t)L->in.w * C};
+    const size_t corner = ((size_t)cfg->pad_top * cfg->dpad_w + cfg->pad_left) * F;
+#pragma omp parallel for schedule(static) if (n > 1)
+    for (int b = 0; b < n; b++) {
+        float *dp = s.dpadded + (size_t)(first + b) * dpad_size;
+        pad_image(dout + (size_t)b * out_size, L->out.h, L->out.w, F, kh - 1, kw - 1, cfg->dpad_h, cfg->dpad_w, dp);
+        dn_conv_forward(&gi, dp + corner, s.flipped, NULL, 0, din + (size_t)b * in_size);
     }
 }
 
@@ -327,20 +305,21 @@ static void conv2d_forward(dn_layer *L, const float *in, float *out, int first, 
     dn_bias_activation_forward(L->act, bias, out, (size_t)rows, (size_t)F);
 }
 
-static void conv2d_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void conv2d_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
     const int F = cfg->filters;
     const int K = cfg->kh * cfg->kw * L->in.c;
     const int rows = n * L->out.h * L->out.w;
-    float *dbias = L->grads + (size_t)K * F;
+    float *dbias = grads + (size_t)K * F;
     dn_activation_backward_bias(L->act, L->fused_loss, out, dout, (size_t)rows, (size_t)F, dbias);
     if (cfg->direct) {
-        direct_backward(L, in, dout, din, n);
+        direct_backward(L, in, dout, din, first, n, grads);
         return;
     }
-    float *col = L->scratch;
-    dn_gemm(1, 0, K, F, rows, 1.0f, col, K, dout, F, 1.0f, L->grads, F); /* dW (K, F) += col^T dout */
+    float *col = L->scratch + (size_t)first * L->out.h * L->out.w * K;
+    dn_gemm(1, 0, K, F, rows, 1.0f, col, K, dout, F, 1.0f, grads, F); /* dW (K, F) += col^T dout */
     if (!din)
         return;
     /* col is no longer needed: reuse it for d(col) = dout W^T, then scatter back. */
@@ -371,5 +350,6 @@ const dn_layer_ops dn_conv2d_ops = {
     .rows = DN_ROWS_EACH,
     .forward = conv2d_forward,
     .backward = conv2d_backward,
+    .begin_backward = conv2d_begin_backward,
     .tensors = conv2d_tensors,
 };

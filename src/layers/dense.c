@@ -63,12 +63,14 @@ static void dense_forward(dn_layer *L, const float *in, float *out, int first, i
     dn_bias_activation_forward(L->act, bias, out, (size_t)n, (size_t)O);
 }
 
-static void dense_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void dense_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
+    (void)first;
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
-    float *dbias = L->grads + (size_t)I * O;
+    float *dbias = grads + (size_t)I * O;
     dn_activation_backward_bias(L->act, L->fused_loss, out, dout, (size_t)n, (size_t)O, dbias);
-    dn_gemm(1, 0, I, O, n, 1.0f, in, I, dout, O, 1.0f, L->grads, O); /* dW (I, O) += in^T dout */
+    dn_gemm(1, 0, I, O, n, 1.0f, in, I, dout, O, 1.0f, grads, O); /* dW (I, O) += in^T dout */
     if (din)
         dn_gemm(0, 1, n, I, O, 1.0f, dout, O, L->params, O, 0.0f, din, I); /* din = dout W^T */
 }

@@ -48,9 +48,10 @@ static void dropout_forward(dn_layer *L, const float *in, float *out, int first,
     }
 }
 
-static void dropout_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void dropout_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
-    (void)in, (void)out;
+    (void)in, (void)out, (void)grads;
     if (!din)
         return;
     const float rate = DN_LAYER_CFG(L, dropout_cfg)->rate;
@@ -59,8 +60,9 @@ static void dropout_backward(dn_layer *L, const float *in, const float *out, flo
         memcpy(din, dout, sizeof(float) * total);
         return;
     }
+    const float *mask = L->scratch + (size_t)first * dn_shape_size(L->in);
     for (size_t i = 0; i < total; i++)
-        din[i] = dout[i] * L->scratch[i];
+        din[i] = dout[i] * mask[i];
 }
 
 const dn_layer_ops dn_dropout_ops = {

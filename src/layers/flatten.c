@@ -37,9 +37,10 @@ static void flatten_forward(dn_layer *L, const float *in, float *out, int first,
     memcpy(out, in, sizeof(float) * dn_shape_size(L->in) * (size_t)n);
 }
 
-static void flatten_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void flatten_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
-    (void)in, (void)out;
+    (void)in, (void)out, (void)first, (void)grads;
     if (din)
         memcpy(din, dout, sizeof(float) * dn_shape_size(L->in) * (size_t)n);
 }

@@ -74,9 +74,16 @@ typedef struct dn_layer_ops {
      * and keeps what backward needs (backward only ever follows a training pass, on the whole
      * batch). */
     void (*forward)(dn_layer *L, const float *in, float *out, int first, int n, int training);
-    /* Given dout (n, out), which it may overwrite, accumulates parameter gradients into L->grads
-     * (+=) and writes din (n, in) unless din is NULL (first layer). */
-    void (*backward)(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n);
+    /* Rows [first, first + n) of the batch, every pointer at row first: given dout (n, out), which
+     * it may overwrite, adds the parameter gradients into grads (n_params floats: L->grads, or the
+     * network's partial sum for these rows) and writes din (n, in) unless din is NULL (first
+     * layer). */
+    void (*backward)(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                     float *grads);
+    /* Called once per batch before any backward call, on one thread (backward may then run on
+     * several row blocks at once): prepares what they all read (conv2d: the flipped kernel). May
+     * be NULL. */
+    void (*begin_backward)(dn_layer *L);
     /* Names and shapes of the tensors in params then buffers, for model files. Returns the number
      * of tensors; fills names[i] / dims[i][0..ndim[i]) for i < max. NULL: no tensors. */
     int (*tensors)(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max);

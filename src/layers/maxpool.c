@@ -83,14 +83,15 @@ static void maxpool_forward(dn_layer *L, const float *in, float *out, int first,
                            codes ? codes + (size_t)b * out_size : NULL);
 }
 
-static void maxpool_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int n)
+static void maxpool_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
+                       float *grads)
 {
-    (void)in, (void)out;
+    (void)in, (void)out, (void)grads;
     if (!din)
         return;
     const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
-    const int32_t *codes = (const int32_t *)(const void *)L->scratch;
+    const int32_t *codes = (const int32_t *)(const void *)L->scratch + (size_t)first * out_size;
 #pragma omp parallel for schedule(static) if (n > 1)
     for (int b = 0; b < n; b++)
         dn_maxpool_backward(&g, codes + (size_t)b * out_size, dout + (size_t)b * out_size, din + (size_t)b * in_size);
