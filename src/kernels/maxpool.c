@@ -93,9 +93,36 @@ static __mmask16 lanes_from(int C, int c0)
     return C - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c0)) - 1u);
 }
 
+/* The common case in inference, 2x2 windows moved by 2 inside the input: no loops over the
+ * window, and the four loads reduced as a tree rather than a chain. */
+AVX512 static void forward_2x2_avx512(const dn_pool_geom *g, const float *in, float *out)
+{
+    const int C = g->c;
+    const size_t row = (size_t)g->in_w * C;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++) {
+            const float *a = in + (size_t)2 * oy * row + (size_t)2 * ox * C;
+            float *o = out + ((size_t)oy * g->out_w + ox) * C;
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                const __mmask16 lanes = lanes_from(C, c0);
+                /* max(v, m) keeps m when either is NaN: the first element wins ties and NaNs,
+                 * as in the general loop */
+                __m512 top = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + c0 + C), _mm512_maskz_loadu_ps(lanes, a + c0));
+                __m512 bottom = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + row + c0 + C),
+                                              _mm512_maskz_loadu_ps(lanes, a + row + c0));
+                _mm512_mask_storeu_ps(o + c0, lanes, _mm512_max_ps(bottom, top));
+            }
+        }
+}
+
 AVX512 static void forward_avx512(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
 {
     const int C = g->c;
+    if (!codes && g->ph == 2 && g->pw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 && g->pad_left == 0 &&
+        2 * g->out_h <= g->in_h && 2 * g->out_w <= g->in_w) {
+        forward_2x2_avx512(g, in, out);
+        return;
+    }
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
             const window w = window_at(g, oy, ox);
