@@ -2,6 +2,7 @@
  *   spec:   dense UNITS [relu|sigmoid|tanh|softmax|linear]
  *   kernel: (IN, UNITS), the Keras layout. */
 #include "layers/layer.h"
+#include "kernels/kernels.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -54,13 +55,34 @@ static void dense_init(dn_layer *L, dn_rng *rng)
     memset(L->params + nw, 0, sizeof(float) * (size_t)cfg->units);
 }
 
+#define FORWARD_BLOCK 16 /* rows per thread's share of a batch-wide forward pass */
+
+/* The forward pass is the direct convolution kernel with a 1x1 window over a "row" of n pixels of
+ * I channels: each output is bias + the sum over the inputs in order, the same for any number of
+ * rows, so the layer can run row by row (dn_rows) and any split over threads gives the same bits. */
 static void dense_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     (void)first, (void)training;
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
     const float *bias = L->params + (size_t)I * O;
-    dn_gemm(0, 0, n, O, I, 1.0f, in, I, L->params, O, 0.0f, out, O);
-    dn_bias_activation_forward(L->act, bias, out, (size_t)n, (size_t)O);
+    const int fused_relu = L->act == DN_ACT_RELU;
+    const int blocks = (n + FORWARD_BLOCK - 1) / FORWARD_BLOCK;
+#pragma omp parallel for schedule(static) if (blocks > 1 && (double)n * I * O > 1e6)
+    for (int b = 0; b < blocks; b++) {
+        const int r0 = b * FORWARD_BLOCK, rows = n - r0 < FORWARD_BLOCK ? n - r0 : FORWARD_BLOCK;
+        const dn_conv_geom g = {.in_c = I,
+                                .in_row = (size_t)rows * I,
+                                .kh = 1,
+                                .kw = 1,
+                                .out_h = 1,
+                                .out_w = rows,
+                                .out_c = O,
+                                .out_row = (size_t)rows * O};
+        float *o = out + (size_t)r0 * O;
+        dn_conv_forward(&g, in + (size_t)r0 * I, L->params, bias, fused_relu, o);
+        if (!fused_relu && L->act != DN_ACT_NONE)
+            dn_activation_forward(L->act, o, (size_t)rows, (size_t)O);
+    }
 }
 
 static void dense_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
@@ -91,6 +113,7 @@ static int dense_tensors(const dn_layer *L, const char **names, int dims[][4], i
 const dn_layer_ops dn_dense_ops = {
     .name = "dense",
     .flat_output = 1,
+    .rows = DN_ROWS_EACH_INFERENCE, /* training: its gradients are GEMMs, faster on the whole batch */
     .parse = dense_parse,
     .print = dense_print,
     .shape = dense_shape,

@@ -41,10 +41,11 @@ typedef struct dn_layer dn_layer;
  * work row by row on a few rows at a time on each thread, all of them in turn, so that one image's
  * activations are still in cache when the next layer reads them; the rest run on the whole batch. */
 typedef enum dn_rows {
-    DN_ROWS_BATCH = 0,       /* whole batch only (dense: one GEMM is faster than many) */
+    DN_ROWS_BATCH = 0,       /* whole batch only */
     DN_ROWS_EACH,            /* each row on its own, in training and inference */
     DN_ROWS_EACH_INFERENCE   /* each row on its own in inference; training couples the rows
-                                (batch statistics) or must draw random numbers in batch order */
+                                (batch statistics), must draw random numbers in batch order, or
+                                is faster on the whole batch (dense) */
 } dn_rows;
 
 /* Tokens of one spec line after the kind name. */
