@@ -44,12 +44,16 @@ def optdigits_net():
         nn.Linear(128, 512), nn.Sigmoid(), nn.Dropout(0.25), nn.Linear(512, 10))
 
 
-def train_rate(net, x, y, batch, epochs):
+def train_rate(net, x, y, batch, epochs, best_epoch):
+    """Images/s of the best epoch (best_epoch) or of the whole run, and the whole run's seconds,
+    as bench.c reports digitnet's."""
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     net.train()
     t0 = time.perf_counter()
+    best = 0.0
     for _ in range(epochs):
+        e0 = time.perf_counter()
         perm = torch.randperm(len(x))
         for s in range(0, len(x), batch):
             idx_ = perm[s:s + batch]
@@ -57,15 +61,16 @@ def train_rate(net, x, y, batch, epochs):
             loss = loss_fn(net(x[idx_]), y[idx_])
             loss.backward()
             opt.step()
-    t = time.perf_counter() - t0
-    return len(x) * epochs / t, t
+        best = max(best, len(x) / (time.perf_counter() - e0))
+    seconds = time.perf_counter() - t0
+    return (best if best_epoch else len(x) * epochs / seconds), seconds
 
 
 def infer_rate(net, x):
     net.eval()
     best = 1e30
     with torch.no_grad():
-        for _ in range(3):
+        for _ in range(5):
             t0 = time.perf_counter()
             for s in range(0, 10000 - 999, 1000):
                 net(x[s:s + 1000])
@@ -88,8 +93,8 @@ def main():
     x = torch.from_numpy((idx(f"{fm}/train-images-idx3-ubyte.gz") / 255.0).astype(np.float32)).unsqueeze(1)
     y = torch.from_numpy(idx(f"{fm}/train-labels-idx1-ubyte.gz").astype(np.int64))
     xt = torch.from_numpy((idx(f"{fm}/t10k-images-idx3-ubyte.gz") / 255.0).astype(np.float32)).unsqueeze(1)
-    # One epoch of 60k images is plenty to measure a steady rate.
-    rate, secs = train_rate(mnist_net(), x, y, 64, 1)
+    # Two epochs of 60k images, the better one reported (the machine may be shared).
+    rate, secs = train_rate(mnist_net(), x, y, 64, 1 if quick else 2, True)
     print(json.dumps({"net": "mnist", "what": "train", "threads": threads, "images_per_sec": rate, "seconds": secs}))
     rate, med, p99 = infer_rate(mnist_net(), xt)
     print(json.dumps({"net": "mnist", "what": "infer", "threads": threads, "images_per_sec": rate,
@@ -97,7 +102,7 @@ def main():
     ox, oy = optdigits("../shared/data/optdigits")
     ox, oy = torch.from_numpy(ox[:4496]), torch.from_numpy(oy[:4496])
     epochs = 20 if quick else 100
-    rate, secs = train_rate(optdigits_net(), ox, oy, 128, epochs)
+    rate, secs = train_rate(optdigits_net(), ox, oy, 128, epochs, False)
     print(json.dumps({"net": "optdigits", "what": "train", "threads": threads, "images_per_sec": rate,
                       "seconds": secs, "epochs": epochs}))
     oxt = torch.from_numpy(optdigits("../shared/data/optdigits")[0])
