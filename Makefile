@@ -62,8 +62,11 @@ deps:
 	@sh scripts/install-deps.sh
 
 # Unit suites run from the project root so that they find ../shared/data.
+# The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
+# the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine.
 unit-test: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+	@echo "== $(BUILD)/tests/test_gradients, portable kernels"; DIGITNET_SIMD=generic $(BUILD)/tests/test_gradients
 
 cli-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET=$(BUILD)/digitnet sh $$t; done

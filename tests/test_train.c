@@ -210,10 +210,12 @@ static dn_status absurd_run(dn_optimizer optimizer, float lr, dn_error *err)
 }
 
 /*
- * Observed on this data: SGD and Adam at lr 1e20 (and Adam at 1e9) overflow the weights and the
- * loss turns NaN in the second batch: DN_ENAN. SGD at lr 1e6 does not produce a NaN: the ReLUs
- * die, every prediction is confidently wrong and the clipped loss stays near 14, so the run ends
- * DN_OK with finite (useless) weights; that is allowed, a NaN weight behind DN_OK is not.
+ * Observed on this data: SGD and Adam at lr 1e20 overflow the weights and the loss turns NaN in
+ * the second batch: DN_ENAN. At lr 1e6 (SGD) and 1e9 (Adam) whether a NaN appears depends on the
+ * order of the sums (the im2col + BLAS kernels gave one for Adam 1e9, the direct kernels do not):
+ * the ReLUs die, every prediction is confidently wrong and the clipped loss stays finite, so the
+ * run may end DN_OK with finite (useless) weights; that is allowed, a NaN weight behind DN_OK is
+ * not (checked inside absurd_run).
  * (Before ReLU let NaN through, Adam at 1e20 ended DN_OK with 23148 NaN weights.)
  */
 static void test_divergence(void **state)
@@ -223,8 +225,8 @@ static void test_divergence(void **state)
     assert_int_equal(absurd_run(DN_OPT_SGD, 1e20f, &err), DN_ENAN);
     assert_non_null(strstr(err.msg, "the loss became NaN at epoch 1, batch 2"));
     assert_int_equal(absurd_run(DN_OPT_ADAM, 1e20f, &err), DN_ENAN);
-    assert_int_equal(absurd_run(DN_OPT_ADAM, 1e9f, &err), DN_ENAN);
-    absurd_run(DN_OPT_SGD, 1e6f, &err); /* DN_OK or DN_ENAN, as checked inside */
+    absurd_run(DN_OPT_ADAM, 1e9f, &err); /* DN_OK or DN_ENAN, as checked inside */
+    absurd_run(DN_OPT_SGD, 1e6f, &err);
     absurd_run(DN_OPT_ADAM, 1e6f, &err);
 }
 
