@@ -55,6 +55,12 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdigitnet.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka
 
+# The allocation counter wraps the library's malloc, calloc and realloc (tests/test_alloc.c).
+$(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(BUILD)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka \
+		-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
 # The regression suite runs the fuzz harness bodies (tests/fuzz/targets.c) on every saved input.
 $(BUILD)/tests/test_fuzz_regressions: tests/fuzz/targets.c tests/fuzz/targets.h
 
