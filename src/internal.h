@@ -28,6 +28,9 @@ typedef struct dn_rng {
 
 void dn_rng_seed(dn_rng *rng, uint64_t seed);
 uint64_t dn_rng_next(dn_rng *rng);
+/* Moves the generator n draws ahead at once (splitmix64's state is a counter), so that a long
+ * sequence can be drawn in blocks on several threads and still be the one a single thread draws. */
+void dn_rng_skip(dn_rng *rng, uint64_t n);
 /* Uniform in [0, 1). */
 float dn_rng_uniform(dn_rng *rng);
 /* Uniform integer in [0, n). */

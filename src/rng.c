@@ -14,6 +14,11 @@ uint64_t dn_rng_next(dn_rng *rng)
     return z ^ (z >> 31);
 }
 
+void dn_rng_skip(dn_rng *rng, uint64_t n)
+{
+    rng->state += n * 0x9E3779B97F4A7C15ull; /* wraps modulo 2^64, as n single steps would */
+}
+
 float dn_rng_uniform(dn_rng *rng)
 {
     /* 24 random bits: every value is an exact float in [0, 1). */

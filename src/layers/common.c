@@ -130,7 +130,8 @@ static void bias_act_rows(dn_activation act, const float *restrict bias, float *
 
 void dn_bias_activation_forward(dn_activation act, const float *bias, float *x, size_t rows, size_t cols)
 {
-    const int parallel = rows * cols > (1u << 16);
+    /* exp() makes sigmoid, tanh and softmax worth a second thread far sooner than ReLU */
+    const int parallel = rows * cols > (act == DN_ACT_RELU || act == DN_ACT_NONE ? 1u << 16 : 1u << 12);
 #pragma omp parallel if (parallel)
     {
         size_t r0 = 0, r1 = rows;
