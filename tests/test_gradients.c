@@ -783,6 +783,46 @@ static void test_inference_matches_training_forward(void **state)
     dn_net_free(net);
 }
 
+/* Dropout draws its mask in blocks on several threads; every value must be the one a single
+ * generator drawing in order gives (dn_rng_skip), on 1 thread and on 2. 8 rows of 64x64x8: 32,768
+ * draws each, 64 blocks in all. */
+static void test_dropout_mask_in_blocks(void **state)
+{
+    (void)state;
+    enum { ROWS = 8 };
+    for (int threads = 1; threads <= 2; threads++) {
+        dn_set_threads(threads);
+        dn_net *net = NULL;
+        assert_int_equal(dn_net_parse("input 64x64x8\ndropout 0.5\nflatten\ndense 10 softmax\n", "mask", 9, &net, NULL),
+                         DN_OK);
+        assert_int_equal(dn_net_reserve(net, ROWS, NULL), DN_OK);
+        const size_t n = dn_shape_size(net->input) * ROWS;
+        float *x = malloc(sizeof(float) * n);
+        assert_non_null(x);
+        for (size_t i = 0; i < n; i++)
+            x[i] = 1.0f;
+        dn_rng_seed(&net->rng, 1234);
+        dn_rng sequential;
+        dn_rng_seed(&sequential, 1234);
+        dn_net_forward(net, x, ROWS, 1);
+        const float *kept = net->acts[1]; /* (ROWS, 64, 64, 8) the dropout layer's output */
+        size_t zeros = 0;
+        for (size_t i = 0; i < n; i++) {
+            float expected = dn_rng_uniform(&sequential) >= 0.5f ? 2.0f : 0.0f;
+            if (kept[i] != expected)
+                fail_msg("%d threads: value %zu is %g, the sequential mask gives %g", threads, i, (double)kept[i],
+                         (double)expected);
+            zeros += kept[i] == 0.0f;
+        }
+        assert_true(zeros > n / 3 && zeros < 2 * n / 3);
+        /* the net's generator ends where the sequential one does */
+        assert_true(dn_rng_next(&net->rng) == dn_rng_next(&sequential));
+        free(x);
+        dn_net_free(net);
+    }
+    dn_set_threads(1);
+}
+
 /* The AVX-512 kernels and the portable ones agree to rounding on every gradient and d(input). */
 static void test_kernels_agree(void **state)
 {
@@ -821,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_threads_same_gradients),
         cmocka_unit_test(test_row_blocks_match_whole_batch),
         cmocka_unit_test(test_kernels_agree),
+        cmocka_unit_test(test_dropout_mask_in_blocks),
         cmocka_unit_test(test_inference_matches_training_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
