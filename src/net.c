@@ -377,6 +377,9 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
 const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
 {
     net->acts[0] = (float *)(uintptr_t)x; /* read only: layers never write their input */
+    for (int i = 0; i < net->n_layers; i++)
+        if (net->layers[i].ops->begin_forward)
+            net->layers[i].ops->begin_forward(&net->layers[i], n, training);
     /* The row-wise prefix: each thread takes DN_FORWARD_TILE rows through all of it, so a row's
      * activations are read back from cache (a whole batch's first convolution output does not fit).
      * Tiles are cut by row count only: any thread count computes the same numbers. */
@@ -451,6 +454,22 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
             sum += net->tile_grads[(size_t)t * np + k];
         net->grads[k] = sum;
     }
+}
+
+const float *dn_net_din_row(const dn_net *net, const float *dlogits, int layer, int row)
+{
+    const int prefix = row_prefix(net, 1);
+    const float *dout = dlogits;
+    for (int i = net->n_layers - 1; i >= prefix && i >= 1; i--) { /* the batch-wide layers */
+        const float *din = other_dbuf(net, dout);
+        if (i == layer)
+            return din + (size_t)row * dn_shape_size(net->layers[i].in);
+        dout = din;
+    }
+    /* a row block: layer prefix - 1 writes into bufs[0], the one before into bufs[1], ... */
+    const int first = row / DN_BACKWARD_TILE * DN_BACKWARD_TILE;
+    const float *base = (prefix - 1 - layer) % 2 == 0 ? other_dbuf(net, dout) : net->tile_dbuf;
+    return base + (size_t)first * net->largest + (size_t)(row - first) * dn_shape_size(net->layers[layer].in);
 }
 
 dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err)

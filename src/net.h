@@ -70,6 +70,9 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err);
 const float *dn_net_forward(dn_net *net, const float *x, int n, int training);
 /* Backward pass from d(logits) (n, n_classes), which it overwrites; accumulates into net->grads. */
 void dn_net_backward(dn_net *net, float *dlogits, int n);
+/* After dn_net_backward(net, dlogits, n): row `row` of the d(input) layer `layer` (>= 1) wrote,
+ * wherever the batch-wide or row-block pass put it. For tests. */
+const float *dn_net_din_row(const dn_net *net, const float *dlogits, int layer, int row);
 /* Appends one epoch to the history. */
 dn_status dn_net_push_history(dn_net *net, const dn_epoch_stats *stats, dn_error *err);
 

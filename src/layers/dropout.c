@@ -10,6 +10,7 @@
 
 typedef struct dropout_cfg {
     float rate;
+    dn_rng start; /* the generator where this pass's mask begins (begin_forward) */
 } dropout_cfg;
 DN_LAYER_CFG_FITS(dropout_cfg);
 
@@ -45,8 +46,10 @@ static void dropout_forward(dn_layer *L, const float *in, float *out, int first,
     const float scale = 1.0f / (1.0f - rate);
     float *mask = L->scratch + (size_t)first * dn_shape_size(L->in);
     /* Blocks of MASK_BLOCK draws on any thread, each block's generator moved to where a single
-     * thread drawing in order would be: the same masks on 1 thread or 16. */
-    const dn_rng start = *L->rng;
+     * thread drawing the whole batch's mask in order would be: the same masks on 1 thread or 16,
+     * and for any split of the batch into row blocks. */
+    dn_rng start = DN_LAYER_CFG(L, dropout_cfg)->start;
+    dn_rng_skip(&start, (uint64_t)first * dn_shape_size(L->in));
     const size_t blocks = (total + MASK_BLOCK - 1) / MASK_BLOCK;
 #pragma omp parallel for schedule(static) if (total > 1 << 14)
     for (size_t b = 0; b < blocks; b++) {
@@ -58,7 +61,17 @@ static void dropout_forward(dn_layer *L, const float *in, float *out, int first,
             out[i] = in[i] * mask[i];
         }
     }
-    dn_rng_skip(L->rng, total);
+}
+
+/* The whole batch's mask takes n * size draws from the net's generator, whichever rows each
+ * forward call then covers. */
+static void dropout_begin_forward(dn_layer *L, int n, int training)
+{
+    dropout_cfg *cfg = DN_LAYER_CFG(L, dropout_cfg);
+    if (!training || cfg->rate == 0.0f)
+        return;
+    cfg->start = *L->rng;
+    dn_rng_skip(L->rng, (uint64_t)n * dn_shape_size(L->in));
 }
 
 static void dropout_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
@@ -84,7 +97,8 @@ const dn_layer_ops dn_dropout_ops = {
     .parse = dropout_parse,
     .print = dropout_print,
     .shape = dropout_shape,
-    .rows = DN_ROWS_EACH_INFERENCE,
+    .rows = DN_ROWS_EACH,
+    .begin_forward = dropout_begin_forward,
     .forward = dropout_forward,
     .backward = dropout_backward,
 };

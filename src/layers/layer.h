@@ -44,8 +44,7 @@ typedef enum dn_rows {
     DN_ROWS_BATCH = 0,       /* whole batch only */
     DN_ROWS_EACH,            /* each row on its own, in training and inference */
     DN_ROWS_EACH_INFERENCE   /* each row on its own in inference; training couples the rows
-                                (batch statistics), must draw random numbers in batch order, or
-                                is faster on the whole batch (dense) */
+                                (batch statistics) or is faster on the whole batch (dense) */
 } dn_rows;
 
 /* Tokens of one spec line after the kind name. */
@@ -81,6 +80,10 @@ typedef struct dn_layer_ops {
      * layer). */
     void (*backward)(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
                      float *grads);
+    /* Called once per forward pass of n rows before any forward call, on one thread (forward may
+     * then run on several row blocks at once): takes what the blocks share (dropout: its place in
+     * the random sequence). May be NULL. */
+    void (*begin_forward)(dn_layer *L, int n, int training);
     /* Called once per batch before any backward call, on one thread (backward may then run on
      * several row blocks at once): prepares what they all read (conv2d: the flipped kernel). May
      * be NULL. */
