@@ -323,6 +323,26 @@ static int row_prefix(const dn_net *net, int training)
     return i;
 }
 
+/* Rows per block of the row-wise prefix for a pass over n rows (see DN_FORWARD_BLOCK_BYTES). */
+static int block_rows(size_t row_floats, size_t bytes, int n, int min_blocks)
+{
+    size_t rows = bytes / (sizeof(float) * (row_floats ? row_floats : 1));
+    size_t cap = (size_t)(n / min_blocks);
+    if (rows > cap)
+        rows = cap;
+    return rows < 1 ? 1 : (int)rows;
+}
+
+static int forward_block_rows(const dn_net *net, int n)
+{
+    return block_rows(net->prefix_largest, DN_FORWARD_BLOCK_BYTES, n, 8);
+}
+
+static int backward_block_rows(const dn_net *net, int n)
+{
+    return block_rows(net->prefix_largest, DN_BACKWARD_BLOCK_BYTES, n, 4);
+}
+
 dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
 {
     if (batch <= net->batch_cap)
@@ -347,7 +367,18 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
     size_t prefix_params = 0;
     for (int i = 0; i < prefix; i++)
         prefix_params += net->layers[i].n_params;
-    const size_t tiles = ((size_t)batch + DN_BACKWARD_TILE - 1) / DN_BACKWARD_TILE;
+    size_t prefix_largest = 0;
+    for (int i = 0; i < prefix; i++) {
+        size_t in = dn_shape_size(net->layers[i].in), out = dn_shape_size(net->layers[i].out);
+        prefix_largest = in > prefix_largest ? in : prefix_largest;
+        prefix_largest = out > prefix_largest ? out : prefix_largest;
+    }
+    size_t tiles = 0; /* the most row blocks any pass of up to `batch` rows can have */
+    for (int n = 1; n <= batch; n++) {
+        int rows = block_rows(prefix_largest, DN_BACKWARD_BLOCK_BYTES, n, 4);
+        size_t t = ((size_t)n + (size_t)rows - 1) / (size_t)rows;
+        tiles = t > tiles ? t : tiles;
+    }
     total += tiles * prefix_params;
     float *arena = malloc(total * sizeof(float));
     if (!arena)
@@ -370,6 +401,7 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
     net->tile_grads = net->tile_dbuf + largest * (size_t)batch;
     net->largest = largest;
     net->prefix_params = prefix_params;
+    net->prefix_largest = prefix_largest;
     net->last_n = 0;
     return DN_OK;
 }
@@ -380,14 +412,15 @@ const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
     for (int i = 0; i < net->n_layers; i++)
         if (net->layers[i].ops->begin_forward)
             net->layers[i].ops->begin_forward(&net->layers[i], n, training);
-    /* The row-wise prefix: each thread takes DN_FORWARD_TILE rows through all of it, so a row's
+    /* The row-wise prefix: each thread takes a block of rows through all of it, so a row's
      * activations are read back from cache (a whole batch's first convolution output does not fit).
      * Tiles are cut by row count only: any thread count computes the same numbers. */
     const int prefix = row_prefix(net, training);
-    const int tiles = (n + DN_FORWARD_TILE - 1) / DN_FORWARD_TILE;
+    const int block = forward_block_rows(net, n);
+    const int tiles = (n + block - 1) / block;
 #pragma omp parallel for schedule(static) if (prefix > 0 && tiles > 1)
     for (int t = 0; t < tiles; t++) {
-        const int first = t * DN_FORWARD_TILE, rows = n - first < DN_FORWARD_TILE ? n - first : DN_FORWARD_TILE;
+        const int first = t * block, rows = n - first < block ? n - first : block;
         for (int i = 0; i < prefix; i++) {
             dn_layer *L = &net->layers[i];
             L->ops->forward(L, net->acts[i] + (size_t)first * dn_shape_size(L->in),
@@ -423,16 +456,17 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
     }
     if (prefix == 0)
         return;
-    /* The row-wise layers, in blocks of DN_BACKWARD_TILE rows: each thread takes a block back
+    /* The row-wise layers, in blocks of rows (backward_block_rows): each thread takes a block back
      * through all of them while its activations are in cache. Parameter gradients go to one partial
      * sum per block, added up in block order below, so any thread count gives the same bits. The
      * blocks pass gradients between layers in two buffers of their own, each block in its rows'
      * share (largest activation per row): dout, which holds every block's input, is read only. */
-    const int tiles = (n + DN_BACKWARD_TILE - 1) / DN_BACKWARD_TILE;
+    const int block = backward_block_rows(net, n);
+    const int tiles = (n + block - 1) / block;
     const size_t np = net->prefix_params;
 #pragma omp parallel for schedule(static) if (tiles > 1)
     for (int t = 0; t < tiles; t++) {
-        const int first = t * DN_BACKWARD_TILE, rows = n - first < DN_BACKWARD_TILE ? n - first : DN_BACKWARD_TILE;
+        const int first = t * block, rows = n - first < block ? n - first : block;
         float *partial = net->tile_grads + (size_t)t * np;
         memset(partial, 0, sizeof(float) * np);
         float *const bufs[2] = {other_dbuf(net, dout) + (size_t)first * net->largest,
@@ -456,7 +490,7 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
     }
 }
 
-const float *dn_net_din_row(const dn_net *net, const float *dlogits, int layer, int row)
+const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int layer, int row)
 {
     const int prefix = row_prefix(net, 1);
     const float *dout = dlogits;
@@ -467,7 +501,7 @@ const float *dn_net_din_row(const dn_net *net, const float *dlogits, int layer, 
         dout = din;
     }
     /* a row block: layer prefix - 1 writes into bufs[0], the one before into bufs[1], ... */
-    const int first = row / DN_BACKWARD_TILE * DN_BACKWARD_TILE;
+    const int block = backward_block_rows(net, n), first = row / block * block;
     const float *base = (prefix - 1 - layer) % 2 == 0 ? other_dbuf(net, dout) : net->tile_dbuf;
     return base + (size_t)first * net->largest + (size_t)(row - first) * dn_shape_size(net->layers[layer].in);
 }

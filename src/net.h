@@ -6,8 +6,13 @@
 
 #define DN_MAX_LAYERS 64
 #define DN_MAX_NOTES 32
-#define DN_FORWARD_TILE 4 /* rows each thread takes through the row-wise layers at a time */
-#define DN_BACKWARD_TILE 8 /* rows per block of the row-wise layers' backward pass */
+/* Row blocks of the row-wise leading layers (dn_net_forward / dn_net_backward) are sized so that
+ * a block's largest activation fills about this much cache: 4 rows of the MNIST network's first
+ * convolution forward, 8 backward; small images get larger blocks, but at least 8 (forward) or 4
+ * (backward) blocks per batch so that threads have work to share. Sizes follow from the shapes
+ * and the batch size only, never from the thread count. */
+#define DN_FORWARD_BLOCK_BYTES (320 * 1024)
+#define DN_BACKWARD_BLOCK_BYTES (640 * 1024)
 #define DN_PREDICT_CHUNK 32 /* rows per inference pass: measured best of 32..256 (the dense GEMM gains with more rows, the rest loses cache) */
 #define DN_MAX_PARAMS (64u * 1024 * 1024) /* refuse specs beyond 256 MB of weights */
 
@@ -35,6 +40,7 @@ struct dn_net {
     float *dbuf[2];                 /* (batch_cap, largest activation) */
     float *tile_dbuf;               /* (batch_cap, largest activation) the row blocks' second gradient buffer */
     size_t largest;                 /* floats of the largest activation per row */
+    size_t prefix_largest;          /* floats of the largest row-wise prefix activation per row */
     float *tile_grads;              /* (tiles, prefix_params) per-block gradient sums (dn_net_backward) */
     size_t prefix_params;           /* parameters of the row-wise layers that lead the net in training */
     int last_n;                     /* rows of the last forward pass */
@@ -72,7 +78,7 @@ const float *dn_net_forward(dn_net *net, const float *x, int n, int training);
 void dn_net_backward(dn_net *net, float *dlogits, int n);
 /* After dn_net_backward(net, dlogits, n): row `row` of the d(input) layer `layer` (>= 1) wrote,
  * wherever the batch-wide or row-block pass put it. For tests. */
-const float *dn_net_din_row(const dn_net *net, const float *dlogits, int layer, int row);
+const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int layer, int row);
 /* Appends one epoch to the history. */
 dn_status dn_net_push_history(dn_net *net, const dn_epoch_stats *stats, dn_error *err);
 

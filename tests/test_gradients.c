@@ -184,7 +184,7 @@ static float *layer1_din(const dn_net *net, const float *dlogits, int n, float *
 {
     const size_t row = dn_shape_size(net->layers[1].in);
     for (int r = 0; r < n; r++)
-        memcpy(out + (size_t)r * row, dn_net_din_row(net, dlogits, 1, r), sizeof(float) * row);
+        memcpy(out + (size_t)r * row, dn_net_din_row(net, dlogits, n, 1, r), sizeof(float) * row);
     return out;
 }
 
