@@ -323,6 +323,8 @@ static int row_prefix(const dn_net *net, int training)
     return i;
 }
 
+#define MAX_BLOCKS 16
+
 /* Rows per block of the row-wise prefix for a pass over n rows (see DN_FORWARD_BLOCK_BYTES). */
 static int block_rows(size_t row_floats, size_t bytes, int n, int min_blocks)
 {
@@ -330,6 +332,11 @@ static int block_rows(size_t row_floats, size_t bytes, int n, int min_blocks)
     size_t cap = (size_t)(n / min_blocks);
     if (rows > cap)
         rows = cap;
+    /* At most MAX_BLOCKS blocks: each backward block keeps its own gradient sum, and large images
+     * in large batches would otherwise need one per row. */
+    size_t floor = ((size_t)n + MAX_BLOCKS - 1) / MAX_BLOCKS;
+    if (rows < floor)
+        rows = floor;
     return rows < 1 ? 1 : (int)rows;
 }
 

@@ -9,8 +9,9 @@
 /* Row blocks of the row-wise leading layers (dn_net_forward / dn_net_backward) are sized so that
  * a block's largest activation fills about this much cache: 4 rows of the MNIST network's first
  * convolution forward, 8 backward; small images get larger blocks, but at least 8 (forward) or 4
- * (backward) blocks per batch so that threads have work to share. Sizes follow from the shapes
- * and the batch size only, never from the thread count. */
+ * (backward) blocks per batch so that threads have work to share, and at most 16 (each backward
+ * block keeps a gradient sum). Sizes follow from the shapes and the batch size only, never from
+ * the thread count. */
 #define DN_FORWARD_BLOCK_BYTES (320 * 1024)
 #define DN_BACKWARD_BLOCK_BYTES (640 * 1024)
 #define DN_PREDICT_CHUNK 32 /* rows per inference pass: measured best of 32..256 (the dense GEMM gains with more rows, the rest loses cache) */

@@ -105,12 +105,13 @@ AVX512 static void forward_2x2_avx512(const dn_pool_geom *g, const float *in, fl
             float *o = out + ((size_t)oy * g->out_w + ox) * C;
             for (int c0 = 0; c0 < C; c0 += 16) {
                 const __mmask16 lanes = lanes_from(C, c0);
-                /* max(v, m) keeps m when either is NaN: the first element wins ties and NaNs,
-                 * as in the general loop */
-                __m512 top = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + c0 + C), _mm512_maskz_loadu_ps(lanes, a + c0));
-                __m512 bottom = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + row + c0 + C),
-                                              _mm512_maskz_loadu_ps(lanes, a + row + c0));
-                _mm512_mask_storeu_ps(o + c0, lanes, _mm512_max_ps(bottom, top));
+                /* max(v, m) = v > m ? v : m, in window order as the general loop does, so ties
+                 * and NaNs come out the same (a tree of maxima would not: a NaN at the bottom
+                 * left would hide the bottom right) */
+                __m512 m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + c0 + C), _mm512_maskz_loadu_ps(lanes, a + c0));
+                m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + row + c0), m);
+                m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + row + c0 + C), m);
+                _mm512_mask_storeu_ps(o + c0, lanes, m);
             }
         }
 }
