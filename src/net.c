@@ -154,6 +154,15 @@ static dn_status parse_layers(dn_net *net, const char *text, const char *source,
         else
             last->fused_loss = 1; /* softmax + cross-entropy: the loss hands over p - y directly */
     }
+    for (int i = 0; st == DN_OK && i < net->n_layers; i++) {
+        dn_layer *L = &net->layers[i];
+        const dn_layer *next = i + 1 < net->n_layers ? &net->layers[i + 1] : NULL;
+        int rows = L->out.h, cols = L->out.w;
+        if (next && next->ops->reads)
+            next->ops->reads(next, &rows, &cols);
+        L->used_h = rows < L->out.h ? rows : L->out.h;
+        L->used_w = cols < L->out.w ? cols : L->out.w;
+    }
     free(copy);
     return st;
 }

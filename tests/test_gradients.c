@@ -409,6 +409,9 @@ static void test_maxpool(void **state)
         {"maxpool 2x2 stride 1", "5x5x2", "maxpool 2x2 stride=1\n", NULL, 3, 0, 0, 0},
         /* After a ReLU convolution, as in the shipped models: windows of zeros tie. */
         {"conv2d relu -> maxpool", "6x6x1", "conv2d 3 3x3 same relu\nmaxpool 2x2\n", NULL, 3, 0, 0, 0},
+        /* 5x5 convolution output under a "valid" 2x2 pool: the last row and column are never read,
+         * so the convolution leaves them out (as conv2 of the MNIST network). */
+        {"conv2d 2x2 -> maxpool, unread edge", "6x6x2", "conv2d 3 2x2 valid relu\nmaxpool 2x2\n", NULL, 3, 0, 0, 0},
     };
     run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -813,6 +816,54 @@ static void test_inference_matches_training_forward(void **state)
     dn_net_free(net);
 }
 
+/* A convolution whose last output row and column no pooling window reads computes them only for a
+ * single image in inference (for dn_net_layer_output): the same bits as a convolution whose
+ * outputs are all read, and zeros there in batches. */
+static void test_unread_outputs(void **state)
+{
+    (void)state;
+    dn_net *pooled = NULL, *flat = NULL; /* the same convolution weights: same seed, same layer order */
+    assert_int_equal(dn_net_parse("input 12x12x3\nconv2d 20 2x2 valid relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n",
+                                  "pooled", 4, &pooled, NULL), DN_OK);
+    assert_int_equal(dn_net_parse("input 12x12x3\nconv2d 20 2x2 valid relu\nflatten\ndense 10 softmax\n", "flat", 4,
+                                  &flat, NULL), DN_OK);
+    assert_int_equal(pooled->layers[0].used_h, 10);
+    assert_int_equal(flat->layers[0].used_h, 11);
+    float x[2 * 12 * 12 * 3], probs[2 * DN_N_CLASSES];
+    dn_rng rng;
+    dn_rng_seed(&rng, 8);
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        x[i] = dn_rng_uniform(&rng);
+    const size_t map = 11 * 11 * 20;
+    assert_int_equal(dn_net_predict(flat, x, 1, probs, NULL), DN_OK);
+    assert_int_equal(dn_net_predict(pooled, x, 1, probs, NULL), DN_OK);
+    dn_shape shape;
+    assert_memory_equal(dn_net_layer_output(pooled, 0, &shape), dn_net_layer_output(flat, 0, &shape), sizeof(float) * map);
+    assert_int_equal(dn_net_reserve(pooled, 2, NULL), DN_OK);
+    const float *full = dn_net_layer_output(flat, 0, &shape);
+    float *kept = malloc(sizeof(float) * map);
+    assert_non_null(kept);
+    memcpy(kept, full, sizeof(float) * map);
+    dn_net_forward(pooled, x, 2, 0);
+    const float *batch = pooled->acts[1]; /* (2, 11, 11, 20): the first image */
+    int nonzero_edge = 0;
+    for (int y = 0; y < 11; y++)
+        for (int xx = 0; xx < 11; xx++)
+            for (int f = 0; f < 20; f++) {
+                size_t i = ((size_t)y * 11 + xx) * 20 + f;
+                if (y < 10 && xx < 10)
+                    assert_true(batch[i] == kept[i]);
+                else {
+                    assert_true(batch[i] == 0.0f);
+                    nonzero_edge += kept[i] != 0.0f;
+                }
+            }
+    assert_true(nonzero_edge > 0); /* the single-image map has real values there */
+    free(kept);
+    dn_net_free(pooled);
+    dn_net_free(flat);
+}
+
 /* Max pooling keeps the first window element unless a later one is strictly greater, so NaN only
  * survives in first place; the inference-only 2x2 path must follow the same order as the training
  * path (windows [[1, 2], [NaN, 5]] -> 5, [[NaN, 2], [3, 4]] -> NaN). 16 channels: one vector. */
@@ -924,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_kernels_agree),
         cmocka_unit_test(test_dropout_mask_in_blocks),
         cmocka_unit_test(test_maxpool_nan_order),
+        cmocka_unit_test(test_unread_outputs),
         cmocka_unit_test(test_inference_matches_training_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,6 +19,7 @@ typedef struct conv2d_cfg {
     int direct;            /* stride 1: direct kernels instead of im2col */
     int pad_h, pad_w;      /* the input with its zero border (direct, "same") */
     int dpad_h, dpad_w;    /* d(output) with a kh-1 / kw-1 zero border (direct) */
+    int all_outputs;       /* this pass computes the outputs no later layer reads too (begin_forward) */
 } conv2d_cfg;
 DN_LAYER_CFG_FITS(conv2d_cfg);
 
@@ -213,13 +214,30 @@ static dn_conv_geom forward_geom(const dn_layer *L)
                           .out_row = (size_t)L->out.w * cfg->filters};
 }
 
+/* Only the outputs the next layer reads (used_h x used_w) are computed; the rest is set to zero
+ * (backward reads it as a ReLU mask, under a zero gradient). A single image in inference gets
+ * every output (all_outputs), so that dn_net_layer_output shows whole feature maps. */
+static void zero_unused(const dn_layer *L, float *out)
+{
+    const int F = L->out.c;
+    for (int y = 0; y < L->out.h; y++) {
+        int from = y < L->used_h ? L->used_w : 0;
+        memset(out + ((size_t)y * L->out.w + from) * F, 0, sizeof(float) * (size_t)(L->out.w - from) * F);
+    }
+}
+
 static void direct_forward(dn_layer *L, const float *in, float *out, int first, int n)
 {
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * L->in.c;
     const float *bias = L->params + (size_t)cfg->kh * cfg->kw * L->in.c * cfg->filters;
-    const dn_conv_geom g = forward_geom(L);
+    dn_conv_geom g = forward_geom(L);
+    const int partial = (L->used_h < L->out.h || L->used_w < L->out.w) && !cfg->all_outputs;
+    if (partial) {
+        g.out_h = L->used_h;
+        g.out_w = L->used_w;
+    }
     const direct_scratch s = carve(L);
     const int fused_relu = L->act == DN_ACT_RELU;
 #pragma omp parallel for schedule(static) if (n > 1)
@@ -232,9 +250,17 @@ static void direct_forward(dn_layer *L, const float *in, float *out, int first, 
         }
         float *o = out + (size_t)b * out_size;
         dn_conv_forward(&g, img, L->params, bias, fused_relu, o);
+        if (partial)
+            zero_unused(L, o);
         if (!fused_relu && L->act != DN_ACT_NONE)
             dn_activation_forward(L->act, o, (size_t)L->out.h * L->out.w, (size_t)cfg->filters);
     }
+}
+
+/* A single image in inference: every output, for dn_net_layer_output's feature maps. */
+static void conv2d_begin_forward(dn_layer *L, int n, int training)
+{
+    DN_LAYER_CFG(L, conv2d_cfg)->all_outputs = !training && n == 1;
 }
 
 /* flipped[a][b][f][c] = kernel[kh-1-a][kw-1-b][c][f]: the kernel of the input gradient. */
@@ -259,7 +285,9 @@ static void direct_backward(dn_layer *L, const float *in, float *dout, float *di
     const int C = L->in.c, F = cfg->filters, kh = cfg->kh, kw = cfg->kw;
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     const size_t padded_size = (size_t)cfg->pad_h * cfg->pad_w * C;
-    const dn_conv_geom g = forward_geom(L);
+    dn_conv_geom g = forward_geom(L);
+    g.out_h = L->used_h; /* d(output) is zero where the next layer does not read */
+    g.out_w = L->used_w;
     const direct_scratch s = carve(L);
     /* The input as the forward pass saw it: kept padded for "same". */
     const float *src = cfg->same ? s.padded + (size_t)first * padded_size : in;
@@ -350,6 +378,7 @@ const dn_layer_ops dn_conv2d_ops = {
     .rows = DN_ROWS_EACH,
     .forward = conv2d_forward,
     .backward = conv2d_backward,
+    .begin_forward = conv2d_begin_forward,
     .begin_backward = conv2d_begin_backward,
     .tensors = conv2d_tensors,
 };

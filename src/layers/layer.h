@@ -88,6 +88,9 @@ typedef struct dn_layer_ops {
      * several row blocks at once): prepares what they all read (conv2d: the flipped kernel). May
      * be NULL. */
     void (*begin_backward)(dn_layer *L);
+    /* How many leading rows and columns of its input the forward pass reads (a "valid" pooling
+     * window can leave the last ones out). NULL: all of them. */
+    void (*reads)(const dn_layer *L, int *rows, int *cols);
     /* Names and shapes of the tensors in params then buffers, for model files. Returns the number
      * of tensors; fills names[i] / dims[i][0..ndim[i]) for i < max. NULL: no tensors. */
     int (*tensors)(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max);
@@ -107,6 +110,7 @@ struct dn_layer {
     float *params, *grads, *buffers; /* views into the net's blocks */
     float *scratch;       /* (rows_cap * scratch_per_item + scratch_fixed), view into the batch arena */
     int rows_cap;         /* rows the arena holds */
+    int used_h, used_w;   /* leading rows / columns of the output the next layer reads (the net sets them) */
     dn_rng *rng;          /* the net's generator (dropout) */
     union {
         unsigned char bytes[DN_LAYER_CFG_BYTES];

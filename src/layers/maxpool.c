@@ -63,6 +63,18 @@ static dn_status maxpool_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
+/* "valid" windows with strides: the rows and columns past the last window are never read. */
+static void maxpool_reads(const dn_layer *L, int *rows, int *cols)
+{
+    const maxpool_cfg *cfg = (const maxpool_cfg *)(const void *)L->cfg.bytes;
+    *rows = L->in.h;
+    *cols = L->in.w;
+    if (cfg->same)
+        return;
+    *rows = (L->out.h - 1) * cfg->sh + cfg->ph;
+    *cols = (L->out.w - 1) * cfg->sw + cfg->pw;
+}
+
 static dn_pool_geom geom(const dn_layer *L)
 {
     const maxpool_cfg *cfg = (const maxpool_cfg *)(const void *)L->cfg.bytes;
@@ -104,5 +116,6 @@ const dn_layer_ops dn_maxpool_ops = {
     .shape = maxpool_shape,
     .rows = DN_ROWS_EACH,
     .forward = maxpool_forward,
+    .reads = maxpool_reads,
     .backward = maxpool_backward,
 };
