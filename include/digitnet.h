@@ -228,7 +228,11 @@ int dn_net_note_at(const dn_net *net, int i, const char **key, const char **valu
 
 /* Sets the number of threads for the heavy kernels (0: all cores), for the calling thread's
  * OpenMP teams; BLAS is set to one thread (digitnet splits the work itself; creating a net does the
- * same). A dn_net is not thread-safe: use one net per thread, or a lock around each call. */
+ * same). Results do not depend on the thread count: the same seed trains the same model bit for bit
+ * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, portable C otherwise
+ * (or when the environment sets DIGITNET_SIMD=generic); the two agree to rounding, not bit for bit.
+ * A dn_net is not thread-safe: use one net per thread, or a lock around each call. Several
+ * processes sharing the same cores: see OMP_WAIT_POLICY in the README (Speed). */
 void dn_set_threads(int n_threads);
 
 /* Inference: probs (n, n_classes) for images (n, h, w, c). Dropout off, batchnorm uses running
