@@ -7,6 +7,14 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+/* Hot element-wise kernels are compiled for AVX-512, AVX2 and plain x86-64; the loader picks the
+ * best one the CPU has, so one binary runs everywhere and uses the wide units where they exist. */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(DN_NO_MULTIVERSION)
+#define DN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define DN_MULTIVERSION
+#endif
+
 #if defined(__GNUC__)
 #define DN_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else

@@ -389,12 +389,8 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
         prefix_largest = in > prefix_largest ? in : prefix_largest;
         prefix_largest = out > prefix_largest ? out : prefix_largest;
     }
-    size_t tiles = 0; /* the most row blocks any pass of up to `batch` rows can have */
-    for (int n = 1; n <= batch; n++) {
-        int rows = block_rows(prefix_largest, DN_BACKWARD_BLOCK_BYTES, n, 4);
-        size_t t = ((size_t)n + (size_t)rows - 1) / (size_t)rows;
-        tiles = t > tiles ? t : tiles;
-    }
+    /* the most row blocks a backward pass can have (block_rows never makes more than MAX_BLOCKS) */
+    const size_t tiles = batch < MAX_BLOCKS ? (size_t)batch : MAX_BLOCKS;
     total += tiles * prefix_params;
     float *arena = malloc(total * sizeof(float));
     if (!arena)

@@ -665,6 +665,15 @@ static void test_gradients_accumulate(void **state)
 
 /* ---------------------------------------------------------------- threads, row blocks, kernels */
 
+/* x (n) = uniform values in [0, 1) from a generator seeded with seed. */
+static void fill_uniform(float *x, size_t n, uint64_t seed)
+{
+    dn_rng rng;
+    dn_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = dn_rng_uniform(&rng);
+}
+
 /* One forward + backward pass of spec on `rows` seeded inputs with `threads` threads. Returns the
  * parameter gradients (*n_params floats) and, when din is not NULL, layer 1's d(input) (*n_din
  * floats; only for nets that start with 'dropout 0', so that layer 1 has one); the caller frees
@@ -679,10 +688,7 @@ static float *gradients_of(const char *spec, int rows, int threads, size_t *n_pa
     float *x = malloc(sizeof(float) * n_in), *dlogits = malloc(sizeof(float) * DN_N_CLASSES * (size_t)rows);
     assert_non_null(x);
     assert_non_null(dlogits);
-    dn_rng rng;
-    dn_rng_seed(&rng, 77);
-    for (size_t i = 0; i < n_in; i++)
-        x[i] = dn_rng_uniform(&rng);
+    fill_uniform(x, n_in, 77);
     const float *p = dn_net_forward(net, x, rows, 1);
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < DN_N_CLASSES; j++)
@@ -761,10 +767,7 @@ static void test_row_blocks_match_whole_batch(void **state)
     float dlogits[CHECK_ROWS * DN_N_CLASSES];
     assert_non_null(x);
     assert_non_null(batch);
-    dn_rng rng;
-    dn_rng_seed(&rng, 77);
-    for (size_t i = 0; i < in_size * CHECK_ROWS; i++)
-        x[i] = dn_rng_uniform(&rng);
+    fill_uniform(x, in_size * CHECK_ROWS, 77);
     const float *p = dn_net_forward(net, x, CHECK_ROWS, 1);
     for (int r = 0; r < CHECK_ROWS; r++)
         for (int j = 0; j < DN_N_CLASSES; j++)
@@ -801,10 +804,7 @@ static void test_inference_matches_training_forward(void **state)
     float *x = malloc(sizeof(float) * n_in), *inferred = malloc(sizeof(float) * DN_N_CLASSES * ROWS);
     assert_non_null(x);
     assert_non_null(inferred);
-    dn_rng rng;
-    dn_rng_seed(&rng, 21);
-    for (size_t i = 0; i < n_in; i++)
-        x[i] = dn_rng_uniform(&rng);
+    fill_uniform(x, n_in, 21);
     assert_int_equal(dn_net_predict(net, x, ROWS, inferred, NULL), DN_OK);
     assert_int_equal(dn_net_reserve(net, ROWS, NULL), DN_OK);
     const float *trained = dn_net_forward(net, x, ROWS, 1);
@@ -830,10 +830,7 @@ static void test_unread_outputs(void **state)
     assert_int_equal(pooled->layers[0].used_h, 10);
     assert_int_equal(flat->layers[0].used_h, 11);
     float x[2 * 12 * 12 * 3], probs[2 * DN_N_CLASSES];
-    dn_rng rng;
-    dn_rng_seed(&rng, 8);
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
-        x[i] = dn_rng_uniform(&rng);
+    fill_uniform(x, sizeof x / sizeof x[0], 8);
     const size_t map = 11 * 11 * 20;
     assert_int_equal(dn_net_predict(flat, x, 1, probs, NULL), DN_OK);
     assert_int_equal(dn_net_predict(pooled, x, 1, probs, NULL), DN_OK);

@@ -9,7 +9,7 @@
  * size a row can leave over, so no pixel is computed twice and no tail runs one lane at a time. */
 #include "kernels/kernels.h"
 
-#include "layers/layer.h" /* DN_MULTIVERSION */
+#include "internal.h" /* DN_MULTIVERSION */
 
 #include <pthread.h>
 #include <stdlib.h>

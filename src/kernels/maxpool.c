@@ -4,7 +4,7 @@
  * of a network, and reading it back from memory was the slowest part of the backward pass. */
 #include "kernels/kernels.h"
 
-#include "layers/layer.h" /* DN_MULTIVERSION */
+#include "internal.h" /* DN_MULTIVERSION */
 
 #include <string.h>
 

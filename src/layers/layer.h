@@ -8,14 +8,6 @@
 
 #include <stddef.h>
 
-/* Hot element-wise kernels are compiled for AVX-512, AVX2 and plain x86-64; the loader picks the
- * best one the CPU has, so one binary runs everywhere and uses the wide units where they exist. */
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(DN_NO_MULTIVERSION)
-#define DN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define DN_MULTIVERSION
-#endif
-
 /* The kinds, in registry order (new kinds are appended at the end of layers.def). */
 typedef enum dn_layer_kind {
 #define DN_LAYER(kind, name, ops) DN_LAYER_##kind,
