@@ -5,6 +5,10 @@
 BUILD   ?= build
 CC      ?= gcc
 PKGS     = openblas zlib libcjson libpng cairo libmicrohttpd libcurl libzip libcrypto
+# pkg-config runs when make reads this file. On a fresh machine neither the -dev packages nor
+# pkg-config itself exist yet at that moment, so `make demo` and `make test` install them first
+# (the `deps` target) and then build in a second make, which reads this file again.
+PKG_OK     := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O2 -march=x86-64-v2 -mtune=native
@@ -21,8 +25,17 @@ WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
-all: $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
+.PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
+all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
+
+# A plain `make` on a machine without the packages stops with one line saying what to run, instead
+# of a compiler error about a missing header.
+check-pkgs:
+ifneq ($(PKG_OK),yes)
+	@echo "digitnet: the build needs Debian packages that are not installed (pkg-config cannot find all of: $(PKGS));" >&2
+	@echo "  run 'make deps' (as root it installs them), or 'make demo' / 'make test', which do it first" >&2
+	@exit 1
+endif
 
 $(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/layers.def tools/*.h)
 	@mkdir -p $(dir $@)
@@ -101,7 +114,9 @@ fetch-test: $(BUILD)/digitnet
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1 $(SANITIZE)" unit-test
 
-test: deps all
+# deps first, then a second make: it reads this file after the packages are there (see PKG_CFLAGS).
+test: deps
+	$(MAKE) all
 	$(MAKE) unit-test
 	$(MAKE) cli-test
 	$(MAKE) asan-test
@@ -110,14 +125,16 @@ test: deps all
 	$(MAKE) browser-test
 	@echo "all test groups passed"
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)/digitnet
 
 $(BUILD)/bench: bench/bench.c $(BUILD)/libdigitnet.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
 
-bench: all $(BUILD)/bench
+bench: deps
 	@sh scripts/install-deps.sh bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench
 	@BUILD=$(BUILD) sh bench/run.sh
 
 # The server under load (tests/load/run.sh, not part of `make test`): LOAD_SECONDS (60) of wrk sending
