@@ -2,7 +2,6 @@
  * inference. Layers are reached only through the registry (layers/layers.def). */
 #include "net.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -199,8 +198,6 @@ dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, u
     net->seed = seed;
     net->max_floats = max_floats;
     net->raw_max = 255;
-    /* digitnet splits the work over its own threads; a second pool inside BLAS only fights it. */
-    openblas_set_num_threads(1);
     dn_rng_seed(&net->rng, seed);
     dn_status st = parse_layers(net, spec_text, source_name, err);
     if (st == DN_OK)
@@ -311,9 +308,6 @@ void dn_set_threads(int n_threads)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n_threads = cores > 0 ? (int)cores : 1;
     }
-    /* BLAS stays on one thread: dn_gemm splits work over OpenMP threads itself, and two thread
-     * pools spinning on two cores slowed training down five-fold. */
-    openblas_set_num_threads(1);
 #ifdef _OPENMP
     omp_set_num_threads(n_threads);
 #endif

@@ -135,8 +135,8 @@ static dn_net *short_run(uint64_t init_seed, uint64_t train_seed, const dn_datas
     return net;
 }
 
-/* Also on two threads: dn_gemm splits rows over a fixed number of threads, so the sums, and the
- * weights, repeat bit for bit. */
+/* Also on two threads: the kernels cut their work by shapes, never by the thread count, so the sums,
+ * and the weights, repeat bit for bit. */
 static void test_determinism(void **state)
 {
     (void)state;

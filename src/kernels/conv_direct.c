@@ -72,6 +72,23 @@ static void weight_grad_generic(const dn_conv_geom *g, const float *in, size_t i
             }
 }
 
+/* c (m, n) += a^T b for a (k, m), b (k, n), columns [m0, m1) of a only (rows m0.. of c): each
+ * element sums its k products in row order. */
+DN_MULTIVERSION
+static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
+{
+    for (int r = 0; r < k; r++) {
+        const float *restrict br = b + (size_t)r * n;
+        for (int i = m0; i < m1; i++) {
+            const float v = a[(size_t)r * m + i];
+            float *restrict ci = c + (size_t)i * n;
+#pragma omp simd
+            for (int j = 0; j < n; j++)
+                ci[j] += v * br[j];
+        }
+    }
+}
+
 #ifdef HAVE_AVX512_KERNELS
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
@@ -249,6 +266,27 @@ static void weight_grad_avx512(const dn_conv_geom *g, const float *in, size_t in
             }
     }
 }
+/* c rows [m0, m1) += a^T b on the weight-gradient tiles: a "1x1 convolution" whose pixels are the
+ * k rows, whose input channels are the m columns of a and whose output channels are the n of b. */
+static void matmul_tn_add_avx512(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
+{
+    const dn_conv_geom g = {.in_c = m,
+                            .in_row = (size_t)k * m,
+                            .kh = 1,
+                            .kw = 1,
+                            .out_h = 1,
+                            .out_w = k,
+                            .out_c = n,
+                            .out_row = (size_t)k * n};
+    for (int f0 = 0; f0 < n; f0 += 64) {
+        __mmask16 tail;
+        const int nv = channel_group(n, f0, &tail), tmax = tile_max[nv];
+        for (int t = m0; t < m1; t += tmax) {
+            int tb = m1 - t < tmax ? m1 - t : tmax;
+            weight_grad_tiles[nv][tb](&g, a + t, 0, b + f0, 0, 1, tail, c + (size_t)t * n + f0);
+        }
+    }
+}
 #endif /* HAVE_AVX512_KERNELS */
 
 /* ---- choosing the kernels once ---- */
@@ -309,4 +347,57 @@ void dn_conv_weight_grad(const dn_conv_geom *g, const float *in, size_t in_strid
     }
 #endif
     weight_grad_generic(g, in, in_stride, dout, dout_stride, n, dw);
+}
+
+/* ---- matrix products (dense layers, im2col convolutions) on the same tiles ---- */
+
+/* Below this many multiply-adds a product stays on one thread: waking the other costs more. */
+#define PARALLEL_WORK 250000.0
+#define MATMUL_ROWS 16 /* rows of c per thread's share in dn_matmul */
+#define MATMUL_TN_COLS 48 /* rows of c (columns of a) per share in dn_matmul_tn_add: 8 tiles of 6 */
+
+void dn_matmul(int m, int k, int n, const float *a, const float *b, const float *bias, int relu, float *c)
+{
+    const int blocks = (m + MATMUL_ROWS - 1) / MATMUL_ROWS;
+    /* Every row of c is computed alone, so any cut into blocks (and any thread count) gives the same bits. */
+#pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int r0 = blk * MATMUL_ROWS, rows = m - r0 < MATMUL_ROWS ? m - r0 : MATMUL_ROWS;
+        const dn_conv_geom g = {.in_c = k,
+                                .in_row = (size_t)rows * k,
+                                .kh = 1,
+                                .kw = 1,
+                                .out_h = 1,
+                                .out_w = rows,
+                                .out_c = n,
+                                .out_row = (size_t)rows * n};
+        dn_conv_forward(&g, a + (size_t)r0 * k, b, bias, relu, c + (size_t)r0 * n);
+    }
+}
+
+void dn_matmul_tn_add(int k, int m, int n, const float *a, const float *b, float *c)
+{
+    const int blocks = (m + MATMUL_TN_COLS - 1) / MATMUL_TN_COLS;
+    const int wide = dn_kernels_simd_width() == 512;
+    /* Threads take whole blocks of c's rows; each element's sum over the k rows runs in order in
+     * one thread, so the result does not depend on the thread count. */
+#pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
+    for (int blk = 0; blk < blocks; blk++) {
+        const int m0 = blk * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
+#ifdef HAVE_AVX512_KERNELS
+        if (wide) {
+            matmul_tn_add_avx512(k, m0, m1, m, n, a, b, c);
+            continue;
+        }
+#endif
+        (void)wide;
+        matmul_tn_add_generic(k, m0, m1, m, n, a, b, c);
+    }
+}
+
+void dn_transpose(int rows, int cols, const float *src, float *dst)
+{
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++)
+            dst[(size_t)j * rows + r] = src[(size_t)r * cols + j];
 }

@@ -31,6 +31,17 @@ void dn_conv_forward(const dn_conv_geom *g, const float *in, const float *w, con
 void dn_conv_weight_grad(const dn_conv_geom *g, const float *in, size_t in_stride, const float *dout,
                          size_t dout_stride, int n, float *dw);
 
+/* Matrix products for the dense layers and the strided (im2col) convolutions, row-major and
+ * contiguous, on the same register tiles as the convolution (BLAS is not used: its speed would
+ * depend on its own CPU detection). Both split work over OpenMP threads by shapes only, and every
+ * output element sums its terms in the same order whatever the thread count.
+ *   dn_matmul:        c (m, n) = a (m, k) b (k, n) [+ bias (n)] [then max(0, .) when relu]
+ *   dn_matmul_tn_add: c (m, n) += a^T b for a (k, m), b (k, n): a weight gradient summed over k rows */
+void dn_matmul(int m, int k, int n, const float *a, const float *b, const float *bias, int relu, float *c);
+void dn_matmul_tn_add(int k, int m, int n, const float *a, const float *b, float *c);
+/* dst (cols, rows) = src (rows, cols) transposed. */
+void dn_transpose(int rows, int cols, const float *src, float *dst);
+
 /* Max pooling over one channels-last image: window ph x pw moved by sh, sw, with pad_top / pad_left
  * rows / columns of padding before the input (never chosen as a maximum). */
 typedef struct dn_pool_geom {

@@ -1,7 +1,6 @@
 /* Helpers shared by the layer files: activations, spec-token parsing, initialisation, GEMM. */
 #include "layers/layer.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -99,47 +98,6 @@ void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t
                 dr[j] = yr[j] * (dr[j] - dot);
         }
         break;
-    }
-}
-
-/* Rows [r0, r1) of x (rows, cols): x = act(x + bias). One pass over memory instead of three. */
-DN_MULTIVERSION
-static void bias_act_rows(dn_activation act, const float *restrict bias, float *restrict x, size_t r0, size_t r1,
-                          size_t cols)
-{
-    for (size_t r = r0; r < r1; r++) {
-        float *restrict row = x + r * cols;
-        switch (act) {
-        case DN_ACT_RELU:
-#pragma omp simd
-            for (size_t j = 0; j < cols; j++) {
-                float v = row[j] + bias[j];
-                row[j] = v < 0.0f ? 0.0f : v; /* NaN stays NaN, so divergence is seen */
-            }
-            break;
-        default:
-#pragma omp simd
-            for (size_t j = 0; j < cols; j++)
-                row[j] += bias[j];
-            if (act != DN_ACT_NONE)
-                dn_activation_forward(act, row, 1, cols);
-            break;
-        }
-    }
-}
-
-void dn_bias_activation_forward(dn_activation act, const float *bias, float *x, size_t rows, size_t cols)
-{
-    /* exp() makes sigmoid, tanh and softmax worth a second thread far sooner than ReLU */
-    const int parallel = rows * cols > (act == DN_ACT_RELU || act == DN_ACT_NONE ? 1u << 16 : 1u << 12);
-#pragma omp parallel if (parallel)
-    {
-        size_t r0 = 0, r1 = rows;
-#ifdef _OPENMP
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        r0 = rows * (size_t)t / (size_t)nt, r1 = rows * (size_t)(t + 1) / (size_t)nt;
-#endif
-        bias_act_rows(act, bias, x, r0, r1, cols);
     }
 }
 
@@ -253,39 +211,4 @@ void dn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, dn_rng *rng)
     float limit = sqrtf(6.0f / (float)(fan_in + fan_out));
     for (size_t i = 0; i < n; i++)
         w[i] = (2.0f * dn_rng_uniform(rng) - 1.0f) * limit;
-}
-
-/* Below this many multiply-adds a GEMM stays on one thread: waking the other costs more. */
-#define PARALLEL_GEMM_WORK 250000.0
-/* A GEMM is cut into blocks that depend only on its shape: ROW_BLOCK rows of C when it has many
- * rows, else COL_BLOCK columns. BLAS rounds differently for different block shapes, so a cut that
- * followed the thread count would make a seed train a different model on another machine; with
- * this one, 1 thread and 16 give the same bits. Threads take whole blocks. */
-#define ROW_BLOCK 128
-#define COL_BLOCK 16
-
-void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-             const float *b, int ldb, float beta, float *c, int ldc)
-{
-    const int by_rows = m >= 2 * ROW_BLOCK;
-    const int by_cols = !by_rows && n >= 2 * COL_BLOCK;
-    const int blocks = by_rows ? (m + ROW_BLOCK - 1) / ROW_BLOCK : by_cols ? (n + COL_BLOCK - 1) / COL_BLOCK : 1;
-    const int parallel = blocks > 1 && (double)m * n * k >= PARALLEL_GEMM_WORK;
-    const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-#pragma omp parallel for schedule(static) if (parallel)
-    for (int blk = 0; blk < blocks; blk++) {
-        if (by_rows) {
-            /* Row r of op(A) starts at a + r * lda, or at a + r when A is transposed. */
-            int r0 = blk * ROW_BLOCK, rows = m - r0 < ROW_BLOCK ? m - r0 : ROW_BLOCK;
-            cblas_sgemm(CblasRowMajor, ta, tb, rows, n, k, alpha, trans_a ? a + r0 : a + (size_t)r0 * lda, lda, b, ldb,
-                        beta, c + (size_t)r0 * ldc, ldc);
-        } else if (by_cols) {
-            /* Column j of op(B) starts at b + j, or at b + j * ldb when B is transposed. */
-            int c0 = blk * COL_BLOCK, cols = n - c0 < COL_BLOCK ? n - c0 : COL_BLOCK;
-            cblas_sgemm(CblasRowMajor, ta, tb, m, cols, k, alpha, a, lda, trans_b ? b + (size_t)c0 * ldb : b + c0, ldb,
-                        beta, c + c0, ldc);
-        } else {
-            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        }
-    }
 }

@@ -5,7 +5,7 @@
  * Stride 1 (every reference network) runs the direct kernels of kernels/conv_direct.c image by
  * image: no im2col matrix, so no copy of every window and a tenth of the memory. The input gradient
  * is the same kernel run on the zero-padded d(output) with the kernel flipped and transposed.
- * Other strides use im2col + one BLAS GEMM per batch. */
+ * Other strides use im2col and the matrix-product kernels (kernels.h). */
 #include "layers/layer.h"
 #include "kernels/kernels.h"
 
@@ -80,6 +80,7 @@ static dn_status conv2d_shape(dn_layer *L, const char *where, dn_error *err)
     cfg->direct = cfg->stride == 1;
     if (!cfg->direct) {
         L->scratch_per_item = (size_t)oh * ow * k; /* the im2col matrix, kept for the weight gradient */
+        L->scratch_fixed = k * cfg->filters;       /* the kernel transposed, (F, K) (begin_backward) */
         return DN_OK;
     }
     cfg->pad_h = oh + cfg->kh - 1;
@@ -263,12 +264,16 @@ static void conv2d_begin_forward(dn_layer *L, int n, int training)
     DN_LAYER_CFG(L, conv2d_cfg)->all_outputs = !training && n == 1;
 }
 
-/* flipped[a][b][f][c] = kernel[kh-1-a][kw-1-b][c][f]: the kernel of the input gradient. */
+/* Direct: flipped[a][b][f][c] = kernel[kh-1-a][kw-1-b][c][f], the kernel of the input gradient.
+ * im2col: the kernel (K, F) transposed to (F, K), for d(col) = dout kernel^T. */
 static void conv2d_begin_backward(dn_layer *L)
 {
     const conv2d_cfg *cfg = DN_LAYER_CFG(L, conv2d_cfg);
-    if (!cfg->direct)
+    if (!cfg->direct) {
+        const int K = cfg->kh * cfg->kw * L->in.c;
+        dn_transpose(K, cfg->filters, L->params, L->scratch + (size_t)L->rows_cap * L->scratch_per_item);
         return;
+    }
     const int C = L->in.c, F = cfg->filters, kh = cfg->kh, kw = cfg->kw;
     float *flipped = carve(L).flipped;
     for (int a = 0; a < kh; a++)
@@ -329,8 +334,10 @@ static void conv2d_forward(dn_layer *L, const float *in, float *out, int first, 
     const float *bias = L->params + (size_t)K * F;
     float *col = L->scratch + (size_t)first * L->out.h * L->out.w * K; /* (rows, K) */
     im2col(L, in, col, n);
-    dn_gemm(0, 0, rows, F, K, 1.0f, col, K, L->params, F, 0.0f, out, F);
-    dn_bias_activation_forward(L->act, bias, out, (size_t)rows, (size_t)F);
+    const int fused_relu = L->act == DN_ACT_RELU;
+    dn_matmul(rows, K, F, col, L->params, bias, fused_relu, out); /* out (rows, F) */
+    if (!fused_relu && L->act != DN_ACT_NONE)
+        dn_activation_forward(L->act, out, (size_t)rows, (size_t)F);
 }
 
 static void conv2d_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
@@ -347,11 +354,12 @@ static void conv2d_backward(dn_layer *L, const float *in, const float *out, floa
         return;
     }
     float *col = L->scratch + (size_t)first * L->out.h * L->out.w * K;
-    dn_gemm(1, 0, K, F, rows, 1.0f, col, K, dout, F, 1.0f, grads, F); /* dW (K, F) += col^T dout */
+    dn_matmul_tn_add(rows, K, F, col, dout, grads); /* dW (K, F) += col^T dout */
     if (!din)
         return;
     /* col is no longer needed: reuse it for d(col) = dout W^T, then scatter back. */
-    dn_gemm(0, 1, rows, K, F, 1.0f, dout, F, L->params, F, 0.0f, col, K);
+    const float *kernel_t = L->scratch + (size_t)L->rows_cap * L->scratch_per_item; /* (F, K) */
+    dn_matmul(rows, F, K, dout, kernel_t, NULL, 0, col);
     col2im(L, col, din, n);
 }
 

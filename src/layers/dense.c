@@ -44,6 +44,7 @@ static dn_status dense_shape(dn_layer *L, const char *where, dn_error *err)
                        where, L->in.h, L->in.w, L->in.c);
     L->out = (dn_shape){1, 1, cfg->units};
     L->n_params = (size_t)L->in.c * cfg->units + cfg->units;
+    L->scratch_fixed = (size_t)L->in.c * cfg->units; /* the transposed kernel (begin_backward) */
     return DN_OK;
 }
 
@@ -55,34 +56,23 @@ static void dense_init(dn_layer *L, dn_rng *rng)
     memset(L->params + nw, 0, sizeof(float) * (size_t)cfg->units);
 }
 
-#define FORWARD_BLOCK 16 /* rows per thread's share of a batch-wide forward pass */
-
-/* The forward pass is the direct convolution kernel with a 1x1 window over a "row" of n pixels of
- * I channels: each output is bias + the sum over the inputs in order, the same for any number of
- * rows, so the layer can run row by row (dn_rows) and any split over threads gives the same bits. */
+/* The forward pass is a matrix product whose rows are computed one by one (kernels.h): the same
+ * bits for any number of rows, so the layer can run row by row (dn_rows) and on any threads. */
 static void dense_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     (void)first, (void)training;
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
     const float *bias = L->params + (size_t)I * O;
     const int fused_relu = L->act == DN_ACT_RELU;
-    const int blocks = (n + FORWARD_BLOCK - 1) / FORWARD_BLOCK;
-#pragma omp parallel for schedule(static) if (blocks > 1 && (double)n * I * O > 1e6)
-    for (int b = 0; b < blocks; b++) {
-        const int r0 = b * FORWARD_BLOCK, rows = n - r0 < FORWARD_BLOCK ? n - r0 : FORWARD_BLOCK;
-        const dn_conv_geom g = {.in_c = I,
-                                .in_row = (size_t)rows * I,
-                                .kh = 1,
-                                .kw = 1,
-                                .out_h = 1,
-                                .out_w = rows,
-                                .out_c = O,
-                                .out_row = (size_t)rows * O};
-        float *o = out + (size_t)r0 * O;
-        dn_conv_forward(&g, in + (size_t)r0 * I, L->params, bias, fused_relu, o);
-        if (!fused_relu && L->act != DN_ACT_NONE)
-            dn_activation_forward(L->act, o, (size_t)rows, (size_t)O);
-    }
+    dn_matmul(n, I, O, in, L->params, bias, fused_relu, out); /* out (n, O) */
+    if (!fused_relu && L->act != DN_ACT_NONE)
+        dn_activation_forward(L->act, out, (size_t)n, (size_t)O);
+}
+
+/* The kernel transposed, (O, I): d(input) = dout kernel^T is then a plain product. */
+static void dense_begin_backward(dn_layer *L)
+{
+    dn_transpose(L->in.c, DN_LAYER_CFG(L, dense_cfg)->units, L->params, L->scratch);
 }
 
 static void dense_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
@@ -92,9 +82,9 @@ static void dense_backward(dn_layer *L, const float *in, const float *out, float
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
     float *dbias = grads + (size_t)I * O;
     dn_activation_backward_bias(L->act, L->fused_loss, out, dout, (size_t)n, (size_t)O, dbias);
-    dn_gemm(1, 0, I, O, n, 1.0f, in, I, dout, O, 1.0f, grads, O); /* dW (I, O) += in^T dout */
+    dn_matmul_tn_add(n, I, O, in, dout, grads); /* dW (I, O) += in^T dout */
     if (din)
-        dn_gemm(0, 1, n, I, O, 1.0f, dout, O, L->params, O, 0.0f, din, I); /* din = dout W^T */
+        dn_matmul(n, O, I, dout, L->scratch, NULL, 0, din); /* din (n, I) = dout kernel^T */
 }
 
 static int dense_tensors(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max)
@@ -113,12 +103,13 @@ static int dense_tensors(const dn_layer *L, const char **names, int dims[][4], i
 const dn_layer_ops dn_dense_ops = {
     .name = "dense",
     .flat_output = 1,
-    .rows = DN_ROWS_EACH_INFERENCE, /* training: its gradients are GEMMs, faster on the whole batch */
+    .rows = DN_ROWS_EACH_INFERENCE, /* training: its gradients are matrix products, faster on the whole batch */
     .parse = dense_parse,
     .print = dense_print,
     .shape = dense_shape,
     .init = dense_init,
     .forward = dense_forward,
     .backward = dense_backward,
+    .begin_backward = dense_begin_backward,
     .tensors = dense_tensors,
 };

@@ -133,8 +133,6 @@ void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols
 /* dy := dy * act'(y) in place, using the activation's output y. */
 void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t rows, size_t cols);
 
-/* x = act(x + bias) over rows of `cols` values (bias has cols entries). */
-void dn_bias_activation_forward(dn_activation act, const float *bias, float *x, size_t rows, size_t cols);
 /* dy := dy * act'(y) (skipped when fused: the loss gave d(pre-activation) already), and dbias +=
  * the column sums of the result. */
 void dn_activation_backward_bias(dn_activation act, int fused, const float *y, float *dy, size_t rows, size_t cols,
@@ -152,9 +150,5 @@ int dn_axis_out(int in, int k, int stride, int same, int *pad_before);
 
 /* Glorot-uniform fill: limit sqrt(6 / (fan_in + fan_out)). */
 void dn_glorot_uniform(float *w, size_t n, int fan_in, int fan_out, dn_rng *rng);
-
-/* Row-major single-precision GEMM through BLAS: C = alpha * op(A) op(B) + beta * C. */
-void dn_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
-             const float *b, int ldb, float beta, float *c, int ldc);
 
 #endif

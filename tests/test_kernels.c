@@ -1,0 +1,132 @@
+/* The matrix-product kernels (src/kernels/kernels.h) against OpenBLAS's sgemm and against sums in
+ * double precision, on shapes that leave every kind of tile tail, with the AVX-512 and the portable
+ * kernels, and the same bits on 1 and 2 threads. */
+#include "testutil.h"
+
+#include "internal.h"
+#include "kernels/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void fill(float *x, size_t n, dn_rng *rng)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = 2.0f * dn_rng_uniform(rng) - 1.0f;
+}
+
+/* Shapes (m, k, n): tails of 16-lane vectors, of 6/8/12-wide tiles and of the 64-channel groups. */
+static const int shapes[][3] = {{1, 1, 1},   {7, 5, 3},     {16, 64, 64}, {33, 17, 70},
+                                {64, 1600, 64}, {100, 64, 10}, {5, 130, 129}, {129, 37, 200}};
+
+/* |got - want| within a float sum's rounding: k terms of size |a||b| <= 1. */
+static void assert_close(const float *got, const double *want, size_t n, int k, const char *what)
+{
+    const double tol = 1e-6 * (k + 8);
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= tol))
+            fail_msg("%s: element %zu is %.9g, expected %.9g (tolerance %.3g)", what, i, got[i], want[i], tol);
+}
+
+static void check_matmul(int width)
+{
+    dn_rng rng;
+    dn_rng_seed(&rng, 7);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int m = shapes[s][0], k = shapes[s][1], n = shapes[s][2];
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n), *bias = malloc(sizeof(float) * n);
+        float *c = malloc(sizeof(float) * m * n), *c2 = malloc(sizeof(float) * m * n), *blas = malloc(sizeof(float) * m * n);
+        double *want = malloc(sizeof(double) * m * n);
+        assert_non_null(a), assert_non_null(b), assert_non_null(bias), assert_non_null(c), assert_non_null(c2),
+            assert_non_null(blas), assert_non_null(want);
+        fill(a, (size_t)m * k, &rng), fill(b, (size_t)k * n, &rng), fill(bias, (size_t)n, &rng);
+
+        /* c = a b + bias, and with ReLU */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double sum = bias[j];
+                for (int t = 0; t < k; t++)
+                    sum += (double)a[(size_t)i * k + t] * b[(size_t)t * n + j];
+                want[(size_t)i * n + j] = sum;
+            }
+        dn_set_threads(1);
+        dn_matmul(m, k, n, a, b, bias, 0, c);
+        assert_close(c, want, (size_t)m * n, k, width ? "dn_matmul (AVX-512)" : "dn_matmul (portable)");
+        for (int i = 0; i < m; i++)
+            memcpy(blas + (size_t)i * n, bias, sizeof(float) * n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 1.0f, blas, n);
+        for (size_t i = 0; i < (size_t)m * n; i++)
+            assert_true(fabsf(c[i] - blas[i]) <= 2e-6f * (k + 8));
+        dn_set_threads(2);
+        dn_matmul(m, k, n, a, b, bias, 0, c2);
+        assert_memory_equal(c, c2, sizeof(float) * m * n);
+        dn_matmul(m, k, n, a, b, bias, 1, c2);
+        for (size_t i = 0; i < (size_t)m * n; i++)
+            assert_true(c2[i] == (c[i] < 0.0f ? 0.0f : c[i]));
+
+        /* c (m, n) += a'^T b' with a' = a read as (k2, m), b' as (k2, n): the weight gradient */
+        const int k2 = k;
+        float *at = malloc(sizeof(float) * k2 * m), *bt = malloc(sizeof(float) * k2 * n);
+        assert_non_null(at), assert_non_null(bt);
+        fill(at, (size_t)k2 * m, &rng), fill(bt, (size_t)k2 * n, &rng);
+        for (size_t i = 0; i < (size_t)m * n; i++)
+            c[i] = c2[i] = blas[i] = (float)(want[i] = 0.25 * (double)(i % 7));
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int t = 0; t < k2; t++)
+                    want[(size_t)i * n + j] += (double)at[(size_t)t * m + i] * bt[(size_t)t * n + j];
+        dn_set_threads(1);
+        dn_matmul_tn_add(k2, m, n, at, bt, c);
+        assert_close(c, want, (size_t)m * n, k2, width ? "dn_matmul_tn_add (AVX-512)" : "dn_matmul_tn_add (portable)");
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k2, 1.0f, at, m, bt, n, 1.0f, blas, n);
+        for (size_t i = 0; i < (size_t)m * n; i++)
+            assert_true(fabsf(c[i] - blas[i]) <= 2e-6f * (k2 + 8));
+        dn_set_threads(2);
+        dn_matmul_tn_add(k2, m, n, at, bt, c2);
+        assert_memory_equal(c, c2, sizeof(float) * m * n);
+
+        free(a), free(b), free(bias), free(c), free(c2), free(blas), free(want), free(at), free(bt);
+    }
+}
+
+static void test_matmul_portable(void **state)
+{
+    (void)state;
+    int saved = dn_kernels_simd_width();
+    assert_int_equal(dn_kernels_select(0), 0);
+    check_matmul(0);
+    dn_kernels_select(saved);
+}
+
+static void test_matmul_avx512(void **state)
+{
+    (void)state;
+    int saved = dn_kernels_simd_width();
+    if (dn_kernels_select(512) != 512) {
+        dn_kernels_select(saved);
+        skip(); /* this CPU has no AVX-512: the portable test above covers it */
+    }
+    check_matmul(1);
+    dn_kernels_select(saved);
+}
+
+static void test_transpose(void **state)
+{
+    (void)state;
+    float src[6] = {1, 2, 3, 4, 5, 6}, dst[6];
+    dn_transpose(2, 3, src, dst); /* (2, 3) -> (3, 2) */
+    const float want[6] = {1, 4, 2, 5, 3, 6};
+    assert_memory_equal(dst, want, sizeof want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_portable),
+        cmocka_unit_test(test_matmul_avx512),
+        cmocka_unit_test(test_transpose),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
