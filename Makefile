@@ -82,10 +82,12 @@ deps:
 
 # Unit suites run from the project root so that they find ../shared/data.
 # The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
-# the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine.
+# the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine; and a third time
+# with flush-to-zero, the floating-point mode training and inference run in.
 unit-test: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
 	@echo "== $(BUILD)/tests/test_gradients, portable kernels"; DIGITNET_SIMD=generic $(BUILD)/tests/test_gradients
+	@echo "== $(BUILD)/tests/test_gradients, flush-to-zero"; DIGITNET_TEST_FTZ=1 $(BUILD)/tests/test_gradients
 
 cli-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET=$(BUILD)/digitnet sh $$t; done

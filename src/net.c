@@ -1,6 +1,7 @@
 /* The network: spec parsing, construction, the batch arena, forward and backward passes and
  * inference. Layers are reached only through the registry (layers/layers.def). */
 #include "net.h"
+#include "kernels/kernels.h"
 
 #include <errno.h>
 #include <math.h>
@@ -528,11 +529,14 @@ dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, 
         return st;
     const size_t in_size = dn_shape_size(net->input);
     const int classes = dn_net_n_classes(net);
+    dn_fp_saved fp; /* flush-to-zero and denormals-are-zero, as in training (kernels/fp_mode.c) */
+    dn_fp_fast_begin(&fp);
     for (int start = 0; start < n; start += chunk) {
         int rows = n - start < chunk ? n - start : chunk;
         const float *out = dn_net_forward(net, images + (size_t)start * in_size, rows, 0);
         memcpy(probs + (size_t)start * classes, out, sizeof(float) * (size_t)rows * classes);
     }
+    dn_fp_fast_end(&fp);
     return DN_OK;
 }
 

@@ -1,6 +1,7 @@
 /* The training loop and evaluation. Everything the loop needs is allocated before the first batch:
  * the batch arena, the shuffled order and the optimizer state. */
 #include "net.h"
+#include "kernels/kernels.h"
 #include "optim.h"
 
 #include <math.h>
@@ -145,8 +146,22 @@ static dn_status train_step(dn_net *net, const dn_train_params *params, const fl
     return DN_OK;
 }
 
+static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
+                           dn_error *err);
+
+/* The whole run with flush-to-zero and denormals-are-zero on every compute thread (kernels/fp_mode.c). */
 dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
                    dn_error *err)
+{
+    dn_fp_saved fp;
+    dn_fp_fast_begin(&fp);
+    dn_status st = train_run(net, train, val, params, err);
+    dn_fp_fast_end(&fp);
+    return st;
+}
+
+static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
+                           dn_error *err)
 {
     if (!net || !train || !params)
         return dn_fail(err, DN_EARG, "dn_train: NULL argument");

@@ -955,6 +955,14 @@ static void test_kernels_agree(void **state)
 int main(void)
 {
     dn_set_threads(1);
+    /* DIGITNET_TEST_FTZ=1: the checks once more with flush-to-zero and denormals-are-zero, as
+     * dn_train and dn_net_predict compute (kernels/fp_mode.c). */
+    dn_fp_saved fp;
+    if (getenv("DIGITNET_TEST_FTZ")) {
+        dn_fp_fast_begin(&fp);
+        if (!dn_fp_fast_active())
+            fprintf(stderr, "test_gradients: flush-to-zero is not available on this CPU; the checks run without it\n");
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_maxpool),

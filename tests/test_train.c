@@ -12,6 +12,7 @@
  */
 #include "testutil.h"
 #include "net.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <time.h>
@@ -510,9 +511,62 @@ static void test_callbacks(void **state)
     assert_true(n_epochs <= 1);
 }
 
+/* Inside dn_train every thread of the team computes with flush-to-zero and denormals-are-zero;
+ * afterwards the caller's threads have their own modes back. */
+typedef struct ftz_probe {
+    int calls, all_active, threads_seen;
+} ftz_probe;
+
+static int probe_ftz(void *user, int epoch, int done, int total, double loss, double accuracy)
+{
+    (void)epoch, (void)done, (void)total, (void)loss, (void)accuracy;
+    ftz_probe *p = user;
+    int active = 1, threads = 0;
+#pragma omp parallel reduction(&& : active) reduction(+ : threads)
+    {
+        active = dn_fp_fast_active();
+        threads = 1;
+    }
+    p->calls++;
+    p->all_active = p->all_active && active;
+    p->threads_seen = threads;
+    return 0;
+}
+
+static void test_flush_to_zero(void **state)
+{
+    (void)state;
+    dn_set_threads(2);
+    dn_net *net;
+    assert_int_equal(dn_net_load_spec("models/optdigits.cnn", 1, &net, NULL), DN_OK);
+    dn_dataset part;
+    assert_int_equal(dn_dataset_slice(&tra, 0, 256, &part, NULL), DN_OK);
+    dn_train_params p = dn_train_default_params();
+    p.epochs = 1;
+    p.batch_size = 64;
+    ftz_probe probe = {.all_active = 1};
+    p.on_batch = probe_ftz;
+    p.user = &probe;
+    int before = dn_fp_fast_active();
+    dn_error err = {0};
+    assert_int_equal(dn_train(net, &part, NULL, &p, &err), DN_OK);
+    assert_int_equal(probe.calls, 4);
+    assert_int_equal(probe.threads_seen, 2);
+    assert_true(probe.all_active);
+    assert_int_equal(dn_fp_fast_active(), before);
+    int after_any = 0;
+#pragma omp parallel reduction(|| : after_any)
+    after_any = dn_fp_fast_active();
+    assert_int_equal(after_any, before);
+    dn_dataset_free(&part);
+    dn_net_free(net);
+    dn_set_threads(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flush_to_zero),
         cmocka_unit_test(test_accuracy_floor),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_divergence),

@@ -57,6 +57,18 @@ void dn_maxpool_forward(const dn_pool_geom *g, const float *in, float *out, int3
 /* din (in_h, in_w, c) = dout (out_h, out_w, c) routed to the elements codes names; zero elsewhere. */
 void dn_maxpool_backward(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din);
 
+/* Flush-to-zero and denormals-are-zero in every thread of the OpenMP team (kernels/fp_mode.c):
+ * dn_fp_fast_begin saves each thread's MXCSR and sets both bits; dn_fp_fast_end restores them. No
+ * effect off x86. Calls nest. */
+#define DN_FP_MAX_THREADS 256
+typedef struct dn_fp_saved {
+    unsigned int csr[DN_FP_MAX_THREADS];
+} dn_fp_saved;
+void dn_fp_fast_begin(dn_fp_saved *saved);
+void dn_fp_fast_end(const dn_fp_saved *saved);
+/* 1 when the calling thread has both bits set (tests). */
+int dn_fp_fast_active(void);
+
 /* 512 when the AVX-512 kernels are in use, 0 for the portable ones. */
 int dn_kernels_simd_width(void);
 /* Tests only: 0 selects the portable kernels, 512 the AVX-512 ones (when the CPU has them).
