@@ -4,6 +4,9 @@
 set -e
 B=${BUILD:-build}
 mkdir -p "$B"
+# What machine path makes the figures below: CPU, kernels, threads, build flags.
+"$B/digitnet" info
+echo
 "$B/bench" $BENCH_ARGS | tee "$B/bench-digitnet.jsonl"
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then
     /usr/bin/python3 bench/torch_ref.py $BENCH_ARGS | tee "$B/bench-torch.jsonl"

@@ -227,13 +227,28 @@ const char *dn_net_note(const dn_net *net, const char *key);
 int dn_net_note_at(const dn_net *net, int i, const char **key, const char **value);
 
 /* Sets the number of threads for the heavy kernels (0: all cores), for the calling thread's
- * OpenMP teams; BLAS is set to one thread (digitnet splits the work itself; creating a net does the
- * same). Results do not depend on the thread count: the same seed trains the same model bit for bit
+ * OpenMP teams. No BLAS runs on the hot path: every matrix product uses digitnet's kernels. Results do not depend on the thread count: the same seed trains the same model bit for bit
  * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, portable C otherwise
  * (or when the environment sets DIGITNET_SIMD=generic); the two agree to rounding, not bit for bit.
  * A dn_net is not thread-safe: use one net per thread, or a lock around each call. Several
  * processes sharing the same cores: see OMP_WAIT_POLICY in the README (Speed). */
 void dn_set_threads(int n_threads);
+
+/* What this process computes with, for `digitnet info` and benchmark logs. Strings are borrowed
+ * (static or inside the struct). */
+typedef struct dn_runtime_info {
+    const char *version;        /* DN_VERSION of the library that runs */
+    char cpu_model[96];         /* from /proc/cpuinfo; "unknown" elsewhere */
+    char cpu_features[160];     /* the SIMD features the kernels look at, as the CPU reports them */
+    const char *conv_kernels;   /* "avx512" or "portable": convolutions, pooling, matrix products */
+    const char *simd_clone;     /* element-wise kernels' target_clones variant: "x86-64-v4", "x86-64-v3", "x86-64" */
+    const char *blas;           /* the BLAS on the hot path: none, digitnet's kernels do every product */
+    int threads;                /* threads the next dn_train / dn_net_predict uses */
+    int flush_to_zero;          /* 1: training and inference run with FTZ + DAZ (x86) */
+    const char *compiler;       /* the compiler that built the library */
+    const char *build_flags;    /* the optimisation flags it was built with */
+} dn_runtime_info;
+void dn_runtime_info_get(dn_runtime_info *info);
 
 /* Inference: probs (n, n_classes) for images (n, h, w, c). Dropout off, batchnorm uses running
  * statistics. Works through the images in chunks. */

@@ -114,6 +114,7 @@ int cmd_summary(cli_options *o);
 int cmd_predict(cli_options *o);
 int cmd_serve(cli_options *o);
 int cmd_fetch(cli_options *o);
+int cmd_info(cli_options *o);
 /* predict with image files as positional arguments (tools/cmd_images.c); net is the loaded model. */
 int cli_predict_images(cli_options *o, dn_net *net);
 int cmd_show(cli_options *o);

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"show", cmd_show, "draw images of a data set: --data NAME [--per-class | --first N] --out FILE.png"},
     {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
     {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
+    {"info", cmd_info, "what this machine and build compute with: CPU, SIMD kernels, threads, build flags"},
     {"fetch", cmd_fetch, "download and verify a data set: fetch optdigits|mnist|fashion-mnist [--data-dir DIR --mirror URL...]"},
 };
 
