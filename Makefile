@@ -27,7 +27,7 @@ WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
+.PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
 # A plain `make` on a machine without the packages stops with one line saying what to run, instead
@@ -82,6 +82,12 @@ $(BUILD)/tests/test_fuzz_regressions: tests/fuzz/targets.c tests/fuzz/targets.h
 deps:
 	@sh scripts/install-deps.sh
 
+# The first run on a machine without the packages (tests/setup/fresh_machine.sh): as root it removes
+# libcjson-dev, runs `make demo` once in a fresh copy with pkg-config hidden from the first reading
+# of this file, and checks that it succeeds and reinstalls the package. Skipped when not root.
+setup-test:
+	sh tests/setup/fresh_machine.sh
+
 # Unit suites run from the project root so that they find ../shared/data.
 # The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
 # the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine; and a third time
@@ -127,6 +133,7 @@ test: deps
 	$(MAKE) serve-test
 	$(MAKE) fetch-test
 	$(MAKE) browser-test
+	$(MAKE) setup-test
 	@echo "all test groups passed"
 
 demo: deps
