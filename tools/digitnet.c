@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct command {
     const char *name;
@@ -187,8 +188,28 @@ int cli_parse(int argc, char **argv, cli_options *o)
     return 0;
 }
 
+/* How long an idle OpenMP thread spins before it sleeps. libgomp spins about 300,000 rounds by
+ * default, which is right for a machine of its own, but when two jobs share the cores (a training
+ * beside `digitnet serve`, two folds at once) each one's threads burn the time slices the other's
+ * need, and both crawl. A short spin keeps a lone job's speed and lets a shared machine breathe
+ * (figures: README, Speed). libgomp reads GOMP_SPINCOUNT once, when it is loaded, before main: so
+ * the tool sets it and executes itself again, once, unless the user chose a policy. */
+#define CLI_SPINCOUNT "20000"
+
+static void choose_thread_waiting(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    if (setenv("GOMP_SPINCOUNT", CLI_SPINCOUNT, 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    /* Not re-executed (no /proc): run on with libgomp's default, and say so in `digitnet info`. */
+    unsetenv("GOMP_SPINCOUNT");
+}
+
 int main(int argc, char **argv)
 {
+    choose_thread_waiting(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
