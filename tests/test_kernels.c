@@ -119,6 +119,20 @@ static void test_transpose(void **state)
     dn_transpose(2, 3, src, dst); /* (2, 3) -> (3, 2) */
     const float want[6] = {1, 4, 2, 5, 3, 6};
     assert_memory_equal(dst, want, sizeof want);
+    /* shapes that cross the 16 x 16 blocks */
+    const int shapes2[][2] = {{17, 33}, {64, 128}, {5, 100}};
+    for (int s = 0; s < 3; s++) {
+        const int r = shapes2[s][0], c = shapes2[s][1];
+        float *a = malloc(sizeof(float) * r * c), *t = malloc(sizeof(float) * r * c);
+        assert_non_null(a), assert_non_null(t);
+        for (int i = 0; i < r * c; i++)
+            a[i] = (float)i;
+        dn_transpose(r, c, a, t);
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j < c; j++)
+                assert_true(t[(size_t)j * r + i] == a[(size_t)i * c + j]);
+        free(a), free(t);
+    }
 }
 
 int main(void)

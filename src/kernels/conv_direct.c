@@ -395,9 +395,15 @@ void dn_matmul_tn_add(int k, int m, int n, const float *a, const float *b, float
     }
 }
 
+/* In 16 x 16 blocks, so that both the rows read and the columns written stay in cache. */
 void dn_transpose(int rows, int cols, const float *src, float *dst)
 {
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < cols; j++)
-            dst[(size_t)j * rows + r] = src[(size_t)r * cols + j];
+    enum { B = 16 };
+    for (int r0 = 0; r0 < rows; r0 += B)
+        for (int c0 = 0; c0 < cols; c0 += B) {
+            const int r1 = rows - r0 < B ? rows : r0 + B, c1 = cols - c0 < B ? cols : c0 + B;
+            for (int r = r0; r < r1; r++)
+                for (int j = c0; j < c1; j++)
+                    dst[(size_t)j * rows + r] = src[(size_t)r * cols + j];
+        }
 }
