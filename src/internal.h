@@ -34,6 +34,23 @@ typedef struct dn_rng {
     uint64_t state;
 } dn_rng;
 
+/* splitmix64's k-th draw (k >= 1) after state s: every draw is a function of s + k * gamma alone,
+ * so long runs of draws can be computed independently (and vectorised). dn_rng_next is this with
+ * k = 1 and the state moved on. */
+#define DN_RNG_GAMMA 0x9E3779B97F4A7C15ull
+static inline uint64_t dn_rng_draw_at(uint64_t state, uint64_t k)
+{
+    uint64_t z = state + k * DN_RNG_GAMMA;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* A draw as a float in [0, 1): its top 24 bits, each value an exact float. */
+static inline float dn_rng_to_unit(uint64_t draw)
+{
+    return (float)(int32_t)(draw >> 40) * (1.0f / 16777216.0f);
+}
+
 void dn_rng_seed(dn_rng *rng, uint64_t seed);
 uint64_t dn_rng_next(dn_rng *rng);
 /* Moves the generator n draws ahead at once (splitmix64's state is a counter), so that a long

@@ -8,21 +8,19 @@ void dn_rng_seed(dn_rng *rng, uint64_t seed)
 
 uint64_t dn_rng_next(dn_rng *rng)
 {
-    uint64_t z = (rng->state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    uint64_t z = dn_rng_draw_at(rng->state, 1);
+    rng->state += DN_RNG_GAMMA;
+    return z;
 }
 
 void dn_rng_skip(dn_rng *rng, uint64_t n)
 {
-    rng->state += n * 0x9E3779B97F4A7C15ull; /* wraps modulo 2^64, as n single steps would */
+    rng->state += n * DN_RNG_GAMMA; /* wraps modulo 2^64, as n single steps would */
 }
 
 float dn_rng_uniform(dn_rng *rng)
 {
-    /* 24 random bits: every value is an exact float in [0, 1). */
-    return (float)(dn_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
+    return dn_rng_to_unit(dn_rng_next(rng));
 }
 
 uint32_t dn_rng_below(dn_rng *rng, uint32_t n)

@@ -35,6 +35,18 @@ static dn_status dropout_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
+/* Elements [i0, i1): draw i + 1 after state s0 decides element i, exactly as dn_rng_uniform would
+ * in order; each draw stands alone (dn_rng_draw_at), so the loop vectorises. */
+DN_MULTIVERSION
+static void apply_mask(uint64_t s0, size_t i0, size_t i1, float rate, float scale, const float *restrict in,
+                       float *restrict out, float *restrict mask)
+{
+    for (size_t i = i0; i < i1; i++) {
+        mask[i] = dn_rng_to_unit(dn_rng_draw_at(s0, (uint64_t)i + 1)) >= rate ? scale : 0.0f;
+        out[i] = in[i] * mask[i];
+    }
+}
+
 static void dropout_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     const float rate = DN_LAYER_CFG(L, dropout_cfg)->rate;
@@ -53,13 +65,8 @@ static void dropout_forward(dn_layer *L, const float *in, float *out, int first,
     const size_t blocks = (total + MASK_BLOCK - 1) / MASK_BLOCK;
 #pragma omp parallel for schedule(static) if (total > 1 << 14)
     for (size_t b = 0; b < blocks; b++) {
-        dn_rng rng = start;
-        dn_rng_skip(&rng, b * MASK_BLOCK);
         const size_t end = (b + 1) * MASK_BLOCK < total ? (b + 1) * MASK_BLOCK : total;
-        for (size_t i = b * MASK_BLOCK; i < end; i++) {
-            mask[i] = dn_rng_uniform(&rng) >= rate ? scale : 0.0f;
-            out[i] = in[i] * mask[i];
-        }
+        apply_mask(start.state, b * MASK_BLOCK, end, rate, scale, in, out, mask);
     }
 }
 
