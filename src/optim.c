@@ -1,7 +1,26 @@
 /* Optimizers: one loop over the whole parameter block, because every layer's weights live in it. */
 #include "optim.h"
 
+#include "internal.h" /* DN_MULTIVERSION */
+
 #include <math.h>
+
+#define CHUNK 8192 /* elements per thread's share */
+
+/* One chunk, in a function of its own so that it is compiled for AVX-512 / AVX2 as well (C11 mode
+ * contracts nothing into FMAs, so every variant computes the same bits). */
+DN_MULTIVERSION
+static void adam_chunk(float *restrict params, const float *restrict grads, float *restrict m, float *restrict v,
+                       size_t n, float step, float beta1, float beta2, float eps)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
+        params[i] -= step * m[i] / (sqrtf(v[i]) + eps);
+    }
+}
 
 void dn_adam_step(float *params, const float *grads, float *m, float *v, size_t n, long t, float lr,
                   float beta1, float beta2, float eps)
@@ -10,12 +29,11 @@ void dn_adam_step(float *params, const float *grads, float *m, float *v, size_t 
     const double lr_t = lr * sqrt(1.0 - pow(beta2, (double)t)) / (1.0 - pow(beta1, (double)t));
     const float step = (float)lr_t;
     /* Element by element: the threads change nothing but the speed. */
-#pragma omp parallel for simd schedule(static) if (n > 1 << 15)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-        params[i] -= step * m[i] / (sqrtf(v[i]) + eps);
+    const size_t chunks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (n > 1 << 15)
+    for (size_t c = 0; c < chunks; c++) {
+        const size_t i0 = c * CHUNK, i1 = n - i0 < CHUNK ? n : i0 + CHUNK;
+        adam_chunk(params + i0, grads + i0, m + i0, v + i0, i1 - i0, step, beta1, beta2, eps);
     }
 }
 
