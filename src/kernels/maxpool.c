@@ -87,6 +87,7 @@ static void backward_generic(const dn_pool_geom *g, const int32_t *codes, const 
 #ifdef HAVE_AVX512_KERNELS
 /* ---- AVX-512: sixteen channels at a time, the last group masked ---- */
 #define AVX512 __attribute__((target("avx512f")))
+#define INLINE_AVX512 static inline __attribute__((always_inline, target("avx512f")))
 
 static __mmask16 lanes_from(int C, int c0)
 {
@@ -95,6 +96,24 @@ static __mmask16 lanes_from(int C, int c0)
 
 /* The common case in inference, 2x2 windows moved by 2 inside the input: no loops over the
  * window, and the four loads reduced as a tree rather than a chain. */
+/* Stores of whole vectors are plain stores: masked stores are slow on some cores (AMD Zen 4), and
+ * most channel counts are multiples of 16. */
+INLINE_AVX512 void store_lanes(float *p, __mmask16 lanes, __m512 v)
+{
+    if (lanes == (__mmask16)0xFFFF)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, lanes, v);
+}
+
+INLINE_AVX512 void store_lanes_epi32(int32_t *p, __mmask16 lanes, __m512i v)
+{
+    if (lanes == (__mmask16)0xFFFF)
+        _mm512_storeu_si512(p, v);
+    else
+        _mm512_mask_storeu_epi32(p, lanes, v);
+}
+
 AVX512 static void forward_2x2_avx512(const dn_pool_geom *g, const float *in, float *out)
 {
     const int C = g->c;
@@ -111,7 +130,7 @@ AVX512 static void forward_2x2_avx512(const dn_pool_geom *g, const float *in, fl
                 __m512 m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + c0 + C), _mm512_maskz_loadu_ps(lanes, a + c0));
                 m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + row + c0), m);
                 m = _mm512_max_ps(_mm512_maskz_loadu_ps(lanes, a + row + c0 + C), m);
-                _mm512_mask_storeu_ps(o + c0, lanes, m);
+                store_lanes(o + c0, lanes, m);
             }
         }
 }
@@ -139,9 +158,9 @@ AVX512 static void forward_avx512(const dn_pool_geom *g, const float *in, float 
                         m = _mm512_mask_mov_ps(m, gt, v);
                         code = _mm512_mask_mov_epi32(code, gt, _mm512_set1_epi32((y - w.y) * g->pw + (x - w.x)));
                     }
-                _mm512_mask_storeu_ps(out + at + c0, lanes, m);
+                store_lanes(out + at + c0, lanes, m);
                 if (codes)
-                    _mm512_mask_storeu_epi32(codes + at + c0, lanes, code);
+                    store_lanes_epi32(codes + at + c0, lanes, code);
             }
         }
 }
@@ -166,7 +185,7 @@ AVX512 static void backward_avx512(const dn_pool_geom *g, const int32_t *codes, 
                         __mmask16 hit = _mm512_mask_cmpeq_epi32_mask(
                             lanes, code, _mm512_set1_epi32((y - w.y) * g->pw + (x - w.x)));
                         if (exact) /* written once: the gradient or zero */
-                            _mm512_mask_storeu_ps(p, lanes, _mm512_maskz_mov_ps(hit, d));
+                            store_lanes(p, lanes, _mm512_maskz_mov_ps(hit, d));
                         else
                             _mm512_mask_storeu_ps(p, hit, _mm512_add_ps(_mm512_maskz_loadu_ps(hit, p), d));
                     }
