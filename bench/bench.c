@@ -41,6 +41,9 @@ static int die(const dn_error *err)
  * when best_epoch is set (a few long epochs: the machine is shared, and the best one is the least
  * disturbed), else the whole run's (many short epochs: one of them says little). torch_ref.py
  * reports PyTorch's the same way. */
+static double epoch_rates[16]; /* the last train_rate's images/s per epoch (at most 16 kept) */
+static int n_epoch_rates;
+
 static int train_rate(const char *spec, const dn_dataset *train, int epochs, int batch, int threads, int best_epoch,
                       double *rate, double *seconds)
 {
@@ -66,6 +69,9 @@ static int train_rate(const char *spec, const dn_dataset *train, int epochs, int
     for (int e = 0; best_epoch && e < n_epochs; e++)
         if (h[e].images_per_sec > *rate)
             *rate = h[e].images_per_sec;
+    n_epoch_rates = n_epochs < 16 ? n_epochs : 16;
+    for (int e = 0; e < n_epoch_rates; e++)
+        epoch_rates[e] = h[e].images_per_sec;
     dn_net_free(net);
     return 0;
 }
@@ -136,8 +142,13 @@ int main(int argc, char **argv)
     for (int threads = 1; threads <= 2; threads++) {
         if (train_rate("models/mnist.cnn", &ftrain, mnist_epochs, 64, threads, 1, &rate, &secs))
             return 1;
-        printf("{\"net\":\"mnist\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,\"images\":%d}\n",
+        /* every epoch's rate too: a slowdown as training goes on (denormals) shows as a late epoch far below the best */
+        printf("{\"net\":\"mnist\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,\"images\":%d,"
+               "\"epoch_images_per_sec\":[",
                threads, rate, secs, ftrain.n * mnist_epochs);
+        for (int e = 0; e < n_epoch_rates; e++)
+            printf("%s%.1f", e ? "," : "", epoch_rates[e]);
+        printf("]}\n");
         fflush(stdout);
     }
     printf("{\"net\":\"mnist\",\"what\":\"peak_rss_mb\",\"value\":%.1f}\n", peak_rss_kb() / 1024.0);

@@ -15,3 +15,11 @@ else
     : >"$B/bench-torch.jsonl"
 fi
 python3 bench/table.py "$B/bench-digitnet.jsonl" "$B/bench-torch.jsonl"
+# Two trainings at once on the same cores (bench/shared_cores.sh): each one's share of a lone run.
+BUILD="$B" sh bench/shared_cores.sh | tee "$B/bench-shared.jsonl" | python3 -c "
+import json, sys
+j = json.loads(sys.stdin.read())
+a, b = j['pair_images_per_sec']
+print(f\"\nTwo MNIST trainings sharing the cores (digitnet train, 1 epoch of Fashion-MNIST each): \"
+      f\"{a:,.0f} and {b:,.0f} images/s, {100 * j['pair_share_of_lone'][0]:.0f}% and {100 * j['pair_share_of_lone'][1]:.0f}% \"
+      f\"of one alone ({j['lone_images_per_sec']:,.0f} images/s)\")"

@@ -53,6 +53,11 @@ for net, label in (("mnist", "MNIST net (Fashion-MNIST 60k, batch 64)"), ("optdi
     row(f"{label}: training images/s, 1 thread", t1 and t1["images_per_sec"], None)
     if t1 and t2:
         print(f"| {label}: thread scaling 2 vs 1 | {t2['images_per_sec'] / t1['images_per_sec']:.2f}x | | |")
+    for t in (t2, t1):
+        ep = t and t.get("epoch_images_per_sec")
+        if ep and len(ep) >= 2:
+            print(f"| {label}: last epoch ({len(ep)}) vs best, {t['threads']} thread{'s' if t['threads'] > 1 else ''} "
+                  f"| {100 * ep[-1] / max(ep):.0f}% | | |")
     if net == "optdigits" and t2:
         row(f"{label}: {t2['epochs']} epochs, seconds", t2["seconds"], p2 and p2["seconds"], "{:.1f}", False)
     i = find(dn, net=net, what="infer")
