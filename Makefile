@@ -15,6 +15,9 @@ OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc $(PKG_CFLAGS) -fPIC -fopenmp
 LDLIBS  += $(PKG_LIBS) -ljpeg -lm -lpthread -fopenmp
+# Only the functions declared in include/digitnet.h are exported from the shared libraries: every
+# object is compiled with hidden visibility and the header marks its declarations default.
+CFLAGS  += -fvisibility=hidden
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
@@ -23,10 +26,32 @@ CLI_SRC  := $(sort $(wildcard tools/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+
+# Two libraries (STYLE.md, Library boundaries). libdigitnet: networks, layers, kernels, training,
+# metrics, model files and data loaders, linking only OpenBLAS, zlib, cJSON and OpenMP.
+# libdigitnet-extra: the folders in EXTRA_DIRS (pictures with cairo, image files with libpng and
+# libjpeg, downloads with libcurl, libzip and OpenSSL); the CLI uses both. A new folder under src/
+# goes to the core unless it is listed here. The shared objects carry a SONAME of the major
+# version (libdigitnet.so.0) and are real files named with the whole version, DN_VERSION in the
+# header. The static archives keep every symbol, so the unit tests can call internal functions.
+EXTRA_DIRS  = src/plot src/image src/fetch
+CORE_PKGS   = openblas zlib libcjson
+EXTRA_PKGS  = libpng cairo libcurl libzip libcrypto
+CORE_LIBS  := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -lm -lpthread -fopenmp
+EXTRA_LIBS := $(shell pkg-config --libs $(EXTRA_PKGS) 2>/dev/null) -ljpeg
+EXTRA_OBJ  := $(filter $(addprefix $(BUILD)/,$(addsuffix /%,$(EXTRA_DIRS))),$(LIB_OBJ))
+CORE_OBJ   := $(filter-out $(EXTRA_OBJ),$(LIB_OBJ))
+# Internal helpers of the core that the extra library calls too; its shared object carries private
+# (hidden) copies, since the core's shared object exports nothing but the public API.
+SHARED_HELPERS := $(BUILD)/src/error.o $(BUILD)/src/util/atomic_file.o $(BUILD)/src/rng.o
+DN_VERSION := $(shell sed -n 's/^\#define DN_VERSION "\(.*\)"/\1/p' include/digitnet.h)
+SO_MAJOR   := $(firstword $(subst ., ,$(DN_VERSION)))
+LIB_A      := $(BUILD)/libdigitnet-extra.a $(BUILD)/libdigitnet.a
+SO_FLAGS    = -shared -Wl,--no-undefined -Wl,--as-needed
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
-all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
+all: check-pkgs $(LIB_A) $(BUILD)/libdigitnet.so $(BUILD)/libdigitnet-extra.so $(BUILD)/digitnet
 
 # A plain `make` on a machine without the packages stops with one line saying what to run, instead
 # of a compiler error about a missing header.
@@ -41,14 +66,33 @@ $(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/lay
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/libdigitnet.a: $(LIB_OBJ)
-	ar rcs $@ $^
+$(BUILD)/libdigitnet.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libdigitnet.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(BUILD)/libdigitnet-extra.a: $(EXTRA_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/digitnet: $(CLI_OBJ) $(WEB_OBJ) $(BUILD)/libdigitnet.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(WEB_OBJ) $(BUILD)/libdigitnet.a $(LDLIBS)
+$(BUILD)/helpers.a: $(SHARED_HELPERS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libdigitnet.so.$(DN_VERSION): $(CORE_OBJ)
+	$(CC) $(SO_FLAGS) -Wl,-soname,libdigitnet.so.$(SO_MAJOR) -o $@ $^ $(CORE_LIBS)
+
+# --exclude-libs keeps the helpers' copies out of the extra library's exported symbols.
+$(BUILD)/libdigitnet-extra.so.$(DN_VERSION): $(EXTRA_OBJ) $(BUILD)/helpers.a $(BUILD)/libdigitnet.so
+	$(CC) $(SO_FLAGS) -Wl,-soname,libdigitnet-extra.so.$(SO_MAJOR) -Wl,--exclude-libs,helpers.a -o $@ \
+		$(EXTRA_OBJ) $(BUILD)/helpers.a -L$(BUILD) -ldigitnet $(EXTRA_LIBS) -lm
+
+# Links, not intermediate files for make to delete after the build.
+.SECONDARY: $(BUILD)/libdigitnet.so.$(SO_MAJOR) $(BUILD)/libdigitnet-extra.so.$(SO_MAJOR)
+$(BUILD)/%.so.$(SO_MAJOR): $(BUILD)/%.so.$(DN_VERSION)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/%.so: $(BUILD)/%.so.$(SO_MAJOR)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/digitnet: $(CLI_OBJ) $(WEB_OBJ) $(LIB_A)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(WEB_OBJ) $(LIB_A) $(LDLIBS)
 
 # The drawing page, compiled into the binary so that `digitnet serve` needs no files beside it.
 $(BUILD)/gen/web_index.c: web/index.html
@@ -59,19 +103,19 @@ $(BUILD)/gen/web_index.o: $(BUILD)/gen/web_index.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Test helper: renders MNIST test digits as pictures (tests/cli/predict_images.sh, tests/http).
-$(BUILD)/tests/render_digits: tests/tools/render_digits.c $(BUILD)/libdigitnet.a
+$(BUILD)/tests/render_digits: tests/tools/render_digits.c $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
 # _XOPEN_SOURCE: testutil.h removes the scratch directory with nftw.
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdigitnet.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(LIB_A) $(LDLIBS) -lcmocka
 
 # The allocation counter wraps the library's malloc, calloc and realloc (tests/test_alloc.c).
-$(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(BUILD)/libdigitnet.a
+$(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka \
+	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(LIB_A) $(LDLIBS) -lcmocka \
 		-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 # The regression suite runs the fuzz harness bodies (tests/fuzz/targets.c) on every saved input.
@@ -129,8 +173,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)/digitnet
 
-$(BUILD)/bench: bench/bench.c $(BUILD)/libdigitnet.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
+$(BUILD)/bench: bench/bench.c $(LIB_A)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
 bench: deps
 	@sh scripts/install-deps.sh bench

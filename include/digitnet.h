@@ -19,8 +19,20 @@
 extern "C" {
 #endif
 
+/* The libraries are compiled with -fvisibility=hidden: what this header declares is all they export.
+ * One push/pop around the whole header, rather than an export macro on every declaration, so that a
+ * function added anywhere in between is exported with no more ado (and branches adding functions do
+ * not touch each other's lines). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define DN_VERSION "0.1.0"
 #define DN_N_CLASSES 10 /* digits 0..9 (and the ten Fashion-MNIST classes) */
+
+/* The version of the library loaded at run time ("0.1.0"), which may be newer than the DN_VERSION
+ * a program was compiled with. Static string. */
+const char *dn_version(void);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -111,7 +123,9 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
  * final name only after its size and its pinned SHA-256 (and published MD5, where there is one)
  * have been checked. optdigits comes as UCI's zip archive, unpacked with libzip; its members are
  * verified, since the archive itself has no published checksum. Files already present and intact
- * are not downloaded again. The library never prints: progress goes to a callback.
+ * are not downloaded again. The library never prints: progress goes to a callback. The first
+ * download initialises libcurl once for the process (curl_global_init, thread-safe in libcurl 7.84
+ * and later) and leaves it initialised; a program that uses libcurl itself initialises it first.
  */
 
 typedef enum dn_fetch_event {
@@ -227,8 +241,11 @@ const char *dn_net_note(const dn_net *net, const char *key);
 int dn_net_note_at(const dn_net *net, int i, const char **key, const char **value);
 
 /* Sets the number of threads for the heavy kernels (0: all cores), for the calling thread's
- * OpenMP teams; BLAS is set to one thread (digitnet splits the work itself; creating a net does the
- * same). Results do not depend on the thread count: the same seed trains the same model bit for bit
+ * OpenMP teams, and sets OpenBLAS to one thread (digitnet splits the work itself, and a second
+ * thread pool inside BLAS fights its own). This is the only library call that changes a setting
+ * beyond the objects passed to it; OpenBLAS's thread count is process-wide, so a program that also
+ * uses OpenBLAS for its own work may prefer not to call it (digitnet then runs with OpenMP's and
+ * OpenBLAS's defaults, correct but slower on a busy machine). Results do not depend on the thread count: the same seed trains the same model bit for bit
  * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, portable C otherwise
  * (or when the environment sets DIGITNET_SIMD=generic); the two agree to rounding, not bit for bit.
  * A dn_net is not thread-safe: use one net per thread, or a lock around each call. Several
@@ -470,6 +487,10 @@ const char *dn_preprocess_name(dn_shape target);
  * image holds no ink, DN_ESHAPE for a target other than the two above. Images larger than 1024 px
  * on a side are first shrunk by area averaging. */
 dn_status dn_preprocess(const dn_image *img, dn_shape target, float *out, dn_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

@@ -199,8 +199,6 @@ dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, u
     net->seed = seed;
     net->max_floats = max_floats;
     net->raw_max = 255;
-    /* digitnet splits the work over its own threads; a second pool inside BLAS only fights it. */
-    openblas_set_num_threads(1);
     dn_rng_seed(&net->rng, seed);
     dn_status st = parse_layers(net, spec_text, source_name, err);
     if (st == DN_OK)
