@@ -50,6 +50,7 @@ LIB_A      := $(BUILD)/libdigitnet-extra.a $(BUILD)/libdigitnet.a
 SO_FLAGS    = -shared -Wl,--no-undefined -Wl,--as-needed
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
+.PHONY: install uninstall install-test python-test
 .PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: check-pkgs $(LIB_A) $(BUILD)/libdigitnet.so $(BUILD)/libdigitnet-extra.so $(BUILD)/digitnet
 
@@ -123,6 +124,49 @@ $(BUILD)/tests/test_fuzz_regressions: tests/fuzz/targets.c tests/fuzz/targets.h
 
 deps:
 	@sh scripts/install-deps.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging dir]: the header, both libraries (static and
+# shared, with their SONAME links), digitnet.pc and digitnet-extra.pc, the CLI, the man page and the
+# Python package, where Debian's python3 looks (/usr/lib/python3/dist-packages for PREFIX=/usr,
+# PREFIX/lib/python3.N/dist-packages otherwise). The package is told the library's directory in
+# digitnet/_paths.py. `make uninstall` with the same PREFIX and DESTDIR removes it all again.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PYTHON     ?= /usr/bin/python3
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])')/dist-packages)
+PY_FILES   := $(wildcard python/digitnet/*.py)
+SO_NAMES    = libdigitnet libdigitnet-extra
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(PYTHONDIR)/digitnet
+	install -m 755 $(BUILD)/digitnet $(DESTDIR)$(BINDIR)/digitnet
+	install -m 644 include/digitnet.h $(DESTDIR)$(INCLUDEDIR)/digitnet.h
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	for l in $(SO_NAMES); do \
+	    install -m 755 $(BUILD)/$$l.so.$(DN_VERSION) $(DESTDIR)$(LIBDIR)/ && \
+	    ln -sf $$l.so.$(DN_VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(SO_MAJOR) && \
+	    ln -sf $$l.so.$(SO_MAJOR) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; \
+	    sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(DN_VERSION)|' \
+	        pkgconfig/$${l#lib}.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$${l#lib}.pc || exit 1; \
+	done
+	install -m 644 man/digitnet.1 $(DESTDIR)$(MANDIR)/man1/digitnet.1
+	install -m 644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/digitnet/
+	printf '# Written by make install.\nLIBDIR = "%s"\n' '$(LIBDIR)' > $(DESTDIR)$(PYTHONDIR)/digitnet/_paths.py
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/digitnet $(DESTDIR)$(INCLUDEDIR)/digitnet.h $(DESTDIR)$(MANDIR)/man1/digitnet.1
+	for l in $(SO_NAMES); do \
+	    rm -f $(DESTDIR)$(LIBDIR)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.so $(DESTDIR)$(LIBDIR)/$$l.so.$(SO_MAJOR) \
+	          $(DESTDIR)$(LIBDIR)/$$l.so.$(DN_VERSION) $(DESTDIR)$(PKGCONFIGDIR)/$${l#lib}.pc; \
+	done
+	rm -rf $(DESTDIR)$(PYTHONDIR)/digitnet
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 # Unit suites run from the project root so that they find ../shared/data.
 # The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with

@@ -256,6 +256,10 @@ void dn_set_threads(int n_threads);
  * statistics. Works through the images in chunks. */
 dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err);
 
+/* DN_OK when images of this shape fit the net's input; DN_ESHAPE, with a message giving both shapes,
+ * when they do not. dn_net_predict cannot check this itself: it gets a bare pointer. */
+dn_status dn_net_check_input(const dn_net *net, dn_shape shape, dn_error *err);
+
 /* After a dn_net_predict of a single image: the output of layer `index` for that image, shape in
  * *shape. Borrowed; valid until the next call on the net. NULL if index is out of range. */
 const float *dn_net_layer_output(const dn_net *net, int index, dn_shape *shape);
