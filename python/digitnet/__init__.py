@@ -116,8 +116,9 @@ def _float_ptr(a):
 class Model:
     """A network: trained by digitnet.train, or loaded by digitnet.load."""
 
-    def __init__(self, handle):
+    def __init__(self, handle, title="model"):
         self._net = ctypes.c_void_p(handle)
+        self.title = title  # the name summary() prints: the file it was loaded from, or its spec
         # TODO(reentrant inference): dn_net_predict still writes into the net (its arena, the last
         # outputs), so calls on one model are serialised here; ctypes releases the GIL during them.
         # Remove this lock once dn_net_predict is reentrant: different models already run in parallel.
@@ -229,14 +230,14 @@ class Model:
                         "params": info.n_params})
         return out
 
-    def summary(self, title="model"):
+    def summary(self):
         """The Keras-style table `digitnet summary` prints: layers, output shapes, parameter counts."""
         rule, double = "_" * 73, "=" * 73
 
         def shape_text(shape):
             return "(None, %s)" % ", ".join(str(d) for d in shape)
 
-        lines = ['Model: "%s"' % title, rule, " %-36s %-22s %10s" % ("Layer (type)", "Output Shape", "Param #"),
+        lines = ['Model: "%s"' % self.title, rule, " %-36s %-22s %10s" % ("Layer (type)", "Output Shape", "Param #"),
                  double, " %-36s %-22s %10s" % ("input", shape_text(self.input_shape), "0")]
         for layer in self.layers():
             lines.append(" %-36s %-22s %10s" % (layer["layer"], shape_text(layer["output_shape"]),
@@ -254,7 +255,7 @@ def load(path):
     """Loads a model file written by Model.save or `digitnet train --out`."""
     net, err = ctypes.c_void_p(), _lib.Error()
     _check(lib.dn_model_load(_path(path), ctypes.byref(net), ctypes.byref(err)), err)
-    return Model(net.value)
+    return Model(net.value, os.fsdecode(os.fspath(path)))
 
 
 def _build(spec, seed):
@@ -262,10 +263,12 @@ def _build(spec, seed):
     net, err = ctypes.c_void_p(), _lib.Error()
     if isinstance(spec, str) and "\n" in spec:
         status = lib.dn_net_parse(spec.encode(), b"spec", seed, ctypes.byref(net), ctypes.byref(err))
+        title = "spec"
     else:
         status = lib.dn_net_load_spec(_path(spec), seed, ctypes.byref(net), ctypes.byref(err))
+        title = os.fsdecode(os.fspath(spec))
     _check(status, err)
-    return Model(net.value)
+    return Model(net.value, title)
 
 
 def _view(pixels, labels, start, n, raw_max):

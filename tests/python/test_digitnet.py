@@ -119,7 +119,7 @@ def test_save_load_summary(trained, optdigits, tmp_path):
     again.save(tmp_path / "r2.safetensors")
     assert np.array_equal(digitnet.load(tmp_path / "r2.safetensors").predict_proba(xte[:50]), m.predict_proba(xte[:50]))
     text = subprocess.run([CLI, "summary", str(path)], check=True, capture_output=True, text=True).stdout
-    assert again.summary(title=str(path)) == text.rstrip("\n")
+    assert again.summary() == text.rstrip("\n")
     assert "Total params: 102,794" in again.summary()
 
 
