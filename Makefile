@@ -15,9 +15,6 @@ OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc $(PKG_CFLAGS) -fPIC -fopenmp
 LDLIBS  += $(PKG_LIBS) -ljpeg -lm -lpthread -fopenmp
-# Only the functions declared in include/digitnet.h are exported from the shared libraries: every
-# object is compiled with hidden visibility and the header marks its declarations default.
-CFLAGS  += -fvisibility=hidden
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))
@@ -48,6 +45,11 @@ DN_VERSION := $(shell sed -n 's/^\#define DN_VERSION "\(.*\)"/\1/p' include/digi
 SO_MAJOR   := $(firstword $(subst ., ,$(DN_VERSION)))
 LIB_A      := $(BUILD)/libdigitnet-extra.a $(BUILD)/libdigitnet.a
 SO_FLAGS    = -shared -Wl,--no-undefined -Wl,--as-needed
+# Only the functions declared in include/digitnet.h are exported from the shared libraries: the
+# library's objects are compiled with hidden visibility and the header marks its declarations
+# default. (Programs keep default visibility: the sanitizers look up hooks such as
+# __lsan_default_suppressions in the test binaries.)
+$(LIB_OBJ): CFLAGS += -fvisibility=hidden
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: install uninstall install-test python-test

@@ -127,11 +127,12 @@ class Model:
     def __del__(self):
         self.close()
 
-    def close(self):
-        """Frees the C network now (otherwise done when the object is collected)."""
+    def close(self, _free=lib.dn_net_free):
+        """Frees the C network now (otherwise done when the object is collected). _free is bound at
+        definition time: at interpreter exit the module's globals may already be gone."""
         net, self._net = getattr(self, "_net", None), None
         if net:
-            lib.dn_net_free(net)
+            _free(net)
 
     def _handle(self):
         if not self._net:
