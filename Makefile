@@ -161,16 +161,18 @@ install: all
 	printf '# Written by make install.\nLIBDIR = "%s"\n' '$(LIBDIR)' > $(DESTDIR)$(PYTHONDIR)/digitnet/_paths.py
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
-# The Python package (python/digitnet) with Debian's python3, numpy and pytest, against build/.
+# The Python package (python/digitnet) with Debian's python3, numpy and pytest, against build/. The
+# data sets are ../shared/data's unless DIGITNET_DATA says otherwise.
 python-test: all
 	DIGITNET=$(BUILD)/digitnet DIGITNET_LIB=$(abspath $(BUILD))/libdigitnet.so PYTHONPATH=python \
-		$(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+		DIGITNET_DATA=$${DIGITNET_DATA:-$(abspath ../shared/data)} $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
 
 # make install into a staging directory, then checks what it installed: the exported symbols, the
 # NEEDED lists and SONAMEs, pkg-config, examples/classify.c built against the installed copy and run
 # on a rendered MNIST digit, the man page, the installed Python package; then make uninstall.
 install-test: all $(BUILD)/tests/render_digits
-	DIGITNET=$(BUILD)/digitnet BUILD=$(BUILD) PYTHON=$(PYTHON) sh tests/install/run.sh
+	DIGITNET=$(BUILD)/digitnet BUILD=$(BUILD) PYTHON=$(PYTHON) DIGITNET_DATA=$${DIGITNET_DATA:-$(abspath ../shared/data)} \
+		sh tests/install/run.sh
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/digitnet $(DESTDIR)$(INCLUDEDIR)/digitnet.h $(DESTDIR)$(MANDIR)/man1/digitnet.1
