@@ -4,13 +4,16 @@
 
 BUILD   ?= build
 CC      ?= gcc
+# OpenBLAS is not linked into digitnet (its own kernels do every product); the unit tests use it as
+# an independent reference for those kernels.
 PKGS     = openblas zlib libcjson libpng cairo libmicrohttpd libcurl libzip libcrypto
 # pkg-config runs when make reads this file. On a fresh machine neither the -dev packages nor
 # pkg-config itself exist yet at that moment, so `make demo` and `make test` install them first
 # (the `deps` target) and then build in a second make, which reads this file again.
 PKG_OK     := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out openblas,$(PKGS)) 2>/dev/null)
+BLAS_LIBS  := $(shell pkg-config --libs openblas 2>/dev/null)
 OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc $(PKG_CFLAGS) -fPIC -fopenmp
@@ -29,10 +32,38 @@ CLI_SRC  := $(sort $(wildcard tools/*.c))
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+
+# Two libraries (STYLE.md, Library boundaries). libdigitnet: networks, layers, kernels, training,
+# metrics, model files and data loaders, linking only zlib, cJSON and OpenMP.
+# libdigitnet-extra: the folders in EXTRA_DIRS (pictures with cairo, image files with libpng and
+# libjpeg, downloads with libcurl, libzip and OpenSSL); the CLI uses both. A new folder under src/
+# goes to the core unless it is listed here. The shared objects carry a SONAME of the major
+# version (libdigitnet.so.0) and are real files named with the whole version, DN_VERSION in the
+# header. The static archives keep every symbol, so the unit tests can call internal functions.
+EXTRA_DIRS  = src/plot src/image src/fetch
+CORE_PKGS   = zlib libcjson
+EXTRA_PKGS  = libpng cairo libcurl libzip libcrypto
+CORE_LIBS  := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -lm -lpthread -fopenmp
+EXTRA_LIBS := $(shell pkg-config --libs $(EXTRA_PKGS) 2>/dev/null) -ljpeg
+EXTRA_OBJ  := $(filter $(addprefix $(BUILD)/,$(addsuffix /%,$(EXTRA_DIRS))),$(LIB_OBJ))
+CORE_OBJ   := $(filter-out $(EXTRA_OBJ),$(LIB_OBJ))
+# Internal helpers of the core that the extra library calls too; its shared object carries private
+# (hidden) copies, since the core's shared object exports nothing but the public API.
+SHARED_HELPERS := $(BUILD)/src/error.o $(BUILD)/src/util/atomic_file.o $(BUILD)/src/rng.o
+DN_VERSION := $(shell sed -n 's/^\#define DN_VERSION "\(.*\)"/\1/p' include/digitnet.h)
+SO_MAJOR   := $(firstword $(subst ., ,$(DN_VERSION)))
+LIB_A      := $(BUILD)/libdigitnet-extra.a $(BUILD)/libdigitnet.a
+SO_FLAGS    = -shared -Wl,--no-undefined -Wl,--as-needed
+# Only the functions declared in include/digitnet.h are exported from the shared libraries: the
+# library's objects are compiled with hidden visibility and the header marks its declarations
+# default. (Programs keep default visibility: the sanitizers look up hooks such as
+# __lsan_default_suppressions in the test binaries.)
+$(LIB_OBJ): CFLAGS += -fvisibility=hidden
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
+.PHONY: install uninstall install-test python-test
 .PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
-all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
+all: check-pkgs $(LIB_A) $(BUILD)/libdigitnet.so $(BUILD)/libdigitnet-extra.so $(BUILD)/digitnet
 
 # A plain `make` on a machine without the packages stops with one line saying what to run, instead
 # of a compiler error about a missing header.
@@ -47,14 +78,33 @@ $(BUILD)/%.o: %.c include/digitnet.h $(wildcard src/*.h src/*/*.h src/layers/lay
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/libdigitnet.a: $(LIB_OBJ)
-	ar rcs $@ $^
+$(BUILD)/libdigitnet.a: $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/libdigitnet.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(BUILD)/libdigitnet-extra.a: $(EXTRA_OBJ)
+	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/digitnet: $(CLI_OBJ) $(WEB_OBJ) $(BUILD)/libdigitnet.a
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(WEB_OBJ) $(BUILD)/libdigitnet.a $(LDLIBS)
+$(BUILD)/helpers.a: $(SHARED_HELPERS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/libdigitnet.so.$(DN_VERSION): $(CORE_OBJ)
+	$(CC) $(SO_FLAGS) -Wl,-soname,libdigitnet.so.$(SO_MAJOR) -o $@ $^ $(CORE_LIBS)
+
+# --exclude-libs keeps the helpers' copies out of the extra library's exported symbols.
+$(BUILD)/libdigitnet-extra.so.$(DN_VERSION): $(EXTRA_OBJ) $(BUILD)/helpers.a $(BUILD)/libdigitnet.so
+	$(CC) $(SO_FLAGS) -Wl,-soname,libdigitnet-extra.so.$(SO_MAJOR) -Wl,--exclude-libs,helpers.a -o $@ \
+		$(EXTRA_OBJ) $(BUILD)/helpers.a -L$(BUILD) -ldigitnet $(EXTRA_LIBS) -lm
+
+# Links, not intermediate files for make to delete after the build.
+.SECONDARY: $(BUILD)/libdigitnet.so.$(SO_MAJOR) $(BUILD)/libdigitnet-extra.so.$(SO_MAJOR)
+$(BUILD)/%.so.$(SO_MAJOR): $(BUILD)/%.so.$(DN_VERSION)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/%.so: $(BUILD)/%.so.$(SO_MAJOR)
+	ln -sf $(notdir $<) $@
+
+$(BUILD)/digitnet: $(CLI_OBJ) $(WEB_OBJ) $(LIB_A)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(WEB_OBJ) $(LIB_A) $(LDLIBS)
 
 # The drawing page, compiled into the binary so that `digitnet serve` needs no files beside it.
 $(BUILD)/gen/web_index.c: web/index.html
@@ -65,19 +115,19 @@ $(BUILD)/gen/web_index.o: $(BUILD)/gen/web_index.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # Test helper: renders MNIST test digits as pictures (tests/cli/predict_images.sh, tests/http).
-$(BUILD)/tests/render_digits: tests/tools/render_digits.c $(BUILD)/libdigitnet.a
+$(BUILD)/tests/render_digits: tests/tools/render_digits.c $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
 # _XOPEN_SOURCE: testutil.h removes the scratch directory with nftw.
-$(BUILD)/tests/%: tests/%.c tests/testutil.h $(BUILD)/libdigitnet.a
+$(BUILD)/tests/%: tests/%.c tests/testutil.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(LIB_A) $(LDLIBS) $(BLAS_LIBS) -lcmocka
 
 # The allocation counter wraps the library's malloc, calloc and realloc (tests/test_alloc.c).
-$(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(BUILD)/libdigitnet.a
+$(BUILD)/tests/test_alloc: tests/test_alloc.c tests/testutil.h $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS) -lcmocka \
+	$(CC) $(CFLAGS) -D_XOPEN_SOURCE=700 -o $@ $< $(LIB_A) $(LDLIBS) $(BLAS_LIBS) -lcmocka \
 		-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
 
 # The regression suite runs the fuzz harness bodies (tests/fuzz/targets.c) on every saved input.
@@ -91,6 +141,62 @@ deps:
 # of this file, and checks that it succeeds and reinstalls the package. Skipped when not root.
 setup-test:
 	sh tests/setup/fresh_machine.sh
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging dir]: the header, both libraries (static and
+# shared, with their SONAME links), digitnet.pc and digitnet-extra.pc, the CLI, the man page and the
+# Python package, where Debian's python3 looks (/usr/lib/python3/dist-packages for PREFIX=/usr,
+# PREFIX/lib/python3.N/dist-packages otherwise). The package is told the library's directory in
+# digitnet/_paths.py. `make uninstall` with the same PREFIX and DESTDIR removes it all again.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PYTHON     ?= /usr/bin/python3
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell $(PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])')/dist-packages)
+PY_FILES   := $(wildcard python/digitnet/*.py)
+SO_NAMES    = libdigitnet libdigitnet-extra
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(PYTHONDIR)/digitnet
+	install -m 755 $(BUILD)/digitnet $(DESTDIR)$(BINDIR)/digitnet
+	install -m 644 include/digitnet.h $(DESTDIR)$(INCLUDEDIR)/digitnet.h
+	install -m 644 $(LIB_A) $(DESTDIR)$(LIBDIR)/
+	for l in $(SO_NAMES); do \
+	    install -m 755 $(BUILD)/$$l.so.$(DN_VERSION) $(DESTDIR)$(LIBDIR)/ && \
+	    ln -sf $$l.so.$(DN_VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(SO_MAJOR) && \
+	    ln -sf $$l.so.$(SO_MAJOR) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; \
+	    sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(DN_VERSION)|' \
+	        pkgconfig/$${l#lib}.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/$${l#lib}.pc || exit 1; \
+	done
+	install -m 644 man/digitnet.1 $(DESTDIR)$(MANDIR)/man1/digitnet.1
+	install -m 644 $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/digitnet/
+	printf '# Written by make install.\nLIBDIR = "%s"\n' '$(LIBDIR)' > $(DESTDIR)$(PYTHONDIR)/digitnet/_paths.py
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
+
+# The Python package (python/digitnet) with Debian's python3, numpy and pytest, against build/. The
+# data sets are ../shared/data's unless DIGITNET_DATA says otherwise.
+python-test: all
+	DIGITNET=$(BUILD)/digitnet DIGITNET_LIB=$(abspath $(BUILD))/libdigitnet.so PYTHONPATH=python \
+		DIGITNET_DATA=$${DIGITNET_DATA:-$(abspath ../shared/data)} $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+
+# make install into a staging directory, then checks what it installed: the exported symbols, the
+# NEEDED lists and SONAMEs, pkg-config, examples/classify.c built against the installed copy and run
+# on a rendered MNIST digit, the man page, the installed Python package; then make uninstall.
+install-test: all $(BUILD)/tests/render_digits
+	DIGITNET=$(BUILD)/digitnet BUILD=$(BUILD) PYTHON=$(PYTHON) DIGITNET_DATA=$${DIGITNET_DATA:-$(abspath ../shared/data)} \
+		sh tests/install/run.sh
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/digitnet $(DESTDIR)$(INCLUDEDIR)/digitnet.h $(DESTDIR)$(MANDIR)/man1/digitnet.1
+	for l in $(SO_NAMES); do \
+	    rm -f $(DESTDIR)$(LIBDIR)/$$l.a $(DESTDIR)$(LIBDIR)/$$l.so $(DESTDIR)$(LIBDIR)/$$l.so.$(SO_MAJOR) \
+	          $(DESTDIR)$(LIBDIR)/$$l.so.$(DN_VERSION) $(DESTDIR)$(PKGCONFIGDIR)/$${l#lib}.pc; \
+	done
+	rm -rf $(DESTDIR)$(PYTHONDIR)/digitnet
+	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
 
 # Unit suites run from the project root so that they find ../shared/data.
 # The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
@@ -137,6 +243,8 @@ test: deps
 	$(MAKE) serve-test
 	$(MAKE) fetch-test
 	$(MAKE) browser-test
+	$(MAKE) python-test
+	$(MAKE) install-test
 	$(MAKE) setup-test
 	@echo "all test groups passed"
 
@@ -144,8 +252,8 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/demo.sh $(BUILD)/digitnet
 
-$(BUILD)/bench: bench/bench.c $(BUILD)/libdigitnet.a
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
+$(BUILD)/bench: bench/bench.c $(LIB_A)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
 
 bench: deps
 	@sh scripts/install-deps.sh bench

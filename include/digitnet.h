@@ -19,8 +19,20 @@
 extern "C" {
 #endif
 
+/* The libraries are compiled with -fvisibility=hidden: what this header declares is all they export.
+ * One push/pop around the whole header, rather than an export macro on every declaration, so that a
+ * function added anywhere in between is exported with no more ado (and branches adding functions do
+ * not touch each other's lines). */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #define DN_VERSION "0.1.0"
 #define DN_N_CLASSES 10 /* digits 0..9 (and the ten Fashion-MNIST classes) */
+
+/* The version of the library loaded at run time ("0.1.0"), which may be newer than the DN_VERSION
+ * a program was compiled with. Static string. */
+const char *dn_version(void);
 
 /* ------------------------------------------------------------------ errors */
 
@@ -111,7 +123,9 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
  * final name only after its size and its pinned SHA-256 (and published MD5, where there is one)
  * have been checked. optdigits comes as UCI's zip archive, unpacked with libzip; its members are
  * verified, since the archive itself has no published checksum. Files already present and intact
- * are not downloaded again. The library never prints: progress goes to a callback.
+ * are not downloaded again. The library never prints: progress goes to a callback. The first
+ * download initialises libcurl once for the process (curl_global_init, thread-safe in libcurl 7.84
+ * and later) and leaves it initialised; a program that uses libcurl itself initialises it first.
  */
 
 typedef enum dn_fetch_event {
@@ -253,6 +267,10 @@ void dn_runtime_info_get(dn_runtime_info *info);
 /* Inference: probs (n, n_classes) for images (n, h, w, c). Dropout off, batchnorm uses running
  * statistics. Works through the images in chunks. */
 dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err);
+
+/* DN_OK when images of this shape fit the net's input; DN_ESHAPE, with a message giving both shapes,
+ * when they do not. dn_net_predict cannot check this itself: it gets a bare pointer. */
+dn_status dn_net_check_input(const dn_net *net, dn_shape shape, dn_error *err);
 
 /* After a dn_net_predict of a single image: the output of layer `index` for that image, shape in
  * *shape. Borrowed; valid until the next call on the net. NULL if index is out of range. */
@@ -485,6 +503,10 @@ const char *dn_preprocess_name(dn_shape target);
  * image holds no ink, DN_ESHAPE for a target other than the two above. Images larger than 1024 px
  * on a side are first shrunk by area averaging. */
 dn_status dn_preprocess(const dn_image *img, dn_shape target, float *out, dn_error *err);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

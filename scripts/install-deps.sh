@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PKGS="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg-dev libcairo2-dev
 libmicrohttpd-dev libcmocka-dev python3 libcurl4-openssl-dev libzip-dev libssl-dev
 xxd curl chromium nodejs"
+# make python-test: the Python package's numpy and pytest; make install-test renders the man page with groff.
+PKGS="$PKGS python3-numpy python3-pytest groff-base"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare;
 # and wrk, the HTTP load generator of make load-test.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch wrk"

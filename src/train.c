@@ -31,12 +31,24 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+static dn_status check_shape(const dn_net *net, dn_shape in, const char *what, dn_error *err)
+{
+    if (in.h != net->input.h || in.w != net->input.w || in.c != net->input.c)
+        return dn_fail(err, DN_ESHAPE, "the model expects %dx%dx%d images but the %s data is %dx%dx%d",
+                       net->input.h, net->input.w, net->input.c, what, in.h, in.w, in.c);
+    return DN_OK;
+}
+
 static dn_status check_fits(const dn_net *net, const dn_dataset *d, const char *what, dn_error *err)
 {
-    if (d->h != net->input.h || d->w != net->input.w || d->c != net->input.c)
-        return dn_fail(err, DN_ESHAPE, "the model expects %dx%dx%d images but the %s data is %dx%dx%d",
-                       net->input.h, net->input.w, net->input.c, what, d->h, d->w, d->c);
-    return DN_OK;
+    return check_shape(net, (dn_shape){d->h, d->w, d->c}, what, err);
+}
+
+dn_status dn_net_check_input(const dn_net *net, dn_shape shape, dn_error *err)
+{
+    if (!net)
+        return dn_fail(err, DN_EARG, "dn_net_check_input: NULL network");
+    return check_shape(net, shape, "input", err);
 }
 
 /* Softmax output probs (n, classes) and labels: adds up the clipped cross-entropy and the correct

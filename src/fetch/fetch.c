@@ -3,6 +3,7 @@
 #include "fetch/fetch.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,19 @@ static dn_status fetch_from_mirror(job *jb, const fetch_mirror *m, int is_last, 
     return first;
 }
 
+/* libcurl asks for curl_global_init once per process, and its cleanup only when nothing uses libcurl
+ * any more. dn_fetch once called both on every call, resetting libcurl (and OpenSSL) under any other
+ * user in the process. Now the first download initialises libcurl once, thread-safely, and nothing
+ * tears it down before the process exits. A program that uses libcurl itself calls curl_global_init
+ * first, as libcurl asks; this call then only counts one more user. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result = CURLE_FAILED_INIT;
+
+static void init_curl(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
 dn_status dn_fetch(const char *name, const char *root, const dn_fetch_params *params, dn_error *caller_err)
 {
     /* Messages are needed for the callback even when the caller passes no dn_error. */
@@ -307,7 +321,7 @@ static dn_status fetch_run(const char *name, const char *root, const dn_fetch_pa
         return st;
     }
 
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    if (pthread_once(&curl_once, init_curl) != 0 || curl_init_result != CURLE_OK) {
         free(jb);
         return dn_fail(err, DN_ENET, "cannot initialise libcurl");
     }
@@ -325,7 +339,6 @@ static dn_status fetch_run(const char *name, const char *root, const dn_fetch_pa
         if (st == DN_OK || st == DN_ESTOPPED)
             break;
     }
-    curl_global_cleanup();
     if (st != DN_OK && st != DN_ESTOPPED) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
