@@ -20,6 +20,19 @@
 #include <immintrin.h>
 #endif
 
+/* A matrix as a "1x1 convolution": one row of `rows` pixels with `in_c` channels in and `out_c` out. */
+static dn_conv_geom rows_geom(int rows, int in_c, int out_c)
+{
+    return (dn_conv_geom){.in_c = in_c,
+                          .in_row = (size_t)rows * in_c,
+                          .kh = 1,
+                          .kw = 1,
+                          .out_h = 1,
+                          .out_w = rows,
+                          .out_c = out_c,
+                          .out_row = (size_t)rows * out_c};
+}
+
 /* ---- portable kernels (auto-vectorised over output channels) ---- */
 
 DN_MULTIVERSION
@@ -270,14 +283,7 @@ static void weight_grad_avx512(const dn_conv_geom *g, const float *in, size_t in
  * k rows, whose input channels are the m columns of a and whose output channels are the n of b. */
 static void matmul_tn_add_avx512(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
 {
-    const dn_conv_geom g = {.in_c = m,
-                            .in_row = (size_t)k * m,
-                            .kh = 1,
-                            .kw = 1,
-                            .out_h = 1,
-                            .out_w = k,
-                            .out_c = n,
-                            .out_row = (size_t)k * n};
+    const dn_conv_geom g = rows_geom(k, m, n);
     for (int f0 = 0; f0 < n; f0 += 64) {
         __mmask16 tail;
         const int nv = channel_group(n, f0, &tail), tmax = tile_max[nv];
@@ -363,14 +369,7 @@ void dn_matmul(int m, int k, int n, const float *a, const float *b, const float 
 #pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
     for (int blk = 0; blk < blocks; blk++) {
         const int r0 = blk * MATMUL_ROWS, rows = m - r0 < MATMUL_ROWS ? m - r0 : MATMUL_ROWS;
-        const dn_conv_geom g = {.in_c = k,
-                                .in_row = (size_t)rows * k,
-                                .kh = 1,
-                                .kw = 1,
-                                .out_h = 1,
-                                .out_w = rows,
-                                .out_c = n,
-                                .out_row = (size_t)rows * n};
+        const dn_conv_geom g = rows_geom(rows, k, n);
         dn_conv_forward(&g, a + (size_t)r0 * k, b, bias, relu, c + (size_t)r0 * n);
     }
 }

@@ -21,15 +21,21 @@
 #include <omp.h>
 #endif
 
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 void dn_fp_fast_begin(dn_fp_saved *saved)
 {
 #ifdef HAVE_MXCSR
 #pragma omp parallel
     {
-        int id = 0;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-#endif
+        const int id = thread_id();
         if (id < DN_FP_MAX_THREADS) {
             unsigned int csr = _mm_getcsr();
             saved->csr[id] = csr;
@@ -46,10 +52,7 @@ void dn_fp_fast_end(const dn_fp_saved *saved)
 #ifdef HAVE_MXCSR
 #pragma omp parallel
     {
-        int id = 0;
-#ifdef _OPENMP
-        id = omp_get_thread_num();
-#endif
+        const int id = thread_id();
         if (id < DN_FP_MAX_THREADS)
             _mm_setcsr(saved->csr[id]);
     }
