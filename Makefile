@@ -5,6 +5,7 @@
 BUILD   ?= build
 CC      ?= gcc
 PKGS     = openblas zlib libcjson libpng cairo libmicrohttpd libcurl libzip libcrypto
+PKGS    += libprotobuf-c
 # pkg-config runs when make reads this file. On a fresh machine neither the -dev packages nor
 # pkg-config itself exist yet at that moment, so `make demo` and `make test` install them first
 # (the `deps` target) and then build in a second make, which reads this file again.
@@ -24,6 +25,19 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+# ONNX export and import (src/onnx/): protoc-c turns the onnx.proto Debian ships in libonnx-dev into
+# C in the build directory (never committed); src/onnx/onnx_proto.c compiles it, and only src/onnx/
+# sees its header.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ONNX_GEN   := $(BUILD)/gen/onnx
+ONNX_OBJ   := $(filter $(BUILD)/src/onnx/%,$(LIB_OBJ))
+$(ONNX_GEN)/onnx.pb-c.c: $(ONNX_PROTO)
+	@mkdir -p $(ONNX_GEN)
+	protoc-c --c_out=$(ONNX_GEN) --proto_path=$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+$(ONNX_GEN)/onnx.pb-c.h: $(ONNX_GEN)/onnx.pb-c.c ;
+$(ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
+$(BUILD)/src/onnx/%.o: CFLAGS += -I$(ONNX_GEN)
 
 .PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
