@@ -39,6 +39,7 @@ $(ONNX_GEN)/onnx.pb-c.h: $(ONNX_GEN)/onnx.pb-c.c ;
 $(ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
 $(BUILD)/src/onnx/%.o: CFLAGS += -I$(ONNX_GEN)
 
+.PHONY: onnx-test
 .PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
@@ -121,6 +122,11 @@ browser-test: $(BUILD)/digitnet
 fetch-test: $(BUILD)/digitnet
 	DIGITNET=$(BUILD)/digitnet sh tests/fetch/run.sh
 
+# ONNX (tests/onnx/run.sh): exported R1 and R2 through onnx.checker and onnxruntime-node on their
+# whole test sets; PyTorch-trained and tf2onnx-layout models imported; malformed files.
+onnx-test: $(BUILD)/digitnet
+	DIGITNET=$(BUILD)/digitnet sh tests/onnx/run.sh
+
 # The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
 # flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
 # `+=` lines above and drop the include paths and libraries. Tests link with $(CFLAGS), so the
@@ -137,6 +143,7 @@ test: deps
 	$(MAKE) serve-test
 	$(MAKE) fetch-test
 	$(MAKE) browser-test
+	$(MAKE) onnx-test
 	@echo "all test groups passed"
 
 demo: deps
@@ -184,6 +191,13 @@ $(FUZZ_BUILD)/libdigitnet.a: $(FUZZ_OBJ)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/targets.c tests/fuzz/targets.h $(FUZZ_BUILD)/libdigitnet.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libdigitnet.a $(LDLIBS)
+
+# The ONNX harness: src/onnx/ needs the generated protobuf-c code here too.
+FUZZ_TARGETS += onnx
+FUZZ_ONNX_OBJ := $(filter $(FUZZ_BUILD)/src/onnx/%,$(FUZZ_OBJ))
+$(FUZZ_ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
+$(FUZZ_BUILD)/src/onnx/%.o: FUZZ_CFLAGS += -I$(ONNX_GEN)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 fuzz-build: $(FUZZ_BIN)
 

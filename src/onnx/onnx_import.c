@@ -554,7 +554,10 @@ static dn_status op_transpose(importer *im, const Onnx__NodeProto *node, dn_erro
 /* Mul or Div by a scalar before the first layer: the input scaling, folded in later. */
 static dn_status op_scale(importer *im, const Onnx__NodeProto *node, int divide, dn_error *err)
 {
-    if (im->n_layers || node->n_input != 2)
+    int layers_before = 0; /* the flatten of a flat (N, H*W) input does not count */
+    for (int i = 0; i < im->n_layers; i++)
+        layers_before += im->layers[i].kind != IMP_FLATTEN;
+    if (layers_before || node->n_input != 2)
         return node_fail(im, err, "only a scalar Mul or Div of the input, before any layer, can be imported");
     int which = !strcmp(tensor_name(node->input[0]), im->cur) ? 1 : 0;
     if (divide && which == 0)
