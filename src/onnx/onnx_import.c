@@ -831,6 +831,10 @@ dn_status dn_onnx_import_bytes(const uint8_t *data, size_t size, const char *nam
         free(im);
     }
     onnx__model_proto__free_unpacked(m, NULL);
+    /* Names in messages come from the file: no control characters, so the message stays one line. */
+    for (char *c = err && st != DN_OK ? err->msg : NULL; c && *c; c++)
+        if ((unsigned char)*c < 32 || *c == 127)
+            *c = '?';
     return st;
 }
 
