@@ -62,14 +62,14 @@ def build(out):
             nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
             nn.Linear(128, 32), nn.BatchNorm1d(32), nn.Tanh(), nn.Linear(32, 10), nn.Softmax(dim=1))
 
-    def train(model, x, y, epochs, softmax_out):
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
+    def train(model, x, y, epochs, softmax_out, batch=64, lr=1e-3):
+        opt = torch.optim.Adam(model.parameters(), lr)
         x, y = torch.from_numpy(x), torch.from_numpy(y)
         model.train()
         for _ in range(epochs):
             order = torch.randperm(len(x))
-            for i in range(0, len(x), 64):
-                idx = order[i:i + 64]
+            for i in range(0, len(x), batch):
+                idx = order[i:i + batch]
                 out = model(x[idx])
                 loss = nn.functional.nll_loss(torch.log(out + 1e-9), y[idx]) if softmax_out else \
                     nn.functional.cross_entropy(out, y[idx])
@@ -92,10 +92,10 @@ def build(out):
     x_tra, y_tra = optdigits("optdigits.tra")
     x_tes, _ = optdigits("optdigits.tes")
     m1 = r1()
-    train(m1, x_tra, y_tra, 2, True)
+    train(m1, x_tra, y_tra, 2, True, batch=16, lr=3e-3)  # two epochs: small batches to get somewhere
     export(m1, x_tes, "torch_r1", False)
     m3 = bn()
-    train(m3, x_tra, y_tra, 2, True)
+    train(m3, x_tra, y_tra, 2, True, batch=16, lr=3e-3)
     export(m3, x_tes, "torch_bn", False)
     x_train, y_train = mnist("train")
     x_test, _ = mnist("t10k")
