@@ -342,6 +342,8 @@ static dn_status op_conv(importer *im, const Onnx__NodeProto *node, dn_error *er
     im->c = F;
     if (im->h <= 0 || im->w <= 0)
         return node_fail(im, err, "the %dx%d kernel does not fit its input", kh, kw);
+    if ((double)im->h * im->w * im->c > 1 << 24)
+        return node_fail(im, err, "the output %dx%dx%d is too large", im->h, im->w, im->c);
     return DN_OK;
 }
 
@@ -776,6 +778,9 @@ static dn_status import_model(importer *im, const Onnx__ModelProto *m, float inp
     if (im->lay != LAYOUT_FLAT || im->c != DN_N_CLASSES)
         return dn_fail(err, DN_ESHAPE, "%s: %s ends the graph with %d outputs%s, not %d classes", im->path, im->node_desc,
                        im->h * im->w * im->c, im->lay == LAYOUT_FLAT ? "" : " (an image, not a vector)", DN_N_CLASSES);
+    if (im->perm)
+        return dn_fail(err, DN_EFORMAT, "%s: %s: the graph ends in a flatten of an NCHW image, whose order digitnet's "
+                                        "channels-last flatten cannot keep", im->path, im->node_desc);
     imp_layer *last = &im->layers[im->n_layers - 1];
     int softmax_added = 0;
     if (last->kind == IMP_DENSE && last->act == DN_ACT_NONE) {
