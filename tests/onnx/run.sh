@@ -74,6 +74,11 @@ if $PY -c "import torch, onnx" 2>/dev/null; then
         predict_all "$T/$mod.safetensors" $data $n "$T/$mod.json"
         agree "imported $mod vs PyTorch, all $n test rows" $PY "$TOOLS" compare "$T/torch/$mod.npy" "$T/$mod.json"
     done
+    $DN import "$T/torch/raw_r2.onnx" --input-scale 1 --out "$T/raw_r2.safetensors" >"$T/import.out" 2>&1
+    check "import raw_r2 --input-scale 1 (a graph on raw pixels)" grep -q "raw pixels / 1$" "$T/import.out"
+    predict_all "$T/raw_r2.safetensors" mnist-10k 10000 "$T/raw_r2.json"
+    agree "imported raw_r2 (input scale folded into the first conv) vs PyTorch" \
+        $PY "$TOOLS" compare "$T/torch/raw_r2.npy" "$T/raw_r2.json"
     check "R2 from PyTorch ended in logits: softmax added" sh -c "$DN import '$T/torch/torch_r2.onnx' --out '$T/logits.safetensors' | grep -q 'softmax added'"
 
     # The imported model works with every command.

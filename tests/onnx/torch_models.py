@@ -137,6 +137,14 @@ def build(out):
     onnx.checker.check_model(nhwc, full_check=True)
     onnx.save(nhwc, os.path.join(out, "nhwc_r2.onnx"))
     np.save(os.path.join(out, "nhwc_r2.npy"), p2)
+    # The same graph for raw pixels 0..255 (its first kernel divided by 255): imported with
+    # --input-scale 1, digitnet folds the factor back into the first convolution.
+    raw_model = onnx.load(os.path.join(out, "nhwc_r2.onnx"))
+    for t in raw_model.graph.initializer:
+        if t.name == "conv1/kernel":
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) / np.float32(255), t.name))
+    onnx.save(raw_model, os.path.join(out, "raw_r2.onnx"))
+    np.save(os.path.join(out, "raw_r2.npy"), p2)
 
     # Malformed files, each from a good one.
     good = onnx.load(os.path.join(out, "torch_r1.onnx"))
