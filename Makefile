@@ -7,6 +7,7 @@ CC      ?= gcc
 # OpenBLAS is not linked into digitnet (its own kernels do every product); the unit tests use it as
 # an independent reference for those kernels.
 PKGS     = openblas zlib libcjson libpng cairo libmicrohttpd libcurl libzip libcrypto
+PKGS    += libprotobuf-c
 # pkg-config runs when make reads this file. On a fresh machine neither the -dev packages nor
 # pkg-config itself exist yet at that moment, so `make demo` and `make test` install them first
 # (the `deps` target) and then build in a second make, which reads this file again.
@@ -40,16 +41,18 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 # goes to the core unless it is listed here. The shared objects carry a SONAME of the major
 # version (libdigitnet.so.0) and are real files named with the whole version, DN_VERSION in the
 # header. The static archives keep every symbol, so the unit tests can call internal functions.
-EXTRA_DIRS  = src/plot src/image src/fetch
+EXTRA_DIRS  = src/plot src/image src/fetch src/onnx
 CORE_PKGS   = zlib libcjson
-EXTRA_PKGS  = libpng cairo libcurl libzip libcrypto
+EXTRA_PKGS  = libpng cairo libcurl libzip libcrypto libprotobuf-c
 CORE_LIBS  := $(shell pkg-config --libs $(CORE_PKGS) 2>/dev/null) -lm -lpthread -fopenmp
 EXTRA_LIBS := $(shell pkg-config --libs $(EXTRA_PKGS) 2>/dev/null) -ljpeg
 EXTRA_OBJ  := $(filter $(addprefix $(BUILD)/,$(addsuffix /%,$(EXTRA_DIRS))),$(LIB_OBJ))
 CORE_OBJ   := $(filter-out $(EXTRA_OBJ),$(LIB_OBJ))
 # Internal helpers of the core that the extra library calls too; its shared object carries private
 # (hidden) copies, since the core's shared object exports nothing but the public API.
-SHARED_HELPERS := $(BUILD)/src/error.o $(BUILD)/src/util/atomic_file.o $(BUILD)/src/rng.o
+# (layers/common.o: the spec helpers, window arithmetic and activation names that ONNX import uses.)
+SHARED_HELPERS := $(BUILD)/src/error.o $(BUILD)/src/util/atomic_file.o $(BUILD)/src/rng.o \
+                  $(BUILD)/src/layers/common.o
 DN_VERSION := $(shell sed -n 's/^\#define DN_VERSION "\(.*\)"/\1/p' include/digitnet.h)
 SO_MAJOR   := $(firstword $(subst ., ,$(DN_VERSION)))
 LIB_A      := $(BUILD)/libdigitnet-extra.a $(BUILD)/libdigitnet.a
@@ -61,7 +64,20 @@ SO_FLAGS    = -shared -Wl,--no-undefined -Wl,--as-needed
 $(LIB_OBJ): CFLAGS += -fvisibility=hidden
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: install uninstall install-test python-test
+# ONNX export and import (src/onnx/): protoc-c turns the onnx.proto Debian ships in libonnx-dev into
+# C in the build directory (never committed); src/onnx/onnx_proto.c compiles it, and only src/onnx/
+# sees its header.
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ONNX_GEN   := $(BUILD)/gen/onnx
+ONNX_OBJ   := $(filter $(BUILD)/src/onnx/%,$(LIB_OBJ))
+$(ONNX_GEN)/onnx.pb-c.c: $(ONNX_PROTO)
+	@mkdir -p $(ONNX_GEN)
+	protoc-c --c_out=$(ONNX_GEN) --proto_path=$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+$(ONNX_GEN)/onnx.pb-c.h: $(ONNX_GEN)/onnx.pb-c.c ;
+$(ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
+$(BUILD)/src/onnx/%.o: CFLAGS += -I$(ONNX_GEN)
+
+.PHONY: onnx-test install uninstall install-test python-test
 .PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: check-pkgs $(LIB_A) $(BUILD)/libdigitnet.so $(BUILD)/libdigitnet-extra.so $(BUILD)/digitnet
 
@@ -93,7 +109,7 @@ $(BUILD)/libdigitnet.so.$(DN_VERSION): $(CORE_OBJ)
 # --exclude-libs keeps the helpers' copies out of the extra library's exported symbols.
 $(BUILD)/libdigitnet-extra.so.$(DN_VERSION): $(EXTRA_OBJ) $(BUILD)/helpers.a $(BUILD)/libdigitnet.so
 	$(CC) $(SO_FLAGS) -Wl,-soname,libdigitnet-extra.so.$(SO_MAJOR) -Wl,--exclude-libs,helpers.a -o $@ \
-		$(EXTRA_OBJ) $(BUILD)/helpers.a -L$(BUILD) -ldigitnet $(EXTRA_LIBS) -lm
+		$(EXTRA_OBJ) $(BUILD)/helpers.a -L$(BUILD) -ldigitnet $(EXTRA_LIBS) -lm -fopenmp
 
 # Links, not intermediate files for make to delete after the build.
 .SECONDARY: $(BUILD)/libdigitnet.so.$(SO_MAJOR) $(BUILD)/libdigitnet-extra.so.$(SO_MAJOR)
@@ -227,6 +243,11 @@ browser-test: $(BUILD)/digitnet
 fetch-test: $(BUILD)/digitnet
 	DIGITNET=$(BUILD)/digitnet sh tests/fetch/run.sh
 
+# ONNX (tests/onnx/run.sh): exported R1 and R2 through onnx.checker and onnxruntime-node on their
+# whole test sets; PyTorch-trained and tf2onnx-layout models imported; malformed files.
+onnx-test: $(BUILD)/digitnet
+	DIGITNET=$(BUILD)/digitnet sh tests/onnx/run.sh
+
 # The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
 # flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
 # `+=` lines above and drop the include paths and libraries. Tests link with $(CFLAGS), so the
@@ -245,6 +266,7 @@ test: deps
 	$(MAKE) browser-test
 	$(MAKE) python-test
 	$(MAKE) install-test
+	$(MAKE) onnx-test
 	$(MAKE) setup-test
 	@echo "all test groups passed"
 
@@ -293,6 +315,13 @@ $(FUZZ_BUILD)/libdigitnet.a: $(FUZZ_OBJ)
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/targets.c tests/fuzz/targets.h $(FUZZ_BUILD)/libdigitnet.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libdigitnet.a $(LDLIBS)
+
+# The ONNX harness: src/onnx/ needs the generated protobuf-c code here too.
+FUZZ_TARGETS += onnx
+FUZZ_ONNX_OBJ := $(filter $(FUZZ_BUILD)/src/onnx/%,$(FUZZ_OBJ))
+$(FUZZ_ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
+$(FUZZ_BUILD)/src/onnx/%.o: FUZZ_CFLAGS += -I$(ONNX_GEN)
+FUZZ_BIN     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -8,6 +8,9 @@ libmicrohttpd-dev libcmocka-dev python3 libcurl4-openssl-dev libzip-dev libssl-d
 xxd curl chromium nodejs"
 # make python-test: the Python package's numpy and pytest; make install-test renders the man page with groff.
 PKGS="$PKGS python3-numpy python3-pytest groff-base"
+# ONNX export / import (src/onnx/, make onnx-test): protobuf-c and Debian's onnx.proto for the build;
+# onnx.checker and PyTorch (torch.onnx.export) for the tests.
+PKGS="$PKGS libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-torch python3-numpy"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare;
 # and wrk, the HTTP load generator of make load-test.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch wrk"
@@ -35,7 +38,10 @@ if [ -n "$missing" ]; then
 fi
 # The browser test's one npm package, playwright-core, pinned in package-lock.json. It drives Debian's
 # /usr/bin/chromium and downloads no browser of its own.
-if [ ! -d node_modules/playwright-core ]; then
+# onnxruntime-node (make onnx-test) ships its CPU runtime in the package; ONNXRUNTIME_NODE_INSTALL=skip
+# stops its install script from downloading GPU providers.
+export ONNXRUNTIME_NODE_INSTALL=skip
+if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/onnxruntime-node ]; then
     echo "digitnet: npm ci (playwright-core for make browser-test)"
     # Only the browser tests need it: without the npm registry, say so and let demo and build go on.
     npm ci --no-audit --no-fund --loglevel=error ||

@@ -22,6 +22,7 @@ static const struct {
 } TARGETS[] = {
     {"idx", dn_fuzz_idx},     {"optdigits", dn_fuzz_optdigits}, {"spec", dn_fuzz_spec},
     {"model", dn_fuzz_model}, {"image", dn_fuzz_image},
+    {"onnx", dn_fuzz_onnx},
 };
 #define N_TARGETS (sizeof TARGETS / sizeof TARGETS[0])
 

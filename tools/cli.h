@@ -119,6 +119,10 @@ int cmd_info(cli_options *o);
 int cli_predict_images(cli_options *o, dn_net *net);
 int cmd_show(cli_options *o);
 int cmd_features(cli_options *o);
+/* export --format onnx and import (tools/cmd_onnx.c): argv[0..argc) are the arguments after the
+ * command word; they parse their own options. */
+int cmd_export_onnx(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 /* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
  * training time, so that the same test rows come back. */

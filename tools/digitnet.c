@@ -33,6 +33,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: digitnet COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "  %-8s %s\n", "export", "export a trained model: --model M --format onnx --out FILE.onnx");
+    fprintf(f, "  %-8s %s\n", "import", "import an ONNX CNN (PyTorch, Keras/tf2onnx): FILE.onnx --out M.safetensors [--input-scale S]");
     fprintf(f, "\noptions:\n"
                "  --model PATH        model spec (.cnn) or saved model (.safetensors)\n"
                "  --data NAME|DIR     optdigits, mnist, mnist-10k, fashion-mnist, or a directory\n"
@@ -218,6 +220,10 @@ int main(int argc, char **argv)
         printf("digitnet %s\n", DN_VERSION);
         return 0;
     }
+    if (!strcmp(argv[1], "export"))
+        return cmd_export_onnx(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "import"))
+        return cmd_import(argc - 2, argv + 2);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
             continue;

@@ -10,6 +10,7 @@
 #include "targets.h"
 
 #include "net.h" /* only to size the prediction a fuzzed network may run (fuzz_predict) */
+#include "onnx/dn_onnx.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -346,5 +347,19 @@ dn_status dn_fuzz_image(const uint8_t *data, size_t size)
         free(png);
     }
     dn_image_free(&img);
+    return st;
+}
+
+dn_status dn_fuzz_onnx(const uint8_t *data, size_t size)
+{
+    fuzz_setup();
+    dn_error err = {0};
+    dn_net *net = NULL;
+    dn_status st = dn_onnx_import_bytes(data, size, "fuzz.onnx", 0.0f, &net, NULL, &err);
+    fuzz_check_error(st, &err, "dn_onnx_import_bytes");
+    FUZZ_ASSERT((st == DN_OK) == (net != NULL));
+    if (net)
+        check_loaded_model(net);
+    dn_net_free(net);
     return st;
 }

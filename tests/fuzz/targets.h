@@ -33,6 +33,10 @@ dn_status dn_fuzz_model(const uint8_t *data, size_t size);
  * image goes through dn_preprocess for both input shapes, and a small one through a PNG round trip. */
 dn_status dn_fuzz_image(const uint8_t *data, size_t size);
 
+/* The input is an ONNX model for dn_onnx_import_bytes (src/onnx/); an imported network must pass the
+ * checks of a loaded model file, and a small one runs one prediction. */
+dn_status dn_fuzz_onnx(const uint8_t *data, size_t size);
+
 /* The decode limit the image target uses: the one `digitnet serve` passes for uploads. */
 #define DN_FUZZ_IMAGE_MAX_PIXELS (4096u * 4096u)
 

@@ -1,0 +1,134 @@
+/* digitnet export --format onnx and digitnet import: the command-line side of src/onnx/. */
+#include "cli.h"
+#include "onnx/dn_onnx.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct onnx_options {
+    const char *model, *format, *out, *input;
+    double input_scale; /* import --input-scale; 0: from the model or the input size */
+    int json, quiet;
+} onnx_options;
+
+/* Options of export and import; "--format" only for export, "--input-scale" and one FILE only for import. */
+static int parse_onnx_options(int argc, char **argv, int importing, onnx_options *o)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--quiet")) {
+            o->quiet = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (!importing || o->input)
+                return cli_failf("unexpected argument '%s' (see digitnet --help)", a), -1;
+            o->input = a;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return cli_failf("%s needs a value", a), -1;
+        const char *v = argv[++i];
+        if (!strcmp(a, "--out"))
+            o->out = v;
+        else if (!importing && !strcmp(a, "--model"))
+            o->model = v;
+        else if (!importing && !strcmp(a, "--format"))
+            o->format = v;
+        else if (importing && !strcmp(a, "--input-scale")) {
+            char *end;
+            errno = 0;
+            o->input_scale = strtod(v, &end);
+            if (errno || end == v || *end || !(o->input_scale > 0 && o->input_scale < 1e9))
+                return cli_failf("--input-scale: '%s' is not a positive number", v), -1;
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "--seed"))
+            continue; /* accepted as by every command; nothing here depends on them */
+        else
+            return cli_failf("unknown option %s for %s (see digitnet --help)", a, importing ? "import" : "export"), -1;
+    }
+    return 0;
+}
+
+int cmd_export_onnx(int argc, char **argv)
+{
+    onnx_options o = {0};
+    if (parse_onnx_options(argc, argv, 0, &o))
+        return EXIT_USAGE;
+    if (!o.format || strcmp(o.format, "onnx"))
+        return cli_failf("export: --format onnx is required (got %s)", o.format ? o.format : "none"), EXIT_USAGE;
+    if (!o.model || !o.out)
+        return cli_failf("export: --model M and --out FILE.onnx are required"), EXIT_USAGE;
+    dn_error err = {0};
+    dn_net *net = NULL;
+    int saved = 0;
+    if (cli_open_model(o.model, 1, &net, &saved, &err) != DN_OK)
+        return cli_fail(&err);
+    if (!saved) {
+        dn_net_free(net);
+        return cli_failf("%s: a spec, not a trained model; train it with --out first", o.model);
+    }
+    int status = 0;
+    if (dn_onnx_export(net, o.out, &err) != DN_OK)
+        status = cli_fail(&err);
+    else {
+        dn_shape in = dn_net_input_shape(net);
+        char params[32];
+        cli_thousands(dn_net_param_count(net), params);
+        if (o.json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "out", o.out);
+            cJSON_AddStringToObject(j, "format", "onnx");
+            cJSON_AddNumberToObject(j, "ir_version", DN_ONNX_IR_VERSION);
+            cJSON_AddNumberToObject(j, "opset", DN_ONNX_OPSET);
+            cJSON_AddNumberToObject(j, "raw_max", dn_net_raw_max(net));
+            cJSON_AddNumberToObject(j, "params", (double)dn_net_param_count(net));
+            cli_print_json(j);
+        } else if (!o.quiet)
+            printf("Wrote %s: ONNX IR %d, opset %d; input (N, %d, %d, %d) float32 raw pixels 0..%d, output "
+                   "probabilities (N, %d); %s parameters\n",
+                   o.out, DN_ONNX_IR_VERSION, DN_ONNX_OPSET, in.h, in.w, in.c, dn_net_raw_max(net), dn_net_n_classes(net),
+                   params);
+    }
+    dn_net_free(net);
+    return status;
+}
+
+int cmd_import(int argc, char **argv)
+{
+    onnx_options o = {0};
+    if (parse_onnx_options(argc, argv, 1, &o))
+        return EXIT_USAGE;
+    if (!o.input || !o.out)
+        return cli_failf("import: FILE.onnx and --out M.safetensors are required"), EXIT_USAGE;
+    dn_error err = {0};
+    dn_net *net = NULL;
+    dn_onnx_import_info info;
+    if (dn_onnx_import(o.input, (float)o.input_scale, &net, &info, &err) != DN_OK)
+        return cli_fail(&err);
+    int status = 0;
+    if (dn_net_set_note(net, "imported_from", o.input, &err) != DN_OK || dn_model_save(net, o.out, &err) != DN_OK)
+        status = cli_fail(&err);
+    else if (o.json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "out", o.out);
+        cJSON_AddStringToObject(j, "layout", info.layout);
+        cJSON_AddNumberToObject(j, "nodes", info.n_nodes);
+        cJSON_AddNumberToObject(j, "input_scale", info.input_scale);
+        cJSON_AddBoolToObject(j, "softmax_added", info.softmax_added);
+        cJSON_AddStringToObject(j, "spec", dn_net_spec(net));
+        cli_print_json(j);
+    } else if (!o.quiet) {
+        printf("Imported %s: %d nodes, %s layout, input taken as raw pixels / %g%s\n", o.input, info.n_nodes, info.layout,
+               (double)info.input_scale, info.softmax_added ? "; the graph ended in logits, softmax added" : "");
+        cli_print_summary(stdout, net, o.input);
+        printf("Wrote %s\n", o.out);
+    }
+    dn_net_free(net);
+    return status;
+}
