@@ -231,17 +231,34 @@ int dn_net_note_at(const dn_net *net, int i, const char **key, const char **valu
  * same). Results do not depend on the thread count: the same seed trains the same model bit for bit
  * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, portable C otherwise
  * (or when the environment sets DIGITNET_SIMD=generic); the two agree to rounding, not bit for bit.
- * A dn_net is not thread-safe: use one net per thread, or a lock around each call. Several
+ * Training a dn_net is not thread-safe; inference is (dn_net_predict, dn_workspace). Several
  * processes sharing the same cores: see OMP_WAIT_POLICY in the README (Speed). */
 void dn_set_threads(int n_threads);
 
 /* Inference: probs (n, n_classes) for images (n, h, w, c). Dropout off, batchnorm uses running
- * statistics. Works through the images in chunks. */
-dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err);
+ * statistics. Works through the images in chunks. Reentrant: the net is only read, so any number of
+ * threads may predict with the same net at once (but not while it trains). This entry point
+ * allocates a workspace for the call; dn_net_predict_ws reuses one. */
+dn_status dn_net_predict(const dn_net *net, const float *images, int n, float *probs, dn_error *err);
 
-/* After a dn_net_predict of a single image: the output of layer `index` for that image, shape in
- * *shape. Borrowed; valid until the next call on the net. NULL if index is out of range. */
-const float *dn_net_layer_output(const dn_net *net, int index, dn_shape *shape);
+/* An inference workspace: the activations and scratch of one thread's predictions with one net.
+ * Each thread predicting at once needs its own; the net must outlive it. It grows to the largest
+ * chunk asked of it (at most 32 rows) and then allocates nothing more. */
+typedef struct dn_workspace dn_workspace;
+
+/* Creates an empty workspace for net (*out, free with dn_workspace_free). DN_ENOMEM on failure. */
+dn_status dn_workspace_init(const dn_net *net, dn_workspace **out, dn_error *err);
+void dn_workspace_free(dn_workspace *ws);
+
+/* dn_net_predict in the caller's workspace ws (made for this net: DN_EARG otherwise). Once ws has
+ * grown to the chunk size, calls allocate nothing. Same results, bit for bit, as dn_net_predict. */
+dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *images, int n, float *probs,
+                            dn_error *err);
+
+/* After a dn_net_predict_ws of a single image: the output of layer `index` for that image, shape in
+ * *shape. Borrowed from ws; valid until its next use. NULL if index is out of range or nothing was
+ * predicted yet. */
+const float *dn_workspace_layer_output(const dn_workspace *ws, int index, dn_shape *shape);
 
 /* ------------------------------------------------------------------ training */
 
@@ -304,7 +321,7 @@ dn_status dn_metrics_compute(const float *probs, const uint8_t *labels, int n, d
 
 /* Runs dn_net_predict over the data set and computes the metrics. probs_out, when not NULL,
  * receives the (n, DN_N_CLASSES) probabilities. */
-dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out,
+dn_status dn_net_evaluate(const dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out,
                           dn_error *err);
 
 /* Mean and (population) standard deviation of values[0..n). */

@@ -244,7 +244,7 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
     return st;
 }
 
-dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out, dn_error *err)
+dn_status dn_net_evaluate(const dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out, dn_error *err)
 {
     if (!net || !data || !m)
         return dn_fail(err, DN_EARG, "dn_net_evaluate: NULL argument");
@@ -259,7 +259,8 @@ dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, fl
     const size_t in_size = dn_shape_size(net->input);
     float *probs = probs_out ? probs_out : malloc(sizeof(float) * (size_t)data->n * DN_N_CLASSES);
     float *images = malloc(sizeof(float) * in_size * (size_t)(data->n < BLOCK ? data->n : BLOCK));
-    if (!probs || !images) {
+    dn_workspace *ws = NULL;
+    if (!probs || !images || dn_workspace_init(net, &ws, NULL) != DN_OK) {
         if (probs != probs_out)
             free(probs);
         free(images);
@@ -268,8 +269,9 @@ dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, fl
     for (int start = 0; st == DN_OK && start < data->n; start += BLOCK) {
         int rows = data->n - start < BLOCK ? data->n - start : BLOCK;
         dn_dataset_rows(data, start, rows, images);
-        st = dn_net_predict(net, images, rows, probs + (size_t)start * DN_N_CLASSES, err);
+        st = dn_net_predict_ws(net, ws, images, rows, probs + (size_t)start * DN_N_CLASSES, err);
     }
+    dn_workspace_free(ws);
     free(images);
     if (st == DN_OK)
         st = dn_metrics_compute(probs, data->labels, data->n, m, err);
