@@ -213,9 +213,12 @@ typedef struct dn_layer_info {
 
 dn_status dn_net_layer_info(const dn_net *net, int index, dn_layer_info *info);
 
-/* Divisor that maps the raw pixels of the training data to 0..1 (16 or 255); recorded in model files. */
+/* Divisor that maps the raw pixels of the training data to 0..1 (16 for optdigits, 255 for IDX);
+ * recorded in model files. Pixels are 8-bit, so any divisor 1..DN_RAW_MAX_LIMIT may be set (and
+ * is read back by dn_model_load); others give DN_EARG and leave the net unchanged. */
+#define DN_RAW_MAX_LIMIT 255
 int dn_net_raw_max(const dn_net *net);
-void dn_net_set_raw_max(dn_net *net, int raw_max);
+dn_status dn_net_set_raw_max(dn_net *net, int raw_max);
 uint64_t dn_net_seed(const dn_net *net);
 
 /* Free-form notes about how the net was trained ("data", "test_split", ...), saved in model files
@@ -263,6 +266,8 @@ const float *dn_workspace_layer_output(const dn_workspace *ws, int index, dn_sha
 /* ------------------------------------------------------------------ training */
 
 typedef enum dn_optimizer { DN_OPT_ADAM = 0, DN_OPT_SGD = 1 } dn_optimizer;
+#define DN_ADAM_DEFAULT_LR 0.001f /* keras.optimizers.Adam */
+#define DN_SGD_DEFAULT_LR 0.01f   /* keras.optimizers.SGD */
 
 typedef struct dn_epoch_stats {
     int epoch;                /* 1-based */
@@ -279,12 +284,15 @@ typedef int (*dn_epoch_fn)(void *user, const dn_epoch_stats *stats);
 
 typedef struct dn_train_params {
     dn_optimizer optimizer;
-    float lr;        /* 0.001 for Adam, 0.01 for SGD */
+    float lr;        /* 0 (the default): the optimizer's Keras default, DN_ADAM_DEFAULT_LR for Adam and
+                        DN_SGD_DEFAULT_LR for SGD */
     float beta1, beta2, epsilon; /* Adam: 0.9, 0.999, 1e-7 (Keras) */
     float momentum;  /* SGD: 0.9 */
     int epochs;
     int batch_size;
-    uint64_t seed;   /* drives shuffling and dropout */
+    uint64_t seed;   /* drives shuffling and dropout. A later dn_train of the same net with the same
+                        seed continues the generator where the last call left it (as a resumed
+                        checkpoint does); another seed starts it afresh from that seed */
     dn_batch_fn on_batch; /* may be NULL */
     dn_epoch_fn on_epoch; /* may be NULL */
     void *user;

@@ -292,7 +292,13 @@ int dn_net_layer_count(const dn_net *net) { return net->n_layers; }
 size_t dn_net_param_count(const dn_net *net) { return net->n_params + net->n_buffers; }
 size_t dn_net_trainable_count(const dn_net *net) { return net->n_params; }
 int dn_net_raw_max(const dn_net *net) { return net->raw_max; }
-void dn_net_set_raw_max(dn_net *net, int raw_max) { net->raw_max = raw_max; }
+dn_status dn_net_set_raw_max(dn_net *net, int raw_max)
+{
+    if (!net || raw_max < 1 || raw_max > DN_RAW_MAX_LIMIT)
+        return DN_EARG;
+    net->raw_max = raw_max;
+    return DN_OK;
+}
 uint64_t dn_net_seed(const dn_net *net) { return net->seed; }
 
 dn_status dn_net_layer_info(const dn_net *net, int index, dn_layer_info *info)

@@ -47,6 +47,7 @@ struct dn_net {
 
     dn_rng rng; /* dropout and shuffling */
     int rng_seeded; /* set by the first dn_train; later calls (and resumed checkpoints) continue it */
+    uint64_t train_seed; /* the seed rng started from: a dn_train with another seed starts it afresh */
 
     /* Where training stands inside an epoch, so that a run stopped mid-epoch resumes exactly. */
     int *order;          /* (order_n) this epoch's shuffled row order */

@@ -12,7 +12,7 @@ dn_train_params dn_train_default_params(void)
 {
     dn_train_params p = {0};
     p.optimizer = DN_OPT_ADAM;
-    p.lr = 0.001f;
+    p.lr = 0.0f; /* the optimizer's own default, resolved by dn_train */
     p.beta1 = 0.9f;
     p.beta2 = 0.999f;
     p.epsilon = 1e-7f;
@@ -145,11 +145,15 @@ static dn_status train_step(dn_net *net, const dn_train_params *params, const fl
     return DN_OK;
 }
 
-dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
+dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *caller_params,
                    dn_error *err)
 {
-    if (!net || !train || !params)
+    if (!net || !train || !caller_params)
         return dn_fail(err, DN_EARG, "dn_train: NULL argument");
+    dn_train_params run = *caller_params;
+    if (run.lr == 0.0f) /* Keras's defaults: Adam 0.001, SGD 0.01 */
+        run.lr = run.optimizer == DN_OPT_SGD ? DN_SGD_DEFAULT_LR : DN_ADAM_DEFAULT_LR;
+    const dn_train_params *params = &run;
     if (params->epochs < 0 || params->batch_size <= 0 || !(params->lr > 0.0f))
         return dn_fail(err, DN_EARG, "training needs epochs >= 0, batch size > 0 and a learning rate > 0");
     if (train->n <= 0)
@@ -179,10 +183,12 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
         st = alloc_optimizer(net, err);
     if (st == DN_OK)
         st = prepare_order(net, train->n, err);
-    if (st == DN_OK && !net->rng_seeded) {
-        /* The run's generator: shuffling and dropout depend only on the seed. */
+    if (st == DN_OK && (!net->rng_seeded || net->train_seed != params->seed)) {
+        /* The run's generator: shuffling and dropout depend only on the seed. The same seed again
+         * continues it (a run split over calls, or resumed from a checkpoint, is one run). */
         dn_rng_seed(&net->rng, params->seed);
         net->rng_seeded = 1;
+        net->train_seed = params->seed;
     }
 
     int stop_requested = 0;
@@ -197,7 +203,7 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
             for (int r = 0; r < rows; r++)
                 yb[r] = train->labels[net->order[start + r]];
             if (train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct) != DN_OK) {
-                st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower --lr", epoch,
+                st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower learning rate", epoch,
                              start / batch + 1);
                 break;
             }
@@ -231,7 +237,7 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
         /* The last step's weights are seen by no forward pass when there is no validation set. */
         for (size_t i = 0; st == DN_OK && i < net->n_params; i++)
             if (!isfinite(net->params[i]))
-                st = dn_fail(err, DN_ENAN, "the weights stopped being finite numbers in epoch %d; try a lower --lr", epoch);
+                st = dn_fail(err, DN_ENAN, "the weights stopped being finite numbers in epoch %d; try a lower learning rate", epoch);
         if (st == DN_OK)
             st = dn_net_push_history(net, &stats, err);
         if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))

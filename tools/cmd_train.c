@@ -11,7 +11,7 @@ static dn_train_params train_params(const cli_options *o, cli_progress *progress
 {
     dn_train_params p = dn_train_default_params();
     p.optimizer = o->optimizer && !strcmp(o->optimizer, "sgd") ? DN_OPT_SGD : DN_OPT_ADAM;
-    p.lr = o->lr > 0 ? (float)o->lr : (p.optimizer == DN_OPT_SGD ? 0.01f : 0.001f);
+    p.lr = (float)o->lr; /* 0: the optimizer's default */
     p.momentum = (float)o->momentum;
     p.epochs = o->epochs;
     p.batch_size = o->batch;
@@ -124,7 +124,11 @@ int cmd_train(cli_options *o)
         cli_data_free(&data);
         return cli_fail(&err);
     }
-    dn_net_set_raw_max(net, data.train.raw_max);
+    if (dn_net_set_raw_max(net, data.train.raw_max) != DN_OK) {
+        dn_net_free(net);
+        cli_data_free(&data);
+        return cli_failf("the data's pixel scale (raw_max %d) is outside 1..%d", data.train.raw_max, DN_RAW_MAX_LIMIT);
+    }
     FILE *text = o->json ? stderr : stdout; /* with --json, stdout carries only the JSON object */
     int chatty = !o->quiet;
     if (chatty) {
