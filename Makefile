@@ -80,26 +80,30 @@ $(BUILD)/tests/test_fuzz_regressions: tests/fuzz/targets.c tests/fuzz/targets.h
 deps:
 	@sh scripts/install-deps.sh
 
+# The tests' real data: the library searches no path of this repository, so the test runs name it
+# in $DIGITNET_DATA (TEST_DATA=DIR to use another copy).
+TEST_DATA ?= $(abspath ../shared/data)
+
 # Unit suites run from the project root so that they find ../shared/data.
 # The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
 # the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine.
 unit-test: $(TEST_BIN)
-	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; DIGITNET_DATA=$(TEST_DATA) $$t; done
 	@echo "== $(BUILD)/tests/test_gradients, portable kernels"; DIGITNET_SIMD=generic $(BUILD)/tests/test_gradients
 
 cli-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
-	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET=$(BUILD)/digitnet sh $$t; done
+	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh $$t; done
 
 # The HTTP server: status codes, bad bodies, 200 concurrent requests, SIGTERM (curl); then the
 # drawing page in headless Chromium through Playwright (tests/browser/run_draw.sh).
 serve-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
-	DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
-	DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
 
 # The HTML report in headless Chromium through Playwright: real train, eval and cv reports, every
 # picture loaded, the accuracy shown = metrics.json's, readable on a phone (tests/browser/run.sh).
 browser-test: $(BUILD)/digitnet
-	DIGITNET=$(BUILD)/digitnet sh tests/browser/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/browser/run.sh
 
 # digitnet fetch over real HTTP: a loopback server (tests/fetch/server.py) serves the real files
 # under the official mirrors' paths, plus corrupted copies, HTML pages, cut transfers, redirect
@@ -156,7 +160,7 @@ bench: deps
 # bench packages.
 load-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@command -v wrk >/dev/null || sh scripts/install-deps.sh bench
-	DIGITNET=$(BUILD)/digitnet sh tests/load/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/load/run.sh
 
 # Fuzzing (tests/fuzz/): libFuzzer harnesses for every parser, built with clang from the same
 # sources into build-fuzz/ (the library with -fsanitize=fuzzer-no-link for coverage, each harness

@@ -94,10 +94,10 @@ void dn_permutation(uint64_t seed, int n, int *perm);
 /* Locates and loads a data set. name_or_dir is one of "optdigits", "mnist", "mnist-10k",
  * "fashion-mnist", or a directory holding the standard file names. Named sets are looked up in
  * data_dir (may be NULL), $DIGITNET_DATA, the download cache ($XDG_CACHE_HOME/digitnet, else
- * ~/.cache/digitnet), ./data, ../shared/data and /usr/share/datasets, in that order. On success
+ * ~/.cache/digitnet), ./data and /usr/share/datasets, in that order. On success
  * *train holds the training rows and *test the data set's own test rows (n == 0 when the set has
  * none, e.g. a lone data.csv). When nothing is found the message lists every place looked at, where
- * to put the files and, for a set dn_fetch knows, `digitnet fetch NAME` (status DN_ENOTFOUND). */
+ * to put the files and, for a set dn_fetch knows, that it can download it (status DN_ENOTFOUND). */
 dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset *train,
                        dn_dataset *test, dn_error *err);
 
@@ -352,6 +352,73 @@ dn_status dn_model_load(const char *path, dn_net **out, dn_error *err);
  * dn_model_load also reads checkpoints, ignoring the training state. */
 dn_status dn_checkpoint_save(const dn_net *net, const char *path, dn_error *err);
 dn_status dn_checkpoint_load(const char *path, dn_net **out, dn_error *err);
+
+/* Is path a saved model (safetensors, told by its first bytes) or a spec (text)? *is_saved (may be
+ * NULL) receives 1 for a saved model. DN_EIO when the file cannot be read. */
+dn_status dn_model_is_saved(const char *path, int *is_saved, dn_error *err);
+
+/* Opens path as dn_model_is_saved tells: a saved model with dn_model_load, or a spec with
+ * dn_net_load_spec and seed. *is_saved as above. */
+dn_status dn_model_open(const char *path, uint64_t seed, dn_net **out, int *is_saved, dn_error *err);
+
+/* ------------------------------------------------------------------ splits, folds, top-k */
+
+/* How a run divides a data set, recorded in model files (notes "test_split", "split_seed",
+ * "val_split") so that evaluation can find the same test rows again. */
+#define DN_DEFAULT_TEST_SPLIT 0.2 /* held out of a set that has no test rows of its own */
+typedef struct dn_split {
+    double test_split; /* > 0: hold out this fraction of all rows (train and test pooled) as the test
+                          set, chosen with seed as scikit-learn's train_test_split(shuffle=True) does:
+                          the first ceil(test_split * n) rows of dn_permutation(seed, n). 0: the
+                          data set's own test rows, or DN_DEFAULT_TEST_SPLIT when it has none */
+    uint64_t seed;
+    double val_split;  /* Keras validation_split: the last n - floor(n * (1 - val_split)) training
+                          rows validate (taken before any shuffling); 0: no validation rows */
+} dn_split;
+
+/* Applies split to a data set's training rows and test rows (test may have n == 0). Fills new data
+ * sets *train_out, *val_out (n == 0 without val_split) and *test_out, each freed with
+ * dn_dataset_free; on failure all three are empty. *held_out (may be NULL) receives 1 when the test
+ * rows were drawn at random (test_split > 0, or a set without test rows). DN_EARG when a fraction
+ * is outside [0, 1) or leaves no rows on one side. */
+dn_status dn_split_apply(const dn_split *split, const dn_dataset *train, const dn_dataset *test,
+                         dn_dataset *train_out, dn_dataset *val_out, dn_dataset *test_out, int *held_out,
+                         dn_error *err);
+
+/* Records split and the data set's name (may be NULL) as the net's notes "data", "test_split" (only
+ * when > 0), "split_seed" and "val_split". */
+dn_status dn_net_note_split(dn_net *net, const char *data_name, const dn_split *split, dn_error *err);
+
+/* Reads back what dn_net_note_split recorded: returns a bitmask of what the net had, DN_NOTED_DATA
+ * (*data_name, borrowed from the net), DN_NOTED_TEST_SPLIT, DN_NOTED_SEED, DN_NOTED_VAL_SPLIT; the
+ * fields of split it had no note for are left as they were. data_name may be NULL. */
+enum { DN_NOTED_DATA = 1, DN_NOTED_TEST_SPLIT = 2, DN_NOTED_SEED = 4, DN_NOTED_VAL_SPLIT = 8 };
+int dn_net_noted_split(const dn_net *net, const char **data_name, dn_split *split);
+
+/* k-fold cross-validation (scikit-learn's KFold(shuffle=True)): the rows of data in the order of
+ * dn_permutation(seed, n) are cut into k folds whose sizes differ by at most one (the first n % k
+ * take the extra row). Fold `fold` (0-based) is *test_out; the other rows, in that same order, are
+ * *train_out. DN_EARG unless 2 <= k <= n and 0 <= fold < k. */
+dn_status dn_kfold_split(const dn_dataset *data, int k, int fold, uint64_t seed, dn_dataset *train_out,
+                         dn_dataset *test_out, dn_error *err);
+
+/* Called by dn_cross_validate before each fold (m NULL) and after it (m its metrics). Return
+ * non-zero to stop (DN_ESTOPPED). */
+typedef int (*dn_fold_fn)(void *user, int fold, int k, int n_train, int n_test, const dn_metrics *m);
+
+/* Cross-validates the network of spec_text on data: for each fold of dn_kfold_split(data, k, fold,
+ * params->seed), a fresh net from the spec initialised with seed params->seed + fold, trained with
+ * params (seed params->seed + fold) on the other folds, evaluated on the fold. Fills fold_loss[k]
+ * and fold_accuracy[k]; probs (n, DN_N_CLASSES) and labels (n), when not NULL, receive the
+ * out-of-fold predictions and true labels in fold order (each row predicted by the one net that
+ * never saw it). */
+dn_status dn_cross_validate(const char *spec_text, const dn_dataset *data, int k, const dn_train_params *params,
+                            dn_fold_fn on_fold, void *user, double *fold_loss, double *fold_accuracy, float *probs,
+                            uint8_t *labels, dn_error *err);
+
+/* The k most probable classes of probs (n_classes values) in falling order, ties to the lower
+ * class, into classes[0..k); k is capped at n_classes. Returns the number written. */
+int dn_top_k(const float *probs, int n_classes, int k, int *classes);
 
 /* ------------------------------------------------------------------ plots */
 

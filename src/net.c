@@ -256,7 +256,7 @@ dn_status dn_net_load_spec(const char *path, uint64_t seed, dn_net **out, dn_err
     else if (len > MAX_SPEC_BYTES)
         st = dn_fail(err, DN_ELIMIT, "%s: a spec file is at most %d bytes", path, MAX_SPEC_BYTES);
     else if (memchr(text, '\0', len))
-        st = dn_fail(err, DN_EFORMAT, "%s: not a text spec (binary data); pass a .cnn spec or a model with --model", path);
+        st = dn_fail(err, DN_EFORMAT, "%s: not a text spec (binary data), nor a saved model", path);
     else {
         text[len] = '\0';
         st = dn_net_parse(text, path, seed, out, err);

@@ -188,6 +188,15 @@ dn_status cli_open_data(const cli_options *o, dn_dataset *train, dn_dataset *tes
 {
     const char *name = o->data ? o->data : "optdigits";
     dn_status st = dn_data_open(name, o->data_dir, train, test, err);
+    if (st == DN_ENOTFOUND && !o->fetch && strstr(err->msg, " not found")) {
+        /* The library's message says where it looked; how to point this tool elsewhere is ours. */
+        size_t len = strlen(err->msg);
+        if (dn_fetch_known(name))
+            snprintf(err->msg + len, sizeof err->msg - len,
+                     "; pass --data-dir DIR, or download it with `digitnet fetch %s` (or add --fetch)", name);
+        else
+            snprintf(err->msg + len, sizeof err->msg - len, "; pass --data-dir DIR");
+    }
     if (st != DN_ENOTFOUND || !o->fetch || !dn_fetch_known(name))
         return st;
     char root[4096];
