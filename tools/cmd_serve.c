@@ -293,7 +293,8 @@ int cmd_serve(cli_options *o)
     /* One image at a time gains nothing from threads inside the network, and idle OpenMP workers
      * spinning would compete with the connection threads: --threads sizes the pool of those. */
     dn_set_threads(1);
-    const unsigned pool = o->threads > 0 ? (unsigned)o->threads : POOL_THREADS;
+    /* --threads 1: libmicrohttpd's one internal thread answers everything (a pool of 1 is refused). */
+    const unsigned pool = o->threads == 1 ? 0 : o->threads > 1 ? (unsigned)o->threads : POOL_THREADS;
     const char *host = o->host ? o->host : "127.0.0.1";
     int port = o->have_port ? o->port : 8080;
     char port_text[16];
