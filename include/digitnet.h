@@ -251,6 +251,7 @@ typedef struct dn_workspace dn_workspace;
 
 /* Creates an empty workspace for net (*out, free with dn_workspace_free). DN_ENOMEM on failure. */
 dn_status dn_workspace_init(const dn_net *net, dn_workspace **out, dn_error *err);
+/* Frees the workspace and what it holds. NULL is a no-op. */
 void dn_workspace_free(dn_workspace *ws);
 
 /* dn_net_predict in the caller's workspace ws (made for this net: DN_EARG otherwise). Once ws has
