@@ -293,8 +293,11 @@ int cmd_serve(cli_options *o)
     /* One image at a time gains nothing from threads inside the network, and idle OpenMP workers
      * spinning would compete with the connection threads: --threads sizes the pool of those. */
     dn_set_threads(1);
-    /* --threads 1: libmicrohttpd's one internal thread answers everything (a pool of 1 is refused). */
-    const unsigned pool = o->threads == 1 ? 0 : o->threads > 1 ? (unsigned)o->threads : POOL_THREADS;
+    /* --threads 1: libmicrohttpd's one internal thread answers everything, without the pool option
+     * (it warns about a pool of 0 or 1). */
+    const unsigned pool = o->threads > 0 ? (unsigned)o->threads : POOL_THREADS;
+    struct MHD_OptionItem pool_option[] = {{pool > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, NULL},
+                                           {MHD_OPTION_END, 0, NULL}};
     const char *host = o->host ? o->host : "127.0.0.1";
     int port = o->have_port ? o->port : 8080;
     char port_text[16];
@@ -319,7 +322,7 @@ int cmd_serve(cli_options *o)
         flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handle, &s, MHD_OPTION_EXTERNAL_LOGGER, log_error, NULL,
-        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, pool,
+        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_ARRAY, pool_option,
         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
         request_done, NULL, MHD_OPTION_END);
     int status = 0;
