@@ -78,7 +78,7 @@ $(ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
 $(BUILD)/src/onnx/%.o: CFLAGS += -I$(ONNX_GEN)
 
 .PHONY: onnx-test install uninstall install-test python-test
-.PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
+.PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test tsan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
 all: check-pkgs $(LIB_A) $(BUILD)/libdigitnet.so $(BUILD)/libdigitnet-extra.so $(BUILD)/digitnet
 
 # A plain `make` on a machine without the packages stops with one line saying what to run, instead
@@ -156,7 +156,7 @@ deps:
 # libcjson-dev, runs `make demo` once in a fresh copy with pkg-config hidden from the first reading
 # of this file, and checks that it succeeds and reinstalls the package. Skipped when not root.
 setup-test:
-	sh tests/setup/fresh_machine.sh
+	DIGITNET_DATA=$(TEST_DATA) sh tests/setup/fresh_machine.sh
 
 # make install [PREFIX=/usr/local] [DESTDIR=staging dir]: the header, both libraries (static and
 # shared, with their SONAME links), digitnet.pc and digitnet-extra.pc, the CLI, the man page and the
@@ -213,40 +213,43 @@ uninstall:
 	done
 	rm -rf $(DESTDIR)$(PYTHONDIR)/digitnet
 	@if [ -z "$(DESTDIR)" ] && [ -w /etc/ld.so.cache ]; then ldconfig; fi
+# The tests' real data: the library searches no path of this repository, so the test runs name it
+# in $DIGITNET_DATA (TEST_DATA=DIR to use another copy).
+TEST_DATA ?= $(abspath ../shared/data)
 
 # Unit suites run from the project root so that they find ../shared/data.
 # The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
 # the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine; and a third time
 # with flush-to-zero, the floating-point mode training and inference run in.
 unit-test: $(TEST_BIN)
-	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; DIGITNET_DATA=$(TEST_DATA) $$t; done
 	@echo "== $(BUILD)/tests/test_gradients, portable kernels"; DIGITNET_SIMD=generic $(BUILD)/tests/test_gradients
 	@echo "== $(BUILD)/tests/test_gradients, flush-to-zero"; DIGITNET_TEST_FTZ=1 $(BUILD)/tests/test_gradients
 
 cli-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
-	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET=$(BUILD)/digitnet sh $$t; done
+	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh $$t; done
 
 # The HTTP server: status codes, bad bodies, 200 concurrent requests, SIGTERM (curl); then the
 # drawing page in headless Chromium through Playwright (tests/browser/run_draw.sh).
 serve-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
-	DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
-	DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
 
 # The HTML report in headless Chromium through Playwright: real train, eval and cv reports, every
 # picture loaded, the accuracy shown = metrics.json's, readable on a phone (tests/browser/run.sh).
 browser-test: $(BUILD)/digitnet
-	DIGITNET=$(BUILD)/digitnet sh tests/browser/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/browser/run.sh
 
 # digitnet fetch over real HTTP: a loopback server (tests/fetch/server.py) serves the real files
 # under the official mirrors' paths, plus corrupted copies, HTML pages, cut transfers, redirect
 # loops and stalls; also train --fetch and the demo script into an empty $DIGITNET_DATA.
 fetch-test: $(BUILD)/digitnet
-	DIGITNET=$(BUILD)/digitnet sh tests/fetch/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/fetch/run.sh
 
 # ONNX (tests/onnx/run.sh): exported R1 and R2 through onnx.checker and onnxruntime-node on their
 # whole test sets; PyTorch-trained and tf2onnx-layout models imported; malformed files.
 onnx-test: $(BUILD)/digitnet
-	DIGITNET=$(BUILD)/digitnet sh tests/onnx/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET_TEST_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/onnx/run.sh
 
 # The same unit suites once more under AddressSanitizer + UBSan (leak checking on). The sanitizer
 # flags go in through OPT: setting CFLAGS or LDLIBS on the command line would override the
@@ -255,12 +258,25 @@ onnx-test: $(BUILD)/digitnet
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1 $(SANITIZE)" unit-test
 
+# The threaded suites once more under ThreadSanitizer, in their own build directory: several
+# threads predicting with one net at once (tests/test_threads.c). libgomp is not built with TSan, so
+# its own barriers would be reported as races: OMP_NUM_THREADS=1 keeps each caller's OpenMP team to
+# the calling thread, and the threads under test are the suite's own pthreads. DN_NO_MULTIVERSION:
+# the loader runs target_clones resolvers before the TSan runtime is up, which crashes.
+TSAN_TESTS = test_threads
+tsan-test:
+	$(MAKE) BUILD=build-tsan OPT="-O1 -fsanitize=thread -fno-omit-frame-pointer -DDN_NO_MULTIVERSION" \
+		$(TSAN_TESTS:%=build-tsan/tests/%)
+	@set -e; for t in $(TSAN_TESTS); do echo "== build-tsan/tests/$$t (ThreadSanitizer)"; \
+	    OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build-tsan/tests/$$t; done
+
 # deps first, then a second make: it reads this file after the packages are there (see PKG_CFLAGS).
 test: deps
 	$(MAKE) all
 	$(MAKE) unit-test
 	$(MAKE) cli-test
 	$(MAKE) asan-test
+	$(MAKE) tsan-test
 	$(MAKE) serve-test
 	$(MAKE) fetch-test
 	$(MAKE) browser-test
@@ -270,9 +286,12 @@ test: deps
 	$(MAKE) setup-test
 	@echo "all test groups passed"
 
+# The demo uses this repository's copy of the data when it is beside it (../shared/data) and the
+# user named no other; elsewhere digitnet looks in its usual places and downloads what is missing.
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@sh scripts/demo.sh $(BUILD)/digitnet
+	@if [ -z "$$DIGITNET_DATA" ] && [ -d "$(TEST_DATA)/optdigits" ]; then export DIGITNET_DATA="$(TEST_DATA)"; fi; \
+	    sh scripts/demo.sh $(BUILD)/digitnet
 
 $(BUILD)/bench: bench/bench.c $(LIB_A)
 	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
@@ -280,7 +299,7 @@ $(BUILD)/bench: bench/bench.c $(LIB_A)
 bench: deps
 	@sh scripts/install-deps.sh bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench
-	@BUILD=$(BUILD) sh bench/run.sh
+	@DIGITNET_DATA=$(TEST_DATA) BUILD=$(BUILD) sh bench/run.sh
 
 # The server under load (tests/load/run.sh, not part of `make test`): LOAD_SECONDS (60) of wrk sending
 # valid, malformed and oversized predict requests at once; requests/s, latency, statuses, crashes and
@@ -288,7 +307,7 @@ bench: deps
 # bench packages.
 load-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@command -v wrk >/dev/null || sh scripts/install-deps.sh bench
-	DIGITNET=$(BUILD)/digitnet sh tests/load/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/load/run.sh
 
 # Fuzzing (tests/fuzz/): libFuzzer harnesses for every parser, built with clang from the same
 # sources into build-fuzz/ (the library with -fsanitize=fuzzer-no-link for coverage, each harness
@@ -339,4 +358,4 @@ fuzz:
 	done
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan

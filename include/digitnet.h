@@ -106,10 +106,10 @@ void dn_permutation(uint64_t seed, int n, int *perm);
 /* Locates and loads a data set. name_or_dir is one of "optdigits", "mnist", "mnist-10k",
  * "fashion-mnist", or a directory holding the standard file names. Named sets are looked up in
  * data_dir (may be NULL), $DIGITNET_DATA, the download cache ($XDG_CACHE_HOME/digitnet, else
- * ~/.cache/digitnet), ./data, ../shared/data and /usr/share/datasets, in that order. On success
+ * ~/.cache/digitnet), ./data and /usr/share/datasets, in that order. On success
  * *train holds the training rows and *test the data set's own test rows (n == 0 when the set has
  * none, e.g. a lone data.csv). When nothing is found the message lists every place looked at, where
- * to put the files and, for a set dn_fetch knows, `digitnet fetch NAME` (status DN_ENOTFOUND). */
+ * to put the files and, for a set dn_fetch knows, that it can download it (status DN_ENOTFOUND). */
 dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset *train,
                        dn_dataset *test, dn_error *err);
 
@@ -227,9 +227,12 @@ typedef struct dn_layer_info {
 
 dn_status dn_net_layer_info(const dn_net *net, int index, dn_layer_info *info);
 
-/* Divisor that maps the raw pixels of the training data to 0..1 (16 or 255); recorded in model files. */
+/* Divisor that maps the raw pixels of the training data to 0..1 (16 for optdigits, 255 for IDX);
+ * recorded in model files. Pixels are 8-bit, so any divisor 1..DN_RAW_MAX_LIMIT may be set (and
+ * is read back by dn_model_load); others give DN_EARG and leave the net unchanged. */
+#define DN_RAW_MAX_LIMIT 255
 int dn_net_raw_max(const dn_net *net);
-void dn_net_set_raw_max(dn_net *net, int raw_max);
+dn_status dn_net_set_raw_max(dn_net *net, int raw_max);
 uint64_t dn_net_seed(const dn_net *net);
 
 /* Free-form notes about how the net was trained ("data", "test_split", ...), saved in model files
@@ -244,7 +247,7 @@ int dn_net_note_at(const dn_net *net, int i, const char **key, const char **valu
  * OpenMP teams. No BLAS runs on the hot path: every matrix product uses digitnet's kernels. Results do not depend on the thread count: the same seed trains the same model bit for bit
  * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, portable C otherwise
  * (or when the environment sets DIGITNET_SIMD=generic); the two agree to rounding, not bit for bit.
- * A dn_net is not thread-safe: use one net per thread, or a lock around each call. Several
+ * Training a dn_net is not thread-safe; inference is (dn_net_predict, dn_workspace). Several
  * processes sharing the same cores: see OMP_WAIT_POLICY in the README (Speed). */
 void dn_set_threads(int n_threads);
 
@@ -265,20 +268,40 @@ typedef struct dn_runtime_info {
 void dn_runtime_info_get(dn_runtime_info *info);
 
 /* Inference: probs (n, n_classes) for images (n, h, w, c). Dropout off, batchnorm uses running
- * statistics. Works through the images in chunks. */
-dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err);
+ * statistics. Works through the images in chunks. Reentrant: the net is only read, so any number of
+ * threads may predict with the same net at once (but not while it trains). This entry point
+ * allocates a workspace for the call; dn_net_predict_ws reuses one. */
+dn_status dn_net_predict(const dn_net *net, const float *images, int n, float *probs, dn_error *err);
 
 /* DN_OK when images of this shape fit the net's input; DN_ESHAPE, with a message giving both shapes,
  * when they do not. dn_net_predict cannot check this itself: it gets a bare pointer. */
 dn_status dn_net_check_input(const dn_net *net, dn_shape shape, dn_error *err);
 
-/* After a dn_net_predict of a single image: the output of layer `index` for that image, shape in
- * *shape. Borrowed; valid until the next call on the net. NULL if index is out of range. */
-const float *dn_net_layer_output(const dn_net *net, int index, dn_shape *shape);
+/* An inference workspace: the activations and scratch of one thread's predictions with one net.
+ * Each thread predicting at once needs its own; the net must outlive it. It grows to the largest
+ * chunk asked of it (at most 32 rows) and then allocates nothing more. */
+typedef struct dn_workspace dn_workspace;
+
+/* Creates an empty workspace for net (*out, free with dn_workspace_free). DN_ENOMEM on failure. */
+dn_status dn_workspace_init(const dn_net *net, dn_workspace **out, dn_error *err);
+/* Frees the workspace and what it holds. NULL is a no-op. */
+void dn_workspace_free(dn_workspace *ws);
+
+/* dn_net_predict in the caller's workspace ws (made for this net: DN_EARG otherwise). Once ws has
+ * grown to the chunk size, calls allocate nothing. Same results, bit for bit, as dn_net_predict. */
+dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *images, int n, float *probs,
+                            dn_error *err);
+
+/* After a dn_net_predict_ws of a single image: the output of layer `index` for that image, shape in
+ * *shape. Borrowed from ws; valid until its next use. NULL if index is out of range or nothing was
+ * predicted yet. */
+const float *dn_workspace_layer_output(const dn_workspace *ws, int index, dn_shape *shape);
 
 /* ------------------------------------------------------------------ training */
 
 typedef enum dn_optimizer { DN_OPT_ADAM = 0, DN_OPT_SGD = 1 } dn_optimizer;
+#define DN_ADAM_DEFAULT_LR 0.001f /* keras.optimizers.Adam */
+#define DN_SGD_DEFAULT_LR 0.01f   /* keras.optimizers.SGD */
 
 typedef struct dn_epoch_stats {
     int epoch;                /* 1-based */
@@ -295,12 +318,15 @@ typedef int (*dn_epoch_fn)(void *user, const dn_epoch_stats *stats);
 
 typedef struct dn_train_params {
     dn_optimizer optimizer;
-    float lr;        /* 0.001 for Adam, 0.01 for SGD */
+    float lr;        /* 0 (the default): the optimizer's Keras default, DN_ADAM_DEFAULT_LR for Adam and
+                        DN_SGD_DEFAULT_LR for SGD */
     float beta1, beta2, epsilon; /* Adam: 0.9, 0.999, 1e-7 (Keras) */
     float momentum;  /* SGD: 0.9 */
     int epochs;
     int batch_size;
-    uint64_t seed;   /* drives shuffling and dropout */
+    uint64_t seed;   /* drives shuffling and dropout. A later dn_train of the same net with the same
+                        seed continues the generator where the last call left it (as a resumed
+                        checkpoint does); another seed starts it afresh from that seed */
     dn_batch_fn on_batch; /* may be NULL */
     dn_epoch_fn on_epoch; /* may be NULL */
     void *user;
@@ -337,7 +363,7 @@ dn_status dn_metrics_compute(const float *probs, const uint8_t *labels, int n, d
 
 /* Runs dn_net_predict over the data set and computes the metrics. probs_out, when not NULL,
  * receives the (n, DN_N_CLASSES) probabilities. */
-dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out,
+dn_status dn_net_evaluate(const dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out,
                           dn_error *err);
 
 /* Mean and (population) standard deviation of values[0..n). */
@@ -360,6 +386,73 @@ dn_status dn_model_load(const char *path, dn_net **out, dn_error *err);
  * dn_model_load also reads checkpoints, ignoring the training state. */
 dn_status dn_checkpoint_save(const dn_net *net, const char *path, dn_error *err);
 dn_status dn_checkpoint_load(const char *path, dn_net **out, dn_error *err);
+
+/* Is path a saved model (safetensors, told by its first bytes) or a spec (text)? *is_saved (may be
+ * NULL) receives 1 for a saved model. DN_EIO when the file cannot be read. */
+dn_status dn_model_is_saved(const char *path, int *is_saved, dn_error *err);
+
+/* Opens path as dn_model_is_saved tells: a saved model with dn_model_load, or a spec with
+ * dn_net_load_spec and seed. *is_saved as above. */
+dn_status dn_model_open(const char *path, uint64_t seed, dn_net **out, int *is_saved, dn_error *err);
+
+/* ------------------------------------------------------------------ splits, folds, top-k */
+
+/* How a run divides a data set, recorded in model files (notes "test_split", "split_seed",
+ * "val_split") so that evaluation can find the same test rows again. */
+#define DN_DEFAULT_TEST_SPLIT 0.2 /* held out of a set that has no test rows of its own */
+typedef struct dn_split {
+    double test_split; /* > 0: hold out this fraction of all rows (train and test pooled) as the test
+                          set, chosen with seed as scikit-learn's train_test_split(shuffle=True) does:
+                          the first ceil(test_split * n) rows of dn_permutation(seed, n). 0: the
+                          data set's own test rows, or DN_DEFAULT_TEST_SPLIT when it has none */
+    uint64_t seed;
+    double val_split;  /* Keras validation_split: the last n - floor(n * (1 - val_split)) training
+                          rows validate (taken before any shuffling); 0: no validation rows */
+} dn_split;
+
+/* Applies split to a data set's training rows and test rows (test may have n == 0). Fills new data
+ * sets *train_out, *val_out (n == 0 without val_split) and *test_out, each freed with
+ * dn_dataset_free; on failure all three are empty. *held_out (may be NULL) receives 1 when the test
+ * rows were drawn at random (test_split > 0, or a set without test rows). DN_EARG when a fraction
+ * is outside [0, 1) or leaves no rows on one side. */
+dn_status dn_split_apply(const dn_split *split, const dn_dataset *train, const dn_dataset *test,
+                         dn_dataset *train_out, dn_dataset *val_out, dn_dataset *test_out, int *held_out,
+                         dn_error *err);
+
+/* Records split and the data set's name (may be NULL) as the net's notes "data", "test_split" (only
+ * when > 0), "split_seed" and "val_split". */
+dn_status dn_net_note_split(dn_net *net, const char *data_name, const dn_split *split, dn_error *err);
+
+/* Reads back what dn_net_note_split recorded: returns a bitmask of what the net had, DN_NOTED_DATA
+ * (*data_name, borrowed from the net), DN_NOTED_TEST_SPLIT, DN_NOTED_SEED, DN_NOTED_VAL_SPLIT; the
+ * fields of split it had no note for are left as they were. data_name may be NULL. */
+enum { DN_NOTED_DATA = 1, DN_NOTED_TEST_SPLIT = 2, DN_NOTED_SEED = 4, DN_NOTED_VAL_SPLIT = 8 };
+int dn_net_noted_split(const dn_net *net, const char **data_name, dn_split *split);
+
+/* k-fold cross-validation (scikit-learn's KFold(shuffle=True)): the rows of data in the order of
+ * dn_permutation(seed, n) are cut into k folds whose sizes differ by at most one (the first n % k
+ * take the extra row). Fold `fold` (0-based) is *test_out; the other rows, in that same order, are
+ * *train_out. DN_EARG unless 2 <= k <= n and 0 <= fold < k. */
+dn_status dn_kfold_split(const dn_dataset *data, int k, int fold, uint64_t seed, dn_dataset *train_out,
+                         dn_dataset *test_out, dn_error *err);
+
+/* Called by dn_cross_validate before each fold (m NULL) and after it (m its metrics). Return
+ * non-zero to stop (DN_ESTOPPED). */
+typedef int (*dn_fold_fn)(void *user, int fold, int k, int n_train, int n_test, const dn_metrics *m);
+
+/* Cross-validates the network of spec_text on data: for each fold of dn_kfold_split(data, k, fold,
+ * params->seed), a fresh net from the spec initialised with seed params->seed + fold, trained with
+ * params (seed params->seed + fold) on the other folds, evaluated on the fold. Fills fold_loss[k]
+ * and fold_accuracy[k]; probs (n, DN_N_CLASSES) and labels (n), when not NULL, receive the
+ * out-of-fold predictions and true labels in fold order (each row predicted by the one net that
+ * never saw it). */
+dn_status dn_cross_validate(const char *spec_text, const dn_dataset *data, int k, const dn_train_params *params,
+                            dn_fold_fn on_fold, void *user, double *fold_loss, double *fold_accuracy, float *probs,
+                            uint8_t *labels, dn_error *err);
+
+/* The k most probable classes of probs (n_classes values) in falling order, ties to the lower
+ * class, into classes[0..k); k is capped at n_classes. Returns the number written. */
+int dn_top_k(const float *probs, int n_classes, int k, int *classes);
 
 /* ------------------------------------------------------------------ plots */
 

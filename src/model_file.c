@@ -122,6 +122,7 @@ static int add_state_header(const dn_net *net, cJSON *root, cJSON *meta, size_t 
     META("opt_step", "%ld", net->opt_step)
     META("rng_state", "%llu", (unsigned long long)net->rng.state)
     META("rng_seeded", "%d", net->rng_seeded)
+    META("train_seed", "%llu", (unsigned long long)net->train_seed)
     META("epoch_pos", "%d", net->epoch_pos)
     META("epoch_loss", "%a", net->epoch_loss)
     META("epoch_correct", "%d", net->epoch_correct)
@@ -385,6 +386,9 @@ static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, c
     net->opt_step = strtol(v[0], NULL, 10);
     net->rng.state = strtoull(v[1], NULL, 10);
     net->rng_seeded = atoi(v[2]);
+    /* Checkpoints written before train_seed was recorded: the CLI trained with the spec's seed. */
+    const char *train_seed = meta_string(meta, "train_seed");
+    net->train_seed = train_seed ? strtoull(train_seed, NULL, 10) : net->seed;
     net->epoch_pos = atoi(v[3]);
     net->epoch_loss = strtod(v[4], NULL);
     net->epoch_correct = atoi(v[5]);
@@ -439,8 +443,8 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     if (st != DN_OK)
         return st;
     int raw_max = raw_text ? atoi(raw_text) : 0;
-    if (raw_max != 16 && raw_max != 255)
-        st = dn_fail(err, DN_EFORMAT, "%s: metadata 'raw_max' must be 16 or 255", path);
+    if (raw_max < 1 || raw_max > DN_RAW_MAX_LIMIT)
+        st = dn_fail(err, DN_EFORMAT, "%s: metadata 'raw_max' must be 1..%d", path, DN_RAW_MAX_LIMIT);
     net->raw_max = raw_max;
     int expected = 0;
     for (int i = 0; st == DN_OK && i < net->n_layers; i++) {

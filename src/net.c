@@ -180,6 +180,8 @@ static dn_status build_spec_text(dn_net *net, dn_error *err)
     return st;
 }
 
+static void measure_prefix(dn_net *net);
+
 dn_status dn_net_parse(const char *spec_text, const char *source_name, uint64_t seed, dn_net **out, dn_error *err)
 {
     return dn_net_parse_limited(spec_text, source_name, seed, (size_t)-1, out, err);
@@ -203,6 +205,8 @@ dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, u
     dn_status st = parse_layers(net, spec_text, source_name, err);
     if (st == DN_OK)
         st = build_spec_text(net, err);
+    if (st == DN_OK)
+        measure_prefix(net);
     if (st == DN_OK) {
         net->params = calloc(net->n_params ? net->n_params : 1, sizeof(float));
         net->grads = calloc(net->n_params ? net->n_params : 1, sizeof(float));
@@ -250,7 +254,7 @@ dn_status dn_net_load_spec(const char *path, uint64_t seed, dn_net **out, dn_err
     else if (len > MAX_SPEC_BYTES)
         st = dn_fail(err, DN_ELIMIT, "%s: a spec file is at most %d bytes", path, MAX_SPEC_BYTES);
     else if (memchr(text, '\0', len))
-        st = dn_fail(err, DN_EFORMAT, "%s: not a text spec (binary data); pass a .cnn spec or a model with --model", path);
+        st = dn_fail(err, DN_EFORMAT, "%s: not a text spec (binary data), nor a saved model", path);
     else {
         text[len] = '\0';
         st = dn_net_parse(text, path, seed, out, err);
@@ -286,7 +290,13 @@ int dn_net_layer_count(const dn_net *net) { return net->n_layers; }
 size_t dn_net_param_count(const dn_net *net) { return net->n_params + net->n_buffers; }
 size_t dn_net_trainable_count(const dn_net *net) { return net->n_params; }
 int dn_net_raw_max(const dn_net *net) { return net->raw_max; }
-void dn_net_set_raw_max(dn_net *net, int raw_max) { net->raw_max = raw_max; }
+dn_status dn_net_set_raw_max(dn_net *net, int raw_max)
+{
+    if (!net || raw_max < 1 || raw_max > DN_RAW_MAX_LIMIT)
+        return DN_EARG;
+    net->raw_max = raw_max;
+    return DN_OK;
+}
 uint64_t dn_net_seed(const dn_net *net) { return net->seed; }
 
 dn_status dn_net_layer_info(const dn_net *net, int index, dn_layer_info *info)
@@ -354,71 +364,99 @@ static int backward_block_rows(const dn_net *net, int n)
     return block_rows(net->prefix_largest, DN_BACKWARD_BLOCK_BYTES, n, 4);
 }
 
-dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
+/* Refuses a batch for which some layer's row or value index would pass INT_MAX (kernels use int). */
+static dn_status check_batch(const dn_net *net, int batch, dn_error *err)
 {
-    if (batch <= net->batch_cap)
-        return DN_OK;
-    /* Kernels index a batch's rows and values with int: keep every layer's batch under INT_MAX. */
     for (int i = 0; i < net->n_layers; i++) {
         const dn_layer *L = &net->layers[i];
         size_t biggest = dn_shape_size(L->out) > L->scratch_per_item ? dn_shape_size(L->out) : L->scratch_per_item;
         if ((double)biggest * batch >= 2147483647.0 || (double)L->out.h * L->out.w * batch >= 2147483647.0)
             return dn_fail(err, DN_ELIMIT, "a batch of %d is too large for layer %d (%s)", batch, i + 1, L->ops->name);
     }
-    size_t total = 0, largest = dn_shape_size(net->input);
+    return DN_OK;
+}
+
+/* Floats of every layer's output and scratch for batch rows (the start of an arena). */
+static size_t activation_floats(const dn_net *net, int batch)
+{
+    size_t total = 0;
     for (int i = 0; i < net->n_layers; i++) {
         const dn_layer *L = &net->layers[i];
-        size_t out = dn_shape_size(L->out);
-        total += out * (size_t)batch + L->scratch_per_item * (size_t)batch + L->scratch_fixed;
-        if (out > largest)
-            largest = out;
+        total += dn_shape_size(L->out) * (size_t)batch + L->scratch_per_item * (size_t)batch + L->scratch_fixed;
     }
-    total += 3 * largest * (size_t)batch; /* dbuf[0], dbuf[1], tile_dbuf */
+    return total;
+}
+
+/* Carves activation_floats(net, batch) floats at p into acts[1..] and the layers' scratch; returns
+ * the end. layers are the net's own (training) or a workspace's copies (inference). */
+static float *carve_activations(const dn_net *net, dn_layer *layers, float **acts, float *p, int batch)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        dn_layer *L = &layers[i];
+        acts[i + 1] = p;
+        p += dn_shape_size(L->out) * (size_t)batch;
+        L->scratch = p;
+        L->rows_cap = batch;
+        p += L->scratch_per_item * (size_t)batch + L->scratch_fixed;
+    }
+    return p;
+}
+
+/* Sizes of the training-only buffers, which depend on the layers alone: set once by parsing. */
+static void measure_prefix(dn_net *net)
+{
+    size_t largest = dn_shape_size(net->input), prefix_params = 0, prefix_largest = 0;
+    for (int i = 0; i < net->n_layers; i++)
+        if (dn_shape_size(net->layers[i].out) > largest)
+            largest = dn_shape_size(net->layers[i].out);
     const int prefix = row_prefix(net, 1);
-    size_t prefix_params = 0;
-    for (int i = 0; i < prefix; i++)
-        prefix_params += net->layers[i].n_params;
-    size_t prefix_largest = 0;
     for (int i = 0; i < prefix; i++) {
         size_t in = dn_shape_size(net->layers[i].in), out = dn_shape_size(net->layers[i].out);
+        prefix_params += net->layers[i].n_params;
         prefix_largest = in > prefix_largest ? in : prefix_largest;
         prefix_largest = out > prefix_largest ? out : prefix_largest;
     }
+    net->largest = largest;
+    net->prefix_params = prefix_params;
+    net->prefix_largest = prefix_largest;
+}
+
+dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
+{
+    if (batch <= net->batch_cap)
+        return DN_OK;
+    dn_status st = check_batch(net, batch, err);
+    if (st != DN_OK)
+        return st;
+    const size_t largest = net->largest;
+    size_t total = activation_floats(net, batch);
+    total += 3 * largest * (size_t)batch; /* dbuf[0], dbuf[1], tile_dbuf */
     /* the most row blocks a backward pass can have (block_rows never makes more than MAX_BLOCKS) */
     const size_t tiles = batch < MAX_BLOCKS ? (size_t)batch : MAX_BLOCKS;
-    total += tiles * prefix_params;
+    total += tiles * net->prefix_params;
     float *arena = malloc(total * sizeof(float));
     if (!arena)
         return dn_fail(err, DN_ENOMEM, "out of memory for a batch of %d (%zu MB)", batch, total * sizeof(float) >> 20);
     free(net->arena);
     net->arena = arena;
     net->batch_cap = batch;
-    float *p = arena;
-    for (int i = 0; i < net->n_layers; i++) {
-        dn_layer *L = &net->layers[i];
-        net->acts[i + 1] = p;
-        p += dn_shape_size(L->out) * (size_t)batch;
-        L->scratch = p;
-        L->rows_cap = batch;
-        p += L->scratch_per_item * (size_t)batch + L->scratch_fixed;
-    }
+    float *p = carve_activations(net, net->layers, net->acts, arena, batch);
     net->dbuf[0] = p;
     net->dbuf[1] = p + largest * (size_t)batch;
     net->tile_dbuf = net->dbuf[1] + largest * (size_t)batch;
     net->tile_grads = net->tile_dbuf + largest * (size_t)batch;
-    net->largest = largest;
-    net->prefix_params = prefix_params;
-    net->prefix_largest = prefix_largest;
-    net->last_n = 0;
     return DN_OK;
 }
 
-const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
+/* A forward pass over n rows through `layers` (the net's, or a workspace's copies), activations in
+ * acts; returns the output (n, n_classes). Reads the net's weights and nothing else of it. */
+static const float *forward_pass(const dn_net *net, dn_layer *layers, float **acts, const float *x, int n,
+                                 int training)
 {
-    net->acts[0] = (float *)(uintptr_t)x; /* read only: layers never write their input */
+    acts[0] = (float *)(uintptr_t)x; /* read only: layers never write their input */
     for (int i = 0; i < net->n_layers; i++)
-        if (net->layers[i].ops->begin_forward)
-            net->layers[i].ops->begin_forward(&net->layers[i], n, training);
+        if (layers[i].ops->begin_forward)
+            layers[i].ops->begin_forward(&layers[i], n, training);
     /* The row-wise prefix: each thread takes a block of rows through all of it, so a row's
      * activations are read back from cache (a whole batch's first convolution output does not fit).
      * Tiles are cut by row count only: any thread count computes the same numbers. */
@@ -429,16 +467,19 @@ const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
     for (int t = 0; t < tiles; t++) {
         const int first = t * block, rows = n - first < block ? n - first : block;
         for (int i = 0; i < prefix; i++) {
-            dn_layer *L = &net->layers[i];
-            L->ops->forward(L, net->acts[i] + (size_t)first * dn_shape_size(L->in),
-                            net->acts[i + 1] + (size_t)first * dn_shape_size(L->out), first, rows, training);
+            dn_layer *L = &layers[i];
+            L->ops->forward(L, acts[i] + (size_t)first * dn_shape_size(L->in),
+                            acts[i + 1] + (size_t)first * dn_shape_size(L->out), first, rows, training);
         }
     }
     for (int i = prefix; i < net->n_layers; i++)
-        net->layers[i].ops->forward(&net->layers[i], net->acts[i], net->acts[i + 1], 0, n, training);
-    net->last_n = n;
-    net->last_input = x;
-    return net->acts[net->n_layers];
+        layers[i].ops->forward(&layers[i], acts[i], acts[i + 1], 0, n, training);
+    return acts[net->n_layers];
+}
+
+const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
+{
+    return forward_pass(net, net->layers, net->acts, x, n, training);
 }
 
 /* The other of the two gradient buffers. */
@@ -513,10 +554,54 @@ const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int 
     return base + (size_t)first * net->largest + (size_t)(row - first) * dn_shape_size(net->layers[layer].in);
 }
 
-dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, dn_error *err)
+dn_status dn_workspace_init(const dn_net *net, dn_workspace **out, dn_error *err)
 {
-    if (!net || !images || !probs || n < 0)
-        return dn_fail(err, DN_EARG, "dn_net_predict: bad argument");
+    if (!net || !out)
+        return dn_fail(err, DN_EARG, "dn_workspace_init: NULL argument");
+    dn_workspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return dn_fail(err, DN_ENOMEM, "out of memory for an inference workspace");
+    ws->net = net;
+    memcpy(ws->layers, net->layers, sizeof(dn_layer) * (size_t)net->n_layers);
+    *out = ws;
+    return DN_OK;
+}
+
+void dn_workspace_free(dn_workspace *ws)
+{
+    if (!ws)
+        return;
+    free(ws->arena);
+    free(ws);
+}
+
+/* Makes sure the workspace holds batch rows; allocates only when it grows. */
+static dn_status workspace_reserve(dn_workspace *ws, int batch, dn_error *err)
+{
+    if (batch <= ws->batch_cap)
+        return DN_OK;
+    dn_status st = check_batch(ws->net, batch, err);
+    if (st != DN_OK)
+        return st;
+    size_t total = activation_floats(ws->net, batch);
+    float *arena = malloc((total ? total : 1) * sizeof(float));
+    if (!arena)
+        return dn_fail(err, DN_ENOMEM, "out of memory for a batch of %d (%zu MB)", batch, total * sizeof(float) >> 20);
+    free(ws->arena);
+    ws->arena = arena;
+    ws->batch_cap = batch;
+    ws->last_n = 0;
+    carve_activations(ws->net, ws->layers, ws->acts, arena, batch);
+    return DN_OK;
+}
+
+dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *images, int n, float *probs,
+                            dn_error *err)
+{
+    if (!net || !ws || !images || !probs || n < 0)
+        return dn_fail(err, DN_EARG, "dn_net_predict_ws: bad argument");
+    if (ws->net != net)
+        return dn_fail(err, DN_EARG, "dn_net_predict_ws: the workspace was made for another network");
     if (n == 0)
         return DN_OK;
     /* A fixed chunk, whatever batch size the net trained with: the GEMMs then see the same shapes,
@@ -524,7 +609,7 @@ dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, 
      * (Each thread taking whole chunks through the whole net, with no waiting between layers, was
      * measured too: no faster than this, where threads share each layer.) */
     int chunk = n < DN_PREDICT_CHUNK ? n : DN_PREDICT_CHUNK;
-    dn_status st = dn_net_reserve(net, chunk, err);
+    dn_status st = workspace_reserve(ws, chunk, err);
     if (st != DN_OK)
         return st;
     const size_t in_size = dn_shape_size(net->input);
@@ -533,20 +618,33 @@ dn_status dn_net_predict(dn_net *net, const float *images, int n, float *probs, 
     dn_fp_fast_begin(&fp);
     for (int start = 0; start < n; start += chunk) {
         int rows = n - start < chunk ? n - start : chunk;
-        const float *out = dn_net_forward(net, images + (size_t)start * in_size, rows, 0);
+        const float *out = forward_pass(net, ws->layers, ws->acts, images + (size_t)start * in_size, rows, 0);
         memcpy(probs + (size_t)start * classes, out, sizeof(float) * (size_t)rows * classes);
+        ws->last_n = rows;
     }
     dn_fp_fast_end(&fp);
     return DN_OK;
 }
 
-const float *dn_net_layer_output(const dn_net *net, int index, dn_shape *shape)
+dn_status dn_net_predict(const dn_net *net, const float *images, int n, float *probs, dn_error *err)
 {
-    if (!net || index < 0 || index >= net->n_layers || net->last_n < 1)
+    if (!net)
+        return dn_fail(err, DN_EARG, "dn_net_predict: bad argument");
+    dn_workspace *ws = NULL;
+    dn_status st = dn_workspace_init(net, &ws, err);
+    if (st == DN_OK)
+        st = dn_net_predict_ws(net, ws, images, n, probs, err);
+    dn_workspace_free(ws);
+    return st;
+}
+
+const float *dn_workspace_layer_output(const dn_workspace *ws, int index, dn_shape *shape)
+{
+    if (!ws || index < 0 || index >= ws->net->n_layers || ws->last_n < 1)
         return NULL;
     if (shape)
-        *shape = net->layers[index].out;
-    return net->acts[index + 1];
+        *shape = ws->layers[index].out;
+    return ws->acts[index + 1];
 }
 
 dn_status dn_net_push_history(dn_net *net, const dn_epoch_stats *stats, dn_error *err)

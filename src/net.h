@@ -41,14 +41,13 @@ struct dn_net {
     float *dbuf[2];                 /* (batch_cap, largest activation) */
     float *tile_dbuf;               /* (batch_cap, largest activation) the row blocks' second gradient buffer */
     size_t largest;                 /* floats of the largest activation per row */
-    size_t prefix_largest;          /* floats of the largest row-wise prefix activation per row */
+    size_t prefix_largest;          /* floats of the largest row-wise prefix activation per row (set by parsing) */
     float *tile_grads;              /* (tiles, prefix_params) per-block gradient sums (dn_net_backward) */
-    size_t prefix_params;           /* parameters of the row-wise layers that lead the net in training */
-    int last_n;                     /* rows of the last forward pass */
-    const float *last_input;
+    size_t prefix_params;           /* parameters of the row-wise layers that lead the net in training (parsing) */
 
     dn_rng rng; /* dropout and shuffling */
     int rng_seeded; /* set by the first dn_train; later calls (and resumed checkpoints) continue it */
+    uint64_t train_seed; /* the seed rng started from: a dn_train with another seed starts it afresh */
 
     /* Where training stands inside an epoch, so that a run stopped mid-epoch resumes exactly. */
     int *order;          /* (order_n) this epoch's shuffled row order */
@@ -65,6 +64,18 @@ struct dn_net {
 
     dn_epoch_stats *history;
     int n_history, cap_history;
+};
+
+/* What one thread needs to run a net's inference: its own activations and layer scratch, and its own
+ * copies of the layers (their scratch pointers and per-pass settings such as conv2d's whole-map
+ * switch), whose parameter pointers still point at the net's weights, which inference only reads. */
+struct dn_workspace {
+    const dn_net *net;
+    int batch_cap;
+    float *arena;                   /* activations and scratch for batch_cap rows */
+    float *acts[DN_MAX_LAYERS + 1]; /* acts[i + 1] = output of layer i, (batch_cap, out_i) */
+    int last_n;                     /* rows of the last forward pass */
+    dn_layer layers[DN_MAX_LAYERS];
 };
 
 /* dn_net_parse that refuses, before allocating, a network of more than max_floats parameters. */

@@ -13,7 +13,7 @@ dn_train_params dn_train_default_params(void)
 {
     dn_train_params p = {0};
     p.optimizer = DN_OPT_ADAM;
-    p.lr = 0.001f;
+    p.lr = 0.0f; /* the optimizer's own default, resolved by dn_train */
     p.beta1 = 0.9f;
     p.beta2 = 0.999f;
     p.epsilon = 1e-7f;
@@ -158,25 +158,29 @@ static dn_status train_step(dn_net *net, const dn_train_params *params, const fl
     return DN_OK;
 }
 
-static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
-                           dn_error *err);
+static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val,
+                           const dn_train_params *caller_params, dn_error *err);
 
 /* The whole run with flush-to-zero and denormals-are-zero on every compute thread (kernels/fp_mode.c). */
-dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
+dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *caller_params,
                    dn_error *err)
 {
     dn_fp_saved fp;
     dn_fp_fast_begin(&fp);
-    dn_status st = train_run(net, train, val, params, err);
+    dn_status st = train_run(net, train, val, caller_params, err);
     dn_fp_fast_end(&fp);
     return st;
 }
 
-static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
-                           dn_error *err)
+static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val,
+                           const dn_train_params *caller_params, dn_error *err)
 {
-    if (!net || !train || !params)
+    if (!net || !train || !caller_params)
         return dn_fail(err, DN_EARG, "dn_train: NULL argument");
+    dn_train_params run = *caller_params;
+    if (run.lr == 0.0f) /* Keras's defaults: Adam 0.001, SGD 0.01 */
+        run.lr = run.optimizer == DN_OPT_SGD ? DN_SGD_DEFAULT_LR : DN_ADAM_DEFAULT_LR;
+    const dn_train_params *params = &run;
     if (params->epochs < 0 || params->batch_size <= 0 || !(params->lr > 0.0f))
         return dn_fail(err, DN_EARG, "training needs epochs >= 0, batch size > 0 and a learning rate > 0");
     if (train->n <= 0)
@@ -206,10 +210,12 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
         st = alloc_optimizer(net, err);
     if (st == DN_OK)
         st = prepare_order(net, train->n, err);
-    if (st == DN_OK && !net->rng_seeded) {
-        /* The run's generator: shuffling and dropout depend only on the seed. */
+    if (st == DN_OK && (!net->rng_seeded || net->train_seed != params->seed)) {
+        /* The run's generator: shuffling and dropout depend only on the seed. The same seed again
+         * continues it (a run split over calls, or resumed from a checkpoint, is one run). */
         dn_rng_seed(&net->rng, params->seed);
         net->rng_seeded = 1;
+        net->train_seed = params->seed;
     }
 
     int stop_requested = 0;
@@ -224,7 +230,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
             for (int r = 0; r < rows; r++)
                 yb[r] = train->labels[net->order[start + r]];
             if (train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct) != DN_OK) {
-                st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower --lr", epoch,
+                st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower learning rate", epoch,
                              start / batch + 1);
                 break;
             }
@@ -258,7 +264,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
         /* The last step's weights are seen by no forward pass when there is no validation set. */
         for (size_t i = 0; st == DN_OK && i < net->n_params; i++)
             if (!isfinite(net->params[i]))
-                st = dn_fail(err, DN_ENAN, "the weights stopped being finite numbers in epoch %d; try a lower --lr", epoch);
+                st = dn_fail(err, DN_ENAN, "the weights stopped being finite numbers in epoch %d; try a lower learning rate", epoch);
         if (st == DN_OK)
             st = dn_net_push_history(net, &stats, err);
         if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))
@@ -271,7 +277,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     return st;
 }
 
-dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out, dn_error *err)
+dn_status dn_net_evaluate(const dn_net *net, const dn_dataset *data, dn_metrics *m, float *probs_out, dn_error *err)
 {
     if (!net || !data || !m)
         return dn_fail(err, DN_EARG, "dn_net_evaluate: NULL argument");
@@ -286,7 +292,8 @@ dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, fl
     const size_t in_size = dn_shape_size(net->input);
     float *probs = probs_out ? probs_out : malloc(sizeof(float) * (size_t)data->n * DN_N_CLASSES);
     float *images = malloc(sizeof(float) * in_size * (size_t)(data->n < BLOCK ? data->n : BLOCK));
-    if (!probs || !images) {
+    dn_workspace *ws = NULL;
+    if (!probs || !images || dn_workspace_init(net, &ws, NULL) != DN_OK) {
         if (probs != probs_out)
             free(probs);
         free(images);
@@ -295,8 +302,9 @@ dn_status dn_net_evaluate(dn_net *net, const dn_dataset *data, dn_metrics *m, fl
     for (int start = 0; st == DN_OK && start < data->n; start += BLOCK) {
         int rows = data->n - start < BLOCK ? data->n - start : BLOCK;
         dn_dataset_rows(data, start, rows, images);
-        st = dn_net_predict(net, images, rows, probs + (size_t)start * DN_N_CLASSES, err);
+        st = dn_net_predict_ws(net, ws, images, rows, probs + (size_t)start * DN_N_CLASSES, err);
     }
+    dn_workspace_free(ws);
     free(images);
     if (st == DN_OK)
         st = dn_metrics_compute(probs, data->labels, data->n, m, err);

@@ -732,21 +732,25 @@ static const char BLOCKED_SPEC[] = "input 9x9x3\nconv2d 20 3x3 same relu\nmaxpoo
                                    "maxpool 2x2 stride=1\nflatten\ndense 16 relu\ndense 10 softmax\n";
 static const char WHOLE_SPEC[] = "input 9x9x3\ndropout 0\nconv2d 20 3x3 same relu\nmaxpool 2x2\nconv2d 70 2x2 valid relu\n"
                                  "maxpool 2x2 stride=1\nflatten\ndense 16 relu\ndense 10 softmax\n";
+/* A strided convolution: im2col + GEMM instead of the direct kernels. */
+static const char STRIDED_SPEC[] = "input 9x9x3\nconv2d 12 3x3 same stride=2 relu\nconv2d 16 2x2 valid stride=2 relu\n"
+                                   "flatten\ndense 16 relu\ndense 10 softmax\n";
 enum { CHECK_ROWS = 21 };
 
 /* One and two threads give the same bits: every sum is cut by row count or shape, never by
- * thread, and the row blocks' partial gradients are added in block order. */
+ * thread, and the row blocks' partial gradients are added in block order. The direct and the
+ * strided (im2col) convolution both. */
 static void test_threads_same_gradients(void **state)
 {
     (void)state;
-    const char *specs[2] = {BLOCKED_SPEC, WHOLE_SPEC};
-    for (int s = 0; s < 2; s++) {
+    const char *specs[3] = {BLOCKED_SPEC, WHOLE_SPEC, STRIDED_SPEC};
+    for (int s = 0; s < 3; s++) {
         size_t np, nd = 0;
         float *din1 = NULL, *din2 = NULL;
-        float *g1 = gradients_of(specs[s], CHECK_ROWS, 1, &np, s ? &din1 : NULL, &nd);
-        float *g2 = gradients_of(specs[s], CHECK_ROWS, 2, &np, s ? &din2 : NULL, &nd);
+        float *g1 = gradients_of(specs[s], CHECK_ROWS, 1, &np, s == 1 ? &din1 : NULL, &nd);
+        float *g2 = gradients_of(specs[s], CHECK_ROWS, 2, &np, s == 1 ? &din2 : NULL, &nd);
         assert_memory_equal(g1, g2, sizeof(float) * np);
-        if (s)
+        if (s == 1)
             assert_memory_equal(din1, din2, sizeof(float) * nd);
         assert_close("gradient", g1, g2, np, 0.0); /* and they are not all zero */
         free(g1), free(g2), free(din1), free(din2);
@@ -817,7 +821,7 @@ static void test_inference_matches_training_forward(void **state)
 }
 
 /* A convolution whose last output row and column no pooling window reads computes them only for a
- * single image in inference (for dn_net_layer_output): the same bits as a convolution whose
+ * single image in inference (for dn_workspace_layer_output): the same bits as a convolution whose
  * outputs are all read, and zeros there in batches. */
 static void test_unread_outputs(void **state)
 {
@@ -832,12 +836,16 @@ static void test_unread_outputs(void **state)
     float x[2 * 12 * 12 * 3], probs[2 * DN_N_CLASSES];
     fill_uniform(x, sizeof x / sizeof x[0], 8);
     const size_t map = 11 * 11 * 20;
-    assert_int_equal(dn_net_predict(flat, x, 1, probs, NULL), DN_OK);
-    assert_int_equal(dn_net_predict(pooled, x, 1, probs, NULL), DN_OK);
+    dn_workspace *ws_flat = NULL, *ws_pooled = NULL;
+    assert_int_equal(dn_workspace_init(flat, &ws_flat, NULL), DN_OK);
+    assert_int_equal(dn_workspace_init(pooled, &ws_pooled, NULL), DN_OK);
+    assert_int_equal(dn_net_predict_ws(flat, ws_flat, x, 1, probs, NULL), DN_OK);
+    assert_int_equal(dn_net_predict_ws(pooled, ws_pooled, x, 1, probs, NULL), DN_OK);
     dn_shape shape;
-    assert_memory_equal(dn_net_layer_output(pooled, 0, &shape), dn_net_layer_output(flat, 0, &shape), sizeof(float) * map);
+    assert_memory_equal(dn_workspace_layer_output(ws_pooled, 0, &shape), dn_workspace_layer_output(ws_flat, 0, &shape),
+                        sizeof(float) * map);
     assert_int_equal(dn_net_reserve(pooled, 2, NULL), DN_OK);
-    const float *full = dn_net_layer_output(flat, 0, &shape);
+    const float *full = dn_workspace_layer_output(ws_flat, 0, &shape);
     float *kept = malloc(sizeof(float) * map);
     assert_non_null(kept);
     memcpy(kept, full, sizeof(float) * map);
@@ -856,6 +864,8 @@ static void test_unread_outputs(void **state)
                 }
             }
     assert_true(nonzero_edge > 0); /* the single-image map has real values there */
+    dn_workspace_free(ws_flat);
+    dn_workspace_free(ws_pooled);
     free(kept);
     dn_net_free(pooled);
     dn_net_free(flat);
@@ -939,7 +949,7 @@ static void test_kernels_agree(void **state)
     if (dn_kernels_select(512) != 512) {
         dn_kernels_select(width);
         print_message("no AVX-512 on this CPU: only the portable kernels run (checked by the other tests)\n");
-        return;
+        skip();
     }
     size_t np, nd;
     float *din_v, *din_p;

@@ -467,6 +467,17 @@ static void test_model_round_trip(void **state)
     assert_int_equal(dn_net_raw_max(loaded), 255);
     assert_memory_equal(loaded->params, fresh->params, sizeof(float) * fresh->n_params);
 
+    /* Any divisor the setter takes comes back; the ones it refuses leave the net as it was. */
+    assert_int_equal(dn_net_set_raw_max(fresh, 100), DN_OK);
+    assert_int_equal(dn_model_save(fresh, path, &err), DN_OK);
+    dn_net_free(loaded);
+    if (dn_model_load(path, &loaded, &err) != DN_OK)
+        fail_msg("raw_max 100: %s", err.msg);
+    assert_int_equal(dn_net_raw_max(loaded), 100);
+    assert_int_equal(dn_net_set_raw_max(fresh, 0), DN_EARG);
+    assert_int_equal(dn_net_set_raw_max(fresh, 256), DN_EARG);
+    assert_int_equal(dn_net_raw_max(fresh), 100);
+
     dn_net_free(fresh);
     dn_net_free(loaded);
     dn_net_free(net);
@@ -655,7 +666,7 @@ static void edit_version(cJSON *root, cJSON *meta)
 static void edit_raw_max(cJSON *root, cJSON *meta)
 {
     (void)root;
-    cJSON_ReplaceItemInObjectCaseSensitive(meta, "raw_max", cJSON_CreateString("17"));
+    cJSON_ReplaceItemInObjectCaseSensitive(meta, "raw_max", cJSON_CreateString("256"));
 }
 
 static void edit_spec(cJSON *root, cJSON *meta)
@@ -733,7 +744,7 @@ static void test_broken_model_files(void **state)
     expect_load_error(edited(&good, "version.safetensors", edit_version), DN_EFORMAT,
                       "model format version 2; this digitnet reads version 1");
     expect_load_error(edited(&good, "raw-max.safetensors", edit_raw_max), DN_EFORMAT,
-                      "metadata 'raw_max' must be 16 or 255");
+                      "metadata 'raw_max' must be 1..255");
     expect_load_error(edited(&good, "history.safetensors", edit_history), DN_EFORMAT,
                       "metadata 'history' is not a JSON list");
     /* A bad spec inside the file is reported against the file. */

@@ -244,10 +244,14 @@ static void test_samples_first_n(void **state)
 
 /* Checks every tile of a feature-map picture of `layer` against the R1 normalisation computed here
  * from the layer's output: (x - mean) / std * 64 + 128, clipped to 0..255, viridis. */
-static void assert_feature_tiles(cairo_surface_t *s, const dn_net *from, int layer, dn_shape out)
+static void assert_feature_tiles(cairo_surface_t *s, const dn_net *from, const float *image, int layer, dn_shape out)
 {
     dn_shape shape;
-    const float *act = dn_net_layer_output(from, layer, &shape); /* (h, w, c) */
+    dn_workspace *ws = NULL;
+    float probs[DN_N_CLASSES];
+    assert_int_equal(dn_workspace_init(from, &ws, NULL), DN_OK);
+    assert_int_equal(dn_net_predict_ws(from, ws, image, 1, probs, NULL), DN_OK);
+    const float *act = dn_workspace_layer_output(ws, layer, &shape); /* (h, w, c) */
     assert_non_null(act);
     assert_int_equal(shape.c, out.c);
     const int cols = out.c < 16 ? out.c : 16, scale = FEATURE_TILE / out.w, n = out.h * out.w;
@@ -273,6 +277,7 @@ static void assert_feature_tiles(cairo_surface_t *s, const dn_net *from, int lay
             }
     }
     assert_true(varied > 0); /* some channel responds to the digit, so the check above meant something */
+    dn_workspace_free(ws);
 }
 
 static void test_feature_maps(void **state)
@@ -289,14 +294,14 @@ static void test_feature_maps(void **state)
     assert_int_equal(dn_plot_feature_map(r1, image, 0, path, &err), DN_OK);
     cairo_surface_t *s = load_png(path, 208 + 60 * 16, 64 + 150);
     assert_not_blank(s);
-    assert_feature_tiles(s, r1, 0, (dn_shape){8, 8, 16});
+    assert_feature_tiles(s, r1, image, 0, (dn_shape){8, 8, 16});
     cairo_surface_destroy(s);
 
     /* Layer 6: conv2d 64 on 2x2 -> 4 rows of 16 tiles. */
     path = out_path("feature-conv64.png");
     assert_int_equal(dn_plot_feature_map(r1, image, 6, path, &err), DN_OK);
     s = load_png(path, 208 + 60 * 16, 64 + 60 * 4);
-    assert_feature_tiles(s, r1, 6, (dn_shape){2, 2, 64});
+    assert_feature_tiles(s, r1, image, 6, (dn_shape){2, 2, 64});
     cairo_surface_destroy(s);
 
     /* A flat layer has nothing to draw, and leaves no file. */
@@ -314,7 +319,7 @@ static void test_feature_maps(void **state)
     for (int i = 0; i < 6; i++)
         assert_true(file_exists(out_path(names[i])));
     s = load_png(out_path("features-02-maxpool.png"), 208 + 60 * 16, 64 + 150);
-    assert_feature_tiles(s, r1, 1, (dn_shape){4, 4, 16}); /* still the same image's outputs */
+    assert_feature_tiles(s, r1, image, 1, (dn_shape){4, 4, 16});
     cairo_surface_destroy(s);
     assert_false(file_exists(out_path("features-03-dropout.png")));
     dn_net_free(r1);

@@ -84,7 +84,7 @@ static void test_accuracy_floor(void **state)
     p.batch_size = 128;
     p.seed = 1;
     assert_int_equal(p.optimizer, DN_OPT_ADAM);
-    assert_near(p.lr, 0.001, 1e-9);
+    assert_near(p.lr, 0.0, 0.0); /* the optimizer's default: Adam 0.001 (test_one_full_batch_step) */
     dn_error err = {0};
     double t0 = now();
     if (dn_train(net, &tra, &tes, &p, &err) != DN_OK)
@@ -159,6 +159,18 @@ static void test_determinism(void **state)
     /* Another initialisation seed, same training seed: different weights too. */
     dn_net *d = short_run(4, 11, &part);
     assert_true(memcmp(a->params, d->params, bytes) != 0);
+
+    /* A second dn_train on the same net: the same seed continues the generator, another seed
+     * restarts it from that seed (it used to be ignored). a and b are equal so far. */
+    dn_train_params p = dn_train_default_params();
+    p.epochs = 1;
+    p.batch_size = 64;
+    p.seed = 11;
+    assert_int_equal(dn_train(a, &part, NULL, &p, NULL), DN_OK);
+    p.seed = 12;
+    assert_int_equal(dn_train(b, &part, NULL, &p, NULL), DN_OK);
+    assert_true(memcmp(a->params, b->params, bytes) != 0);
+    assert_int_equal(b->train_seed, 12);
 
     dn_net_free(a);
     dn_net_free(b);
@@ -305,7 +317,7 @@ static void test_argument_errors(void **state)
     bad.epochs = -1;
     assert_int_equal(dn_train(net, &tra, NULL, &bad, &err), DN_EARG);
     bad = p;
-    bad.lr = 0.0f;
+    bad.lr = -0.001f;
     assert_int_equal(dn_train(net, &tra, NULL, &bad, &err), DN_EARG);
     bad.lr = NAN;
     assert_int_equal(dn_train(net, &tra, NULL, &bad, &err), DN_EARG);
@@ -365,7 +377,8 @@ static float *full_batch_gradient(dn_net *net, const dn_dataset *data)
  *   SGD, momentum 0.9, velocity 0:  p_1 = p_0 - lr g
  *   Adam, t = 1:                    p_1 = p_0 - lr sqrt(1 - b2) / (1 - b1) * (1 - b1) g / (sqrt(1 - b2) |g| + eps)
  *                                       = p_0 - lr g / (|g| + eps / sqrt(1 - b2))
- * The net has no dropout, so the batch order (shuffled) only changes rounding.
+ * The net has no dropout, so the batch order (shuffled) only changes rounding. The rates are the
+ * defaults (lr 0 in the parameters): Keras's 0.01 for SGD, 0.001 for Adam.
  */
 static void test_one_full_batch_step(void **state)
 {
@@ -386,14 +399,14 @@ static void test_one_full_batch_step(void **state)
         p.epochs = 1;
         p.batch_size = part.n;
         p.optimizer = opt == 0 ? DN_OPT_SGD : DN_OPT_ADAM;
-        p.lr = opt == 0 ? 0.1f : 0.001f;
+        const double lr = opt == 0 ? 0.01 : 0.001;
         dn_error err = {0};
         assert_int_equal(dn_train(net, &part, NULL, &p, &err), DN_OK);
         assert_int_equal(net->opt_step, 1);
         int moved = 0;
         for (size_t i = 0; i < net->n_params; i++) {
-            double step = opt == 0 ? p.lr * (double)g[i]
-                                   : p.lr * (double)g[i] / (fabs((double)g[i]) + p.epsilon / sqrt(1.0 - p.beta2));
+            double step = opt == 0 ? lr * (double)g[i]
+                                   : lr * (double)g[i] / (fabs((double)g[i]) + p.epsilon / sqrt(1.0 - p.beta2));
             double expected = (double)p0[i] - step;
             /* the gradient itself differs in the last bits with the row order */
             double tol = 1e-4 * fabs(step) + 1e-7 + 2e-7 * fabs((double)p0[i]);

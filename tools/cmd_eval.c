@@ -8,15 +8,17 @@
  * same test rows come back and the accuracy matches the one printed after training. */
 void cli_defaults_from_model(cli_options *o, const dn_net *net)
 {
-    const char *v;
-    if (!o->data && (v = dn_net_note(net, "data")))
-        o->data = v;
-    if (!o->have_test_split && (v = dn_net_note(net, "test_split"))) {
-        o->test_split = atof(v);
+    const char *data = NULL;
+    dn_split split = {0};
+    const int noted = dn_net_noted_split(net, &data, &split);
+    if (!o->data && (noted & DN_NOTED_DATA))
+        o->data = data;
+    if (!o->have_test_split && (noted & DN_NOTED_TEST_SPLIT)) {
+        o->test_split = split.test_split;
         o->have_test_split = 1;
     }
-    if (!o->have_seed && (v = dn_net_note(net, "split_seed")))
-        o->seed = strtoull(v, NULL, 10);
+    if (!o->have_seed && (noted & DN_NOTED_SEED))
+        o->seed = split.seed;
 }
 
 static dn_status load_saved(cli_options *o, dn_net **net, dn_error *err)
@@ -115,15 +117,7 @@ int cmd_predict(cli_options *o)
     for (int i = 0; i < o->count; i++) {
         const float *p = probs + (size_t)i * DN_N_CLASSES;
         int order[DN_N_CLASSES];
-        for (int c = 0; c < DN_N_CLASSES; c++)
-            order[c] = c;
-        for (int a = 0; a < DN_N_CLASSES; a++) /* selection sort: ten values */
-            for (int b = a + 1; b < DN_N_CLASSES; b++)
-                if (p[order[b]] > p[order[a]]) {
-                    int t = order[a];
-                    order[a] = order[b];
-                    order[b] = t;
-                }
+        dn_top_k(p, DN_N_CLASSES, DN_N_CLASSES, order);
         int index = o->index + i, truth = d->labels[index];
         if (list) {
             cJSON *e = cJSON_CreateObject();

@@ -184,10 +184,40 @@ int cmd_fetch(cli_options *o)
     return 0;
 }
 
+/* The library's not-found message says where it looked; how to point this tool elsewhere is ours.
+ * When both do not fit in one message, the middle of the list of places gives way. */
+static void add_data_hint(dn_error *err, const char *name)
+{
+    char hint[200];
+    if (dn_fetch_known(name))
+        snprintf(hint, sizeof hint, "; pass --data-dir DIR, or download it with `digitnet fetch %s` (or add --fetch)", name);
+    else
+        snprintf(hint, sizeof hint, "; pass --data-dir DIR");
+    /* Ours names the command that downloads it, instead of the library's function. */
+    static const char library_hint[] = " (dn_fetch can download it)";
+    char *said = strstr(err->msg, library_hint);
+    if (said)
+        memmove(said, said + sizeof library_hint - 1, strlen(said + sizeof library_hint - 1) + 1);
+    size_t len = strlen(err->msg), add = strlen(hint);
+    char *list = strstr(err->msg, "; looked in: "), *put = list ? strstr(list, "; put ") : NULL;
+    if (len + add >= sizeof err->msg && put) {
+        size_t over = len + add - (sizeof err->msg - 1) + 3; /* and "..." in place of what goes */
+        if ((size_t)(put - list) > over + 13) {
+            char *cut = put - over;
+            memcpy(cut, "...", 3);
+            memmove(cut + 3, put, strlen(put) + 1);
+            len = strlen(err->msg);
+        }
+    }
+    snprintf(err->msg + len, sizeof err->msg - len, "%s", hint);
+}
+
 dn_status cli_open_data(const cli_options *o, dn_dataset *train, dn_dataset *test, dn_error *err)
 {
     const char *name = o->data ? o->data : "optdigits";
     dn_status st = dn_data_open(name, o->data_dir, train, test, err);
+    if (st == DN_ENOTFOUND && !o->fetch && strstr(err->msg, " not found"))
+        add_data_hint(err, name);
     if (st != DN_ENOTFOUND || !o->fetch || !dn_fetch_known(name))
         return st;
     char root[4096];

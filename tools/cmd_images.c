@@ -30,19 +30,6 @@ static void preprocessed_path(const char *dir, const char *file, int index, char
     snprintf(path, size, "%s/%s.png", dir, stem);
 }
 
-static void rank(const float *p, int *order)
-{
-    for (int c = 0; c < DN_N_CLASSES; c++)
-        order[c] = c;
-    for (int a = 0; a < DN_N_CLASSES; a++) /* selection sort: ten values */
-        for (int b = a + 1; b < DN_N_CLASSES; b++)
-            if (p[order[b]] > p[order[a]]) {
-                int t = order[a];
-                order[a] = order[b];
-                order[b] = t;
-            }
-}
-
 int cli_predict_images(cli_options *o, dn_net *net)
 {
     dn_shape in = dn_net_input_shape(net);
@@ -106,7 +93,7 @@ int cli_predict_images(cli_options *o, dn_net *net)
         }
         const float *p = probs + (size_t)row[i] * DN_N_CLASSES;
         int order[DN_N_CLASSES];
-        rank(p, order);
+        dn_top_k(p, DN_N_CLASSES, DN_N_CLASSES, order);
         if (e) {
             cJSON_AddNumberToObject(e, "digit", order[0]);
             cJSON_AddNumberToObject(e, "probability", p[order[0]]);

@@ -7,9 +7,9 @@
  *                        "probabilities", "preprocessed", "shape"}; {"digit": null, "message": "no
  *                        digit found"} for a blank image
  * Bodies over 1 MB get 413, bad bodies 400 with {"error": "..."}, unknown paths 404, other methods
- * on known paths 405. Requests run on a pool of threads; the network is not thread-safe, so
- * predictions take a mutex (a prediction of one image takes well under a millisecond, the decoding
- * and preprocessing around it run in parallel). SIGINT and SIGTERM stop the server cleanly. */
+ * on known paths 405. Requests run on a pool of threads (--threads, default 4), all predicting with
+ * the one loaded network at once: inference only reads it (dn_net_predict). SIGINT and SIGTERM stop
+ * the server cleanly. */
 #include "cli.h"
 
 #include <microhttpd.h>
@@ -35,7 +35,6 @@ typedef struct server {
     dn_net *net;
     dn_shape in;
     const char *model_path;
-    pthread_mutex_t lock; /* guards net */
 } server;
 
 /* One request's body, gathered across calls of the access handler. */
@@ -154,9 +153,7 @@ static enum MHD_Result predict(server *s, struct MHD_Connection *c, const reques
         return send_json(c, MHD_HTTP_OK, o);
     }
     if (st == DN_OK) {
-        pthread_mutex_lock(&s->lock);
         st = dn_net_predict(s->net, input, 1, probs, &err);
-        pthread_mutex_unlock(&s->lock);
     }
     if (st != DN_OK)
         return send_error(c, st == DN_ENOMEM ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
@@ -294,9 +291,13 @@ int cmd_serve(cli_options *o)
                          s.in.c);
     }
     /* One image at a time gains nothing from threads inside the network, and idle OpenMP workers
-     * spinning would compete with the connection threads. */
-    if (o->threads == 0)
-        dn_set_threads(1);
+     * spinning would compete with the connection threads: --threads sizes the pool of those. */
+    dn_set_threads(1);
+    /* --threads 1: libmicrohttpd's one internal thread answers everything, without the pool option
+     * (it warns about a pool of 0 or 1). */
+    const unsigned pool = o->threads > 0 ? (unsigned)o->threads : POOL_THREADS;
+    struct MHD_OptionItem pool_option[] = {{pool > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, pool, NULL},
+                                           {MHD_OPTION_END, 0, NULL}};
     const char *host = o->host ? o->host : "127.0.0.1";
     int port = o->have_port ? o->port : 8080;
     char port_text[16];
@@ -316,13 +317,12 @@ int cmd_serve(cli_options *o)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    pthread_mutex_init(&s.lock, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (addr->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handle, &s, MHD_OPTION_EXTERNAL_LOGGER, log_error, NULL,
-        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POOL_THREADS,
+        MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_ARRAY, pool_option,
         MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
         request_done, NULL, MHD_OPTION_END);
     int status = 0;
@@ -345,7 +345,6 @@ int cmd_serve(cli_options *o)
         printf("digitnet: stopped (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     freeaddrinfo(addr);
-    pthread_mutex_destroy(&s.lock);
     dn_net_free(s.net);
     return status;
 }

@@ -11,7 +11,7 @@ static dn_train_params train_params(const cli_options *o, cli_progress *progress
 {
     dn_train_params p = dn_train_default_params();
     p.optimizer = o->optimizer && !strcmp(o->optimizer, "sgd") ? DN_OPT_SGD : DN_OPT_ADAM;
-    p.lr = o->lr > 0 ? (float)o->lr : (p.optimizer == DN_OPT_SGD ? 0.01f : 0.001f);
+    p.lr = (float)o->lr; /* 0: the optimizer's default */
     p.momentum = (float)o->momentum;
     p.epochs = o->epochs;
     p.batch_size = o->batch;
@@ -26,21 +26,18 @@ static dn_train_params train_params(const cli_options *o, cli_progress *progress
  * continues with the same data and settings. */
 static dn_status note_run(dn_net *net, const cli_options *o, dn_error *err)
 {
-    char buf[7][64];
-    snprintf(buf[0], sizeof buf[0], "%g", o->test_split);
-    snprintf(buf[1], sizeof buf[1], "%llu", o->seed);
-    snprintf(buf[2], sizeof buf[2], "%g", o->val_split);
-    snprintf(buf[3], sizeof buf[3], "%d", o->batch);
-    snprintf(buf[4], sizeof buf[4], "%.9g", o->lr);
-    snprintf(buf[5], sizeof buf[5], "%.9g", o->momentum);
-    snprintf(buf[6], sizeof buf[6], "%d", o->epochs);
-    const char *keys[] = {"data", "test_split", "split_seed", "val_split", "batch", "lr", "momentum", "epochs", "optimizer"};
-    const char *values[] = {o->data ? o->data : "optdigits", buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6],
-                            o->optimizer ? o->optimizer : "adam"};
-    dn_status st = DN_OK;
-    for (int i = 0; st == DN_OK && i < 9; i++)
-        if (i != 1 || o->have_test_split)
-            st = dn_net_set_note(net, keys[i], values[i], err);
+    char buf[4][64];
+    snprintf(buf[0], sizeof buf[0], "%d", o->batch);
+    snprintf(buf[1], sizeof buf[1], "%.9g", o->lr);
+    snprintf(buf[2], sizeof buf[2], "%.9g", o->momentum);
+    snprintf(buf[3], sizeof buf[3], "%d", o->epochs);
+    const char *keys[] = {"batch", "lr", "momentum", "epochs", "optimizer"};
+    const char *values[] = {buf[0], buf[1], buf[2], buf[3], o->optimizer ? o->optimizer : "adam"};
+    const dn_split split = {.test_split = o->have_test_split ? o->test_split : 0.0, .seed = o->seed,
+                            .val_split = o->val_split};
+    dn_status st = dn_net_note_split(net, o->data ? o->data : "optdigits", &split, err);
+    for (int i = 0; st == DN_OK && i < 5; i++)
+        st = dn_net_set_note(net, keys[i], values[i], err);
     return st;
 }
 
@@ -48,14 +45,10 @@ static dn_status note_run(dn_net *net, const cli_options *o, dn_error *err)
 static void settings_from_checkpoint(cli_options *o, const dn_net *net)
 {
     const char *v;
-    if (!o->data && (v = dn_net_note(net, "data")))
-        o->data = v;
-    if (!o->have_test_split && (v = dn_net_note(net, "test_split")))
-        o->test_split = atof(v), o->have_test_split = 1;
-    if (!o->have_seed && (v = dn_net_note(net, "split_seed")))
-        o->seed = strtoull(v, NULL, 10);
-    if (o->val_split == 0 && (v = dn_net_note(net, "val_split")))
-        o->val_split = atof(v);
+    cli_defaults_from_model(o, net);
+    dn_split split = {.val_split = o->val_split};
+    if (o->val_split == 0 && (dn_net_noted_split(net, NULL, &split) & DN_NOTED_VAL_SPLIT))
+        o->val_split = split.val_split;
     if (!o->have_batch && (v = dn_net_note(net, "batch")))
         o->batch = atoi(v);
     if (o->lr == 0 && (v = dn_net_note(net, "lr")))
@@ -124,7 +117,11 @@ int cmd_train(cli_options *o)
         cli_data_free(&data);
         return cli_fail(&err);
     }
-    dn_net_set_raw_max(net, data.train.raw_max);
+    if (dn_net_set_raw_max(net, data.train.raw_max) != DN_OK) {
+        dn_net_free(net);
+        cli_data_free(&data);
+        return cli_failf("the data's pixel scale (raw_max %d) is outside 1..%d", data.train.raw_max, DN_RAW_MAX_LIMIT);
+    }
     FILE *text = o->json ? stderr : stdout; /* with --json, stdout carries only the JSON object */
     int chatty = !o->quiet;
     if (chatty) {
@@ -216,6 +213,24 @@ done:
     return status;
 }
 
+typedef struct cv_printer {
+    const cli_options *o;
+    FILE *text;
+    cli_progress *progress; /* restarted for every fold */
+} cv_printer;
+
+static int print_fold(void *user, int fold, int k, int n_train, int n_test, const dn_metrics *m)
+{
+    const cv_printer *p = user;
+    if (!m)
+        cli_progress_init(p->progress, p->text, !p->o->quiet, p->o->epochs, p->o->batch);
+    if (!m && !p->o->quiet)
+        fprintf(p->text, "Fold %d/%d: training on %d images, testing on %d\n", fold + 1, k, n_train, n_test);
+    else if (m && !p->o->json)
+        printf("Fold %d: loss %.4f - accuracy %.4f\n", fold + 1, m->loss, m->accuracy);
+    return 0;
+}
+
 int cmd_cv(cli_options *o)
 {
     dn_error err = {0};
@@ -243,48 +258,17 @@ int cmd_cv(cli_options *o)
     FILE *text = o->json ? stderr : stdout;
     if (st == DN_OK)
         dn_permutation(o->seed, n, perm);
-    int offset = 0;
-    for (int fold = 0; st == DN_OK && fold < k; fold++) {
-        /* Fold sizes differ by at most one row, the first n % k folds taking the extra one. */
-        int size = n / k + (fold < n % k);
-        int *rest = malloc(sizeof(int) * (size_t)(n - size));
-        dn_dataset tr = {0}, te = {0};
-        dn_net *net = NULL;
-        dn_metrics m;
-        if (!rest) {
-            st = DN_ENOMEM;
-            break;
-        }
-        memcpy(rest, perm, sizeof(int) * (size_t)offset);
-        memcpy(rest + offset, perm + offset + size, sizeof(int) * (size_t)(n - offset - size));
-        st = dn_dataset_take(&all, perm + offset, size, &te, &err);
-        if (st == DN_OK)
-            st = dn_dataset_take(&all, rest, n - size, &tr, &err);
-        if (st == DN_OK)
-            st = dn_net_load_spec(o->model, o->seed + (unsigned long long)fold, &net, &err);
-        cli_progress progress;
-        cli_progress_init(&progress, text, !o->quiet, o->epochs, o->batch);
-        dn_train_params params = train_params(o, &progress);
-        params.seed = o->seed + (unsigned long long)fold;
-        if (st == DN_OK && !o->quiet)
-            fprintf(text, "Fold %d/%d: training on %d images, testing on %d\n", fold + 1, k, tr.n, te.n);
-        if (st == DN_OK)
-            st = dn_train(net, &tr, NULL, &params, &err);
-        if (st == DN_OK)
-            st = dn_net_evaluate(net, &te, &m, probs + (size_t)offset * DN_N_CLASSES, &err);
-        if (st == DN_OK) {
-            memcpy(labels + offset, te.labels, (size_t)size);
-            acc[fold] = m.accuracy;
-            loss[fold] = m.loss;
-            if (!o->json)
-                printf("Fold %d: loss %.4f - accuracy %.4f\n", fold + 1, m.loss, m.accuracy);
-        }
-        offset += size;
-        free(rest);
-        dn_net_free(net);
-        dn_dataset_free(&tr);
-        dn_dataset_free(&te);
-    }
+    dn_net *spec_net = NULL;
+    if (st == DN_OK)
+        st = dn_net_load_spec(o->model, o->seed, &spec_net, &err);
+    cli_progress progress;
+    cli_progress_init(&progress, text, !o->quiet, o->epochs, o->batch);
+    dn_train_params params = train_params(o, &progress);
+    cv_printer printer = {o, text, &progress};
+    if (st == DN_OK)
+        st = dn_cross_validate(dn_net_spec(spec_net), &all, k, &params, print_fold, &printer, loss, acc, probs, labels,
+                               &err);
+    dn_net_free(spec_net);
     int status = 1;
     if (st == DN_OK) {
         double mean, std, mean_loss, std_loss;

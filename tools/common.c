@@ -15,92 +15,38 @@ dn_status cli_open_model(const char *path, unsigned long long seed, dn_net **net
         snprintf(err->msg, sizeof err->msg, "--model is required (a .cnn spec such as models/optdigits.cnn, or a saved model)");
         return DN_EARG;
     }
-    /* A safetensors file starts with an 8-byte length and then '{'; a spec is text. */
-    unsigned char head[9] = {0};
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err->status = DN_EIO;
-        snprintf(err->msg, sizeof err->msg, "%s: cannot open: %s", path, strerror(errno));
-        return DN_EIO;
-    }
-    size_t got = fread(head, 1, sizeof head, f);
-    fclose(f);
-    int saved = got == sizeof head && head[8] == '{' && head[6] == 0 && head[7] == 0;
-    if (is_saved)
-        *is_saved = saved;
-    return saved ? dn_model_load(path, net, err) : dn_net_load_spec(path, seed, net, err);
-}
-
-static dn_status take_range(const dn_dataset *src, const int *perm, int start, int n, dn_dataset *out, dn_error *err)
-{
-    return dn_dataset_take(src, perm + start, n, out, err);
+    dn_status st = dn_model_open(path, seed, net, is_saved, err);
+    if (st == DN_EFORMAT && strstr(err->msg, "not a text spec")) /* the library's words; the flag is ours */
+        snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg), "; pass a .cnn spec or a saved model with --model");
+    return st;
 }
 
 dn_status cli_load_data(const cli_options *o, cli_data *d, dn_error *err)
 {
     memset(d, 0, sizeof *d);
-    dn_dataset train = {0}, test = {0}, pool = {0};
+    dn_dataset train = {0}, test = {0};
     dn_status st = cli_open_data(o, &train, &test, err);
     if (st != DN_OK)
         return st;
-    double split = o->have_test_split ? o->test_split : (test.n == 0 ? 0.2 : 0.0);
-    if (split > 0.0) {
-        /* Pool every row and hold out a seeded random fraction, as train_test_split does. */
-        st = test.n ? dn_dataset_concat(&train, &test, &pool, err) : dn_dataset_slice(&train, 0, train.n, &pool, err);
-        int *perm = st == DN_OK ? malloc(sizeof(int) * (size_t)pool.n) : NULL;
-        if (st == DN_OK && !perm)
-            st = DN_ENOMEM;
-        if (st == DN_OK) {
-            int n_test = (int)ceil(split * pool.n);
-            if (n_test < 1 || n_test >= pool.n)
-                st = DN_EARG, snprintf(err->msg, sizeof err->msg, "--test-split %g leaves no training or no test rows", split);
-            else {
-                dn_permutation(o->seed, pool.n, perm);
-                dn_dataset_free(&d->test);
-                dn_dataset_free(&d->train);
-                st = take_range(&pool, perm, 0, n_test, &d->test, err);
-                if (st == DN_OK)
-                    st = take_range(&pool, perm, n_test, pool.n - n_test, &d->train, err);
-                snprintf(d->test_desc, sizeof d->test_desc, "%d rows held out (--test-split %g, seed %llu)", n_test, split,
-                         o->seed);
-            }
-        }
-        free(perm);
-        dn_dataset_free(&pool);
-        dn_dataset_free(&train);
-        dn_dataset_free(&test);
-    } else {
-        d->train = train;
-        d->test = test;
-        snprintf(d->test_desc, sizeof d->test_desc, "%d rows of the data set's test files", test.n);
+    const dn_split split = {.test_split = o->have_test_split ? o->test_split : 0.0, .seed = o->seed,
+                            .val_split = o->val_split};
+    int held_out = 0;
+    st = dn_split_apply(&split, &train, &test, &d->train, &d->val, &d->test, &held_out, err);
+    dn_dataset_free(&train);
+    dn_dataset_free(&test);
+    if (st == DN_EARG) { /* the library speaks of fractions; name the flag that set them */
+        char why[sizeof err->msg];
+        memcpy(why, err->msg, sizeof why);
+        snprintf(err->msg, sizeof err->msg, "%.400s (--test-split %g, --val-split %g)", why, o->test_split, o->val_split);
     }
-    if (st == DN_OK && o->val_split > 0.0) {
-        /* Keras validation_split: the last rows of the training arrays, taken before shuffling. */
-        /* Keras: split_at = floor(n * (1 - f)); the rows from split_at on validate. */
-        int n_val = d->train.n - (int)floor(d->train.n * (1.0 - o->val_split));
-        if (n_val < 1 || n_val >= d->train.n) {
-            st = DN_EARG;
-            snprintf(err->msg, sizeof err->msg, "--val-split %g leaves no training or no validation rows", o->val_split);
-        } else {
-            dn_dataset rest = {0};
-            st = dn_dataset_slice(&d->train, d->train.n - n_val, n_val, &d->val, err);
-            if (st == DN_OK)
-                st = dn_dataset_slice(&d->train, 0, d->train.n - n_val, &rest, err);
-            if (st == DN_OK) {
-                dn_dataset_free(&d->train);
-                d->train = rest;
-            }
-        }
-    }
-    if (st != DN_OK) {
-        if (err->status != st) {
-            err->status = st;
-            if (st == DN_ENOMEM)
-                snprintf(err->msg, sizeof err->msg, "out of memory preparing the data");
-        }
-        cli_data_free(d);
-    }
-    return st;
+    if (st != DN_OK)
+        return st;
+    if (held_out)
+        snprintf(d->test_desc, sizeof d->test_desc, "%d rows held out (--test-split %g, seed %llu)", d->test.n,
+                 o->have_test_split ? o->test_split : DN_DEFAULT_TEST_SPLIT, o->seed);
+    else
+        snprintf(d->test_desc, sizeof d->test_desc, "%d rows of the data set's test files", d->test.n);
+    return DN_OK;
 }
 
 void cli_data_free(cli_data *d)

@@ -80,6 +80,9 @@ int cli_failf(const char *fmt, ...)
 
 int cli_fail(const dn_error *err)
 {
+    /* The library names no flag of this tool; the hint about which one to change is ours. */
+    if (err->status == DN_ENAN)
+        return cli_failf("%s (--lr)", err->msg);
     return cli_failf("%s", err->msg);
 }
 

@@ -118,9 +118,8 @@ class Model:
     def __init__(self, handle, title="model"):
         self._net = ctypes.c_void_p(handle)
         self.title = title  # the name summary() prints: the file it was loaded from, or its spec
-        # TODO(reentrant inference): dn_net_predict still writes into the net (its arena, the last
-        # outputs), so calls on one model are serialised here; ctypes releases the GIL during them.
-        # Remove this lock once dn_net_predict is reentrant: different models already run in parallel.
+        # Training and saving take this lock. Predictions do not: dn_net_predict only reads the net,
+        # so threads predict with one model at once (ctypes releases the GIL during the call).
         self._lock = threading.Lock()
 
     def __del__(self):
@@ -180,9 +179,7 @@ class Model:
         n = images.shape[0]
         probs = np.empty((n, _lib.N_CLASSES), np.float32)
         err = _lib.Error()
-        with self._lock:
-            _check(lib.dn_net_predict(self._handle(), _float_ptr(images), n, _float_ptr(probs), ctypes.byref(err)),
-                   err)
+        _check(lib.dn_net_predict(self._handle(), _float_ptr(images), n, _float_ptr(probs), ctypes.byref(err)), err)
         return probs
 
     def predict(self, x):
@@ -309,8 +306,9 @@ def train(spec, x, y, epochs=10, batch=32, seed=1, val_split=0.0, optimizer="ada
 
     model = _build(spec, seed)
     net = model._handle()
-    lib.dn_net_set_raw_max(net, int(raw_max))
     err = _lib.Error()
+    if lib.dn_net_set_raw_max(net, int(raw_max)) != 0:
+        raise ValueError("raw_max must be 1..255, not %r" % (raw_max,))
     for key, value in (("val_split", "%g" % val_split), ("batch", str(batch)), ("epochs", str(epochs)),
                        ("optimizer", optimizer)):
         _check(lib.dn_net_set_note(net, key.encode(), value.encode(), ctypes.byref(err)), err)

@@ -112,7 +112,7 @@ _signatures = {
     "dn_net_trainable_count": (ctypes.c_size_t, [_net]),
     "dn_net_layer_info": (ctypes.c_int, [_net, ctypes.c_int, _P(LayerInfo)]),
     "dn_net_raw_max": (ctypes.c_int, [_net]),
-    "dn_net_set_raw_max": (None, [_net, ctypes.c_int]),
+    "dn_net_set_raw_max": (ctypes.c_int, [_net, ctypes.c_int]),
     "dn_net_set_note": (ctypes.c_int, [_net, ctypes.c_char_p, ctypes.c_char_p, _P(Error)]),
     "dn_net_check_input": (ctypes.c_int, [_net, Shape, _P(Error)]),
     "dn_net_predict": (ctypes.c_int, [_net, _P(ctypes.c_float), ctypes.c_int, _P(ctypes.c_float), _P(Error)]),

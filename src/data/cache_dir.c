@@ -30,6 +30,6 @@ dn_status dn_data_default_dir(char *buf, size_t size, dn_error *err)
     }
     if (dn_cache_dir(buf, size) != 0)
         return dn_fail(err, DN_ENOTFOUND,
-                       "no place for downloads: set DIGITNET_DATA (or HOME) or pass --data-dir DIR");
+                       "no place for downloads: set DIGITNET_DATA (or HOME), or give a directory");
     return DN_OK;
 }

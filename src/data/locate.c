@@ -11,8 +11,8 @@
 #include <sys/stat.h>
 
 #define LOC_PATH 4096 /* longest path we build */
-#define LOC_MAX_ROOTS 6
-#define LOC_MAX_PLACES (LOC_MAX_ROOTS + 1) /* the roots, plus --data-dir itself */
+#define LOC_MAX_ROOTS 5
+#define LOC_MAX_PLACES (LOC_MAX_ROOTS + 1) /* the roots, plus data_dir itself */
 
 typedef enum set_kind { KIND_IDX, KIND_OPTDIGITS, KIND_ANY } set_kind;
 
@@ -237,7 +237,7 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
     char cache[LOC_PATH];
     const char *roots[LOC_MAX_ROOTS] = {data_dir, getenv("DIGITNET_DATA"),
                                         dn_cache_dir(cache, sizeof cache) == 0 ? cache : NULL,
-                                        "./data", "../shared/data", "/usr/share/datasets"};
+                                        "./data", "/usr/share/datasets"};
     int n_tried = 0;
     for (int r = 0; r < LOC_MAX_ROOTS; r++) {
         if (!roots[r] || !roots[r][0])
@@ -273,7 +273,7 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
                                                    "...) or optdigits.tra and optdigits.tes";
     char fetch_hint[96] = "";
     if (known && known->fetchable)
-        snprintf(fetch_hint, sizeof fetch_hint, ", or download it with `digitnet fetch %s`", known->name);
+        snprintf(fetch_hint, sizeof fetch_hint, " (dn_fetch can download it)");
     /* The list of places gets what room the one-line message has left, so that the advice at its
      * end is never cut off. */
     size_t fixed = strlen(name_or_dir) + strlen(files) + strlen(fetch_hint) + 160;
@@ -292,8 +292,8 @@ dn_status dn_data_open(const char *name_or_dir, const char *data_dir, dn_dataset
     }
     free(sr);
     return dn_fail(err, DN_ENOTFOUND,
-                   "data set '%s' not found%s; looked in: %s; put %s in one of them or pass "
-                   "--data-dir DIR%s",
+                   "data set '%s' not found%s; looked in: %s; put %s in one of them or in a data "
+                   "directory%s",
                    name_or_dir,
                    known ? "" : " (known names: optdigits, mnist, mnist-10k, fashion-mnist)", places,
                    files, fetch_hint);

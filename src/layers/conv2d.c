@@ -217,7 +217,7 @@ static dn_conv_geom forward_geom(const dn_layer *L)
 
 /* Only the outputs the next layer reads (used_h x used_w) are computed; the rest is set to zero
  * (backward reads it as a ReLU mask, under a zero gradient). A single image in inference gets
- * every output (all_outputs), so that dn_net_layer_output shows whole feature maps. */
+ * every output (all_outputs), so that dn_workspace_layer_output shows whole feature maps. */
 static void zero_unused(const dn_layer *L, float *out)
 {
     const int F = L->out.c;
@@ -258,7 +258,7 @@ static void direct_forward(dn_layer *L, const float *in, float *out, int first, 
     }
 }
 
-/* A single image in inference: every output, for dn_net_layer_output's feature maps. */
+/* A single image in inference: every output, for dn_workspace_layer_output's feature maps. */
 static void conv2d_begin_forward(dn_layer *L, int n, int training)
 {
     DN_LAYER_CFG(L, conv2d_cfg)->all_outputs = !training && n == 1;

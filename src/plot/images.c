@@ -164,14 +164,15 @@ dn_status dn_plot_feature_map(dn_net *net, const float *image, int layer, const 
     const dn_shape in = dn_net_input_shape(net), out = info.out;
     float *probs = malloc(sizeof(float) * (size_t)(classes > 0 ? classes : 1));
     float *tile = malloc(sizeof(float) * (size_t)out.h * out.w);
-    if (!probs || !tile) {
+    dn_workspace *ws = NULL;
+    if (!probs || !tile || dn_workspace_init(net, &ws, NULL) != DN_OK) {
         free(probs);
         free(tile);
         return dn_fail(err, DN_ENOMEM, "dn_plot_feature_map: out of memory");
     }
-    st = dn_net_predict(net, image, 1, probs, err);
+    st = dn_net_predict_ws(net, ws, image, 1, probs, err);
     dn_shape shape;
-    const float *act = st == DN_OK ? dn_net_layer_output(net, layer, &shape) : NULL; /* (h, w, c) */
+    const float *act = st == DN_OK ? dn_workspace_layer_output(ws, layer, &shape) : NULL; /* (h, w, c) */
     if (st == DN_OK && !act)
         st = dn_fail(err, DN_EARG, "dn_plot_feature_map: layer %d has no output", layer + 1);
     const int cols = out.c < FEATURE_COLS ? out.c : FEATURE_COLS, rows = (out.c + cols - 1) / cols;
@@ -181,6 +182,7 @@ dn_status dn_plot_feature_map(dn_net *net, const float *image, int layer, const 
     if (st == DN_OK)
         st = dn_canvas_open(&cv, path, width, height, err);
     if (st != DN_OK) {
+        dn_workspace_free(ws);
         free(probs);
         free(tile);
         return st;
@@ -198,6 +200,7 @@ dn_status dn_plot_feature_map(dn_net *net, const float *image, int layer, const 
         normalise_channel(act, out.h, out.w, out.c, ch, tile);
         st = dn_draw_image(cr, tile, out.h, out.w, 1, 0, 0, 255, dn_colormap_viridis, x, y, FEATURE_TILE, err);
     }
+    dn_workspace_free(ws);
     free(probs);
     free(tile);
     if (st != DN_OK) {

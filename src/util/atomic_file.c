@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,8 +37,29 @@ dn_status dn_atomic_open(dn_atomic_file *af, const char *path, dn_error *err)
     return DN_OK;
 }
 
+/* Fault injection for the torn-write test (tests/cli/checkpoint.sh), off unless the environment
+ * sets DIGITNET_TEST_KILL_SAVE=K:N: the K-th commit of the process (1-based) leaves only the
+ * first N bytes in its temporary file, synced, and then raises SIGKILL, as a crash in the middle of
+ * that save would. Nothing is renamed, so the final name keeps what it held. */
+static void kill_inside_save_if_asked(dn_atomic_file *af)
+{
+    static _Atomic unsigned commits;
+    const char *spec = getenv("DIGITNET_TEST_KILL_SAVE");
+    unsigned which = 0;
+    long bytes = 0;
+    if (!spec || sscanf(spec, "%u:%ld", &which, &bytes) != 2 || ++commits != which)
+        return;
+    fflush(af->file);
+    int fd = fileno(af->file);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && bytes >= 0 && bytes < st.st_size && ftruncate(fd, bytes) == 0)
+        fsync(fd);
+    raise(SIGKILL);
+}
+
 dn_status dn_atomic_commit(dn_atomic_file *af, dn_error *err)
 {
+    kill_inside_save_if_asked(af);
     int bad = fflush(af->file) != 0 || fsync(fileno(af->file)) != 0;
     int e = errno;
     bad |= fclose(af->file) != 0;

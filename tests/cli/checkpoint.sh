@@ -41,19 +41,36 @@ $DN train --resume "$T/int.ckpt" --quiet --threads 1 --out "$T/int-resumed.safet
 $DN train $ARGS --epochs 40 --threads 1 --out "$T/forty.safetensors" >/dev/null
 check "interrupted + resumed == uninterrupted, bit for bit" weights "$T/forty.safetensors" "$T/int-resumed.safetensors"
 
-# Torn writes: SIGKILL while saving, again and again (a checkpoint is saved after every epoch, so
-# many kills land mid-save); the previous file must stay intact and loadable each time.
-cp "$T/three.ckpt" "$T/target.safetensors"
-i=0
-while [ $i -lt 15 ]; do
-    $DN train $ARGS --epochs 4 --checkpoint "$T/target.safetensors" >/dev/null 2>&1 &
-    pid=$!
-    sleep 0.$((2 + i % 7))
-    kill -KILL $pid 2>/dev/null
-    wait $pid 2>/dev/null
-    $DN eval --model "$T/target.safetensors" --quiet >/dev/null 2>&1 || break
-    i=$((i + 1))
+# Torn writes: SIGKILL inside a save. DIGITNET_TEST_KILL_SAVE=K:N (src/util/atomic_file.c) makes
+# the K-th save of the process stop after N bytes of its temporary file and raise SIGKILL, so the
+# kill lands mid-save every time. A checkpoint is saved after every epoch: killing the 3rd save
+# must leave the 2nd one (2 epochs) at the final name, loadable, and the torn temporary file beside
+# it with exactly N bytes (the proof that the kill happened inside the save); killing the 1st save
+# leaves the file that was there before the run.
+# epochs FILE: the number of epochs in a model file's history
+epochs() {
+    python3 - "$1" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+print(len(json.loads(json.loads(b[8:8 + n])["__metadata__"]["history"])))
+PY
+}
+for case in "3:1000:2" "1:0:3" "2:50000:1"; do
+    save=${case%%:*}; rest=${case#*:}; bytes=${rest%%:*}; want=${rest#*:}
+    rm -rf "$T/torn"; mkdir "$T/torn"
+    cp "$T/three.ckpt" "$T/torn/target.safetensors"
+    DIGITNET_TEST_KILL_SAVE="$save:$bytes" $DN train $ARGS --epochs 4 --checkpoint "$T/torn/target.safetensors" \
+        >/dev/null 2>&1
+    status=$?
+    check "kill in save $save: the run died of SIGKILL (status $status)" test $status -eq 137
+    set -- "$T"/torn/target.safetensors.tmp-*
+    check "kill in save $save: one torn temporary file is left" test $# -eq 1 -a -f "$1"
+    check "kill in save $save: it holds exactly the $bytes bytes written before the kill" \
+        test "$(wc -c <"$1")" -eq "$bytes"
+    $DN eval --model "$T/torn/target.safetensors" --quiet >/dev/null 2>&1
+    check "kill in save $save: the model file still loads" test $? -eq 0
+    check "kill in save $save: it is the save before, with $want epochs" test "$(epochs "$T/torn/target.safetensors")" = "$want"
 done
-check "after 15 kills mid-run the model file is always loadable" test $i -eq 15
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -60,7 +60,7 @@ check "predict by index: 5 predictions with top-2" json "$T/pred.json" "len(j) =
 # --- cv, tiny
 $DN cv --data optdigits --model models/optdigits.cnn --folds 3 --epochs 2 --batch 128 --seed 1 --json >"$T/cv.json" 2>/dev/null
 check "cv --json: 3 folds, mean and std" json "$T/cv.json" \
-    "len(j['folds']) == 3 and abs(j['mean_accuracy'] - sum(f['accuracy'] for f in j['folds'])/3) < 1e-12 and j['std_accuracy'] >= 0"
+    "len(j['folds']) == 3 and abs(j['mean_accuracy'] - sum(f['accuracy'] for f in j['folds'])/3) < 1e-12 and abs(j['std_accuracy'] - (sum((f['accuracy'] - j['mean_accuracy'])**2 for f in j['folds'])/3)**0.5) < 1e-12"
 
 # --- bad input: one line, non-zero exit, names the file and the problem
 printf '<!DOCTYPE html><html><body>Not found</body></html>' >"$T/page.html"

@@ -111,6 +111,6 @@ $DN train --data optdigits --model models/optdigits.cnn --epochs 1 --batch 64 --
     --out "$T/opt.safetensors" >/dev/null 2>&1
 $DN predict --model "$T/opt.safetensors" --json --save-preprocessed "$T/seen8" "$T/canvas/0000.png" >"$T/opt.json"
 check "optdigits model: a prediction and an 8x8 preprocessed image" json "$T/opt.json" \
-    "j[0]['digit'] in range(10) and open(j[0]['preprocessed'], 'rb').read()[16:24] == bytes([0,0,0,8,0,0,0,8])"
+    "j[0]['digit'] == j[0]['top'][0]['digit'] and j[0]['top'][0]['probability'] >= j[0]['top'][1]['probability'] > 0 and open(j[0]['preprocessed'], 'rb').read()[16:24] == bytes([0,0,0,8,0,0,0,8])"
 
 finish

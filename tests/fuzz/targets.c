@@ -176,19 +176,25 @@ static void fuzz_predict(dn_net *net, int check_probs)
     for (size_t i = 0; i < in_size; i++)
         image[i] = (float)(i % 17) / 16.0f;
     dn_error err = {0};
-    dn_status st = dn_net_predict(net, image, 1, probs, &err);
-    fuzz_check_error(st, &err, "dn_net_predict");
+    dn_workspace *ws = NULL;
+    dn_status st = dn_workspace_init(net, &ws, &err);
+    if (st == DN_OK)
+        st = dn_net_predict_ws(net, ws, image, 1, probs, &err);
+    fuzz_check_error(st, &err, "dn_net_predict_ws");
     free(image);
     FUZZ_ASSERT(st == DN_OK || st == DN_ENOMEM); /* only out of memory can stop it */
-    if (st != DN_OK)
+    if (st != DN_OK) {
+        dn_workspace_free(ws);
         return;
+    }
     for (int i = 0; i < n_layers; i++) {
         dn_shape shape;
         dn_layer_info info;
         dn_net_layer_info(net, i, &info);
-        FUZZ_ASSERT(dn_net_layer_output(net, i, &shape) != NULL);
+        FUZZ_ASSERT(dn_workspace_layer_output(ws, i, &shape) != NULL);
         FUZZ_ASSERT(shape.h == info.out.h && shape.w == info.out.w && shape.c == info.out.c);
     }
+    dn_workspace_free(ws);
     if (check_probs) {
         double sum = 0;
         for (int k = 0; k < DN_N_CLASSES; k++) {

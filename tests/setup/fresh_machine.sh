@@ -48,7 +48,7 @@ STUB
 chmod +x "$T/bin/pkg-config"
 
 # The copy lives outside the project's folder, so its ../shared/data is not there: point at the real data.
-(cd "$T/clone" && PATH="$T/bin:$PATH" DIGITNET_DATA="$ROOT/../shared/data" DEMO_EPOCHS=2 DEMO_OUT="$T/out" make demo) >"$T/demo.log" 2>&1
+(cd "$T/clone" && PATH="$T/bin:$PATH" DIGITNET_DATA="${DIGITNET_DATA:-$ROOT/../shared/data}" DEMO_EPOCHS=2 DEMO_OUT="$T/out" make demo) >"$T/demo.log" 2>&1
 status=$?
 check "make demo succeeds in one run (exit $status)" test "$status" -eq 0
 [ "$status" -eq 0 ] || tail -20 "$T/demo.log"
