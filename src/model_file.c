@@ -244,12 +244,13 @@ static dn_status save(const dn_net *net, const char *path, int with_state, dn_er
         unsigned char size_le[8];
         for (int b = 0; b < 8; b++)
             size_le[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+        errno = 0;
         int bad = fwrite(size_le, 1, 8, af.file) != 8 || fwrite(header, 1, len, af.file) != len;
         for (size_t p = len; !bad && p < padded; p++)
             bad = fputc(' ', af.file) == EOF;
         if (!bad)
             bad = write_tensors(net, af.file, with_state);
-        st = bad ? dn_atomic_abort(&af, err, "write failed") : dn_atomic_commit(&af, err);
+        st = bad ? dn_atomic_write_failed(&af, err) : dn_atomic_commit(&af, err);
     }
     free(header);
     return st;

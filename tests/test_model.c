@@ -19,6 +19,10 @@
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define OPTDIGITS_TRA DN_TEST_DATA "/optdigits/optdigits.tra"
 
@@ -849,6 +853,55 @@ static void test_save_is_atomic(void **state)
     rmdir(dir);
 }
 
+/* A save says why a write failed (a full disk: "No space left on device"; here the file-size limit,
+ * which fails the same writes with EFBIG), and removes the temporary files of saves killed earlier. */
+static void test_save_failures_and_leftovers(void **state)
+{
+    (void)state;
+    char dir[512], path[600], stale[700], live[700];
+    snprintf(dir, sizeof dir, "%s/leftovers", dn_test_dir());
+    assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    dn_net *net = NULL;
+    dn_error err = {0};
+    assert_int_equal(dn_net_parse(TINY_SPEC, "a", 1, &net, NULL), DN_OK);
+
+    struct rlimit old, small = {2000, 0};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    dn_status st = dn_model_save(net, path, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(st, DN_EIO);
+    assert_non_null(strstr(err.msg, "write failed: File too large"));
+    char names[8][256];
+    assert_int_equal(list_dir(dir, names, 8), 0);
+
+    /* A process killed mid-save leaves NAME.tmp-PID-N; a running one's file must stay. */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    assert_true(child > 0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    snprintf(stale, sizeof stale, "%s.tmp-%ld-0", path, (long)child);
+    snprintf(live, sizeof live, "%s.tmp-1-0", path); /* init never dies */
+    assert_non_null(dn_test_write_file("leftovers/model.safetensors.tmp-x", "x", 1));
+    FILE *f = fopen(stale, "wb");
+    assert_non_null(f);
+    fclose(f);
+    f = fopen(live, "wb");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(dn_model_save(net, path, &err), DN_OK);
+    struct stat sb;
+    assert_int_equal(stat(stale, &sb), -1);
+    assert_int_equal(stat(live, &sb), 0);
+    assert_int_equal(list_dir(dir, names, 8), 3); /* the model, the live one, and tmp-x (not ours) */
+    dn_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -862,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_round_trip),
         cmocka_unit_test(test_broken_model_files),
         cmocka_unit_test(test_save_is_atomic),
+        cmocka_unit_test(test_save_failures_and_leftovers),
     };
     return dn_test_finish(cmocka_run_group_tests(tests, load_data, free_data));
 }
