@@ -636,6 +636,39 @@ static void edit_offsets(cJSON *root, cJSON *meta)
     cJSON_ReplaceItemInObjectCaseSensitive(entry, "data_offsets", cJSON_CreateIntArray(offsets, 2));
 }
 
+/* 0.conv2d.bias (4 floats) on the first 16 bytes of 0.conv2d.kernel. */
+static void edit_offsets_overlap(cJSON *root, cJSON *meta)
+{
+    (void)meta;
+    cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, "0.conv2d.bias");
+    const int offsets[2] = {0, 16};
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "data_offsets", cJSON_CreateIntArray(offsets, 2));
+}
+
+/* 5.dense.bias half a byte later, its length still right. */
+static void edit_offsets_fraction(cJSON *root, cJSON *meta)
+{
+    (void)meta;
+    cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, "5.dense.bias");
+    cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    double b = cJSON_GetArrayItem(offsets, 0)->valuedouble - 40.5;
+    const double moved[2] = {b, b + 40};
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "data_offsets", cJSON_CreateDoubleArray(moved, 2));
+}
+
+/* Escape sequences in the spec and in a note: they must not reach a message or a printed note. */
+static void edit_escapes(cJSON *root, cJSON *meta)
+{
+    (void)root;
+    cJSON_ReplaceItemInObjectCaseSensitive(meta, "spec", cJSON_CreateString("input 8x8x1\n\x1b[2J\x1b]0;owned\x07\n"));
+}
+
+static void edit_escape_note(cJSON *root, cJSON *meta)
+{
+    (void)root;
+    cJSON_AddStringToObject(meta, "run.data", "optdigits\x1b[31m");
+}
+
 static void edit_offsets_beyond(cJSON *root, cJSON *meta)
 {
     (void)meta;
@@ -730,6 +763,19 @@ static void test_broken_model_files(void **state)
                       "the file holds 7 tensors but the spec has 6");
     expect_load_error(edited(&good, "offsets.safetensors", edit_offsets), DN_EFORMAT,
                       "tensor '0.conv2d.bias' has data offsets outside the file or of the wrong length");
+    expect_load_error(edited(&good, "overlap.safetensors", edit_offsets_overlap), DN_EFORMAT,
+                      "tensor '0.conv2d.bias' has data offsets that are not whole numbers or overlap another tensor's");
+    expect_load_error(edited(&good, "fraction.safetensors", edit_offsets_fraction), DN_EFORMAT,
+                      "tensor '5.dense.bias' has data offsets that are not whole numbers or overlap");
+    expect_load_error(edited(&good, "escapes.safetensors", edit_escapes), DN_EFORMAT, "(spec in metadata):2:");
+    net = NULL;
+    assert_int_equal(dn_model_load(temp_path("escapes.safetensors"), &net, &err), DN_EFORMAT);
+    assert_null(strchr(err.msg, 0x1b));
+    assert_null(strchr(err.msg, 0x07));
+    net = NULL;
+    assert_int_equal(dn_model_load(edited(&good, "escape-note.safetensors", edit_escape_note), &net, &err), DN_OK);
+    assert_string_equal(dn_net_note(net, "data"), "optdigits?[31m");
+    dn_net_free(net);
     expect_load_error(edited(&good, "beyond.safetensors", edit_offsets_beyond), DN_EFORMAT,
                       "tensor '5.dense.bias' has data offsets outside the file");
 

@@ -7,6 +7,12 @@ Loopback only: every connection goes to 127.0.0.1.
         every 2 s; a socket the server closes is opened again at once.
     attack.py flood PORT PID CLIENTS SECONDS FILE
         CLIENTS threads each POSTing FILE to /api/predict, one request after the other.
+    attack.py trickle PORT
+        one connection sending a request's header a byte every 0.5 s; prints how many seconds
+        passed before the server closed it (or "open" after 60 s).
+    attack.py crowd PORT CONNECTIONS
+        opens CONNECTIONS idle sockets, then asks GET /api/health; prints {"health": status,
+        "closed": how many of the idle sockets the server has closed}.
     attack.py idle PORT CONNECTIONS
         opens CONNECTIONS sockets, prints "ready N" (how many are open), then holds them, sending
         nothing, until stdin closes.
@@ -197,6 +203,47 @@ def idle(port, n):
         s.close()
 
 
+def trickle(port):
+    s = socket.create_connection((HOST, port))
+    s.settimeout(0.5)
+    t0 = time.monotonic()
+    i = 0
+    while time.monotonic() - t0 < 60:
+        try:
+            s.send(HEADER[i:i + 1])
+            i += 1
+            if s.recv(4096) == b"":
+                return "%.1f" % (time.monotonic() - t0)
+        except socket.timeout:
+            continue
+        except OSError:
+            return "%.1f" % (time.monotonic() - t0)
+    return "open"
+
+
+def crowd(port, n):
+    socks = [socket.create_connection((HOST, port)) for _ in range(n)]
+    time.sleep(0.5)
+    try:
+        c = http.client.HTTPConnection(HOST, port, timeout=5)
+        c.request("GET", "/api/health")
+        status = c.getresponse().status
+    except Exception as e:
+        status = type(e).__name__
+    time.sleep(0.5)
+    closed = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            closed += s.recv(4096) == b""
+        except BlockingIOError:
+            pass
+        except OSError:
+            closed += 1
+        s.close()
+    return {"health": status, "closed": closed}
+
+
 def main():
     # 1,100 sockets need more than the usual soft limit of 1,024 descriptors
     import resource
@@ -210,10 +257,15 @@ def main():
     elif mode == "flood":
         port, pid, n, seconds = map(int, sys.argv[2:6])
         print(json.dumps(flood(port, pid, n, seconds, sys.argv[6])))
+    elif mode == "trickle":
+        print(trickle(int(sys.argv[2])))
+    elif mode == "crowd":
+        print(json.dumps(crowd(int(sys.argv[2]), int(sys.argv[3]))))
     elif mode == "idle":
         idle(int(sys.argv[2]), int(sys.argv[3]))
     else:
-        sys.exit("usage: attack.py slowloris PORT PID N SECONDS | flood PORT PID N SECONDS FILE | idle PORT N")
+        sys.exit("usage: attack.py slowloris PORT PID N SECONDS | flood PORT PID N SECONDS FILE | trickle PORT | "
+                 "crowd PORT N | idle PORT N")
 
 
 if __name__ == "__main__":
