@@ -202,6 +202,9 @@ dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, u
     /* digitnet splits the work over its own threads; a second pool inside BLAS only fights it. */
     openblas_set_num_threads(1);
     dn_rng_seed(&net->rng, seed);
+    /* Windows editors start a UTF-8 file with a byte-order mark: not part of the first line. */
+    if (strncmp(spec_text, "\xEF\xBB\xBF", 3) == 0)
+        spec_text += 3;
     dn_status st = parse_layers(net, spec_text, source_name, err);
     if (st == DN_OK)
         st = build_spec_text(net, err);

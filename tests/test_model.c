@@ -901,6 +901,20 @@ static void test_save_is_atomic(void **state)
 
 /* A save says why a write failed (a full disk: "No space left on device"; here the file-size limit,
  * which fails the same writes with EFBIG), and removes the temporary files of saves killed earlier. */
+/* A spec saved by a Windows editor starts with a UTF-8 byte-order mark: read as if it did not. */
+static void test_spec_with_bom(void **state)
+{
+    (void)state;
+    dn_net *net = NULL;
+    dn_error err = {0};
+    char spec[sizeof TINY_SPEC + 3] = "\xEF\xBB\xBF";
+    strcat(spec, TINY_SPEC);
+    if (dn_net_parse(spec, "bom.cnn", 1, &net, &err) != DN_OK)
+        fail_msg("a spec starting with a BOM: %s", err.msg);
+    assert_int_equal(dn_net_input_shape(net).h, 8);
+    dn_net_free(net);
+}
+
 static void test_save_failures_and_leftovers(void **state)
 {
     (void)state;
@@ -962,6 +976,7 @@ int main(void)
         cmocka_unit_test(test_broken_model_files),
         cmocka_unit_test(test_save_is_atomic),
         cmocka_unit_test(test_save_failures_and_leftovers),
+        cmocka_unit_test(test_spec_with_bom),
     };
     return dn_test_finish(cmocka_run_group_tests(tests, load_data, free_data));
 }
