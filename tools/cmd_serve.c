@@ -30,7 +30,7 @@
 #define MAX_BODY (1024 * 1024)
 #define MAX_IMAGE_PIXELS (4096u * 4096u) /* default --max-pixels: the size an image may claim */
 #define MAX_CONNECTIONS 2000             /* default --max-connections */
-#define MAX_PER_CLIENT 100               /* default --max-per-client */
+#define MAX_PER_CLIENT 256               /* default --max-per-client */
 #define REQUEST_SECONDS 15               /* default --request-timeout */
 #define POOL_THREADS 16 /* more than the heavy requests likely at once, so that cheap ones find a free thread */
 #define PIXELS_SIDE 28 /* the JSON body is a 28x28 drawing */

@@ -60,7 +60,7 @@ static void usage(FILE *f)
                "  --save-preprocessed DIR   predict IMAGE...: write the 28x28 (or 8x8) image the network saw\n"
                "  --host H --port N   serve: address to listen on (default 127.0.0.1, port 8080; 0: any free port)\n"
                "  --max-connections N --max-per-client N --request-timeout S --max-pixels N\n"
-               "                      serve: limits (default 2000 connections, 100 per client address, 15 s\n"
+               "                      serve: limits (default 2000 connections, 256 per client address, 15 s\n"
                "                      for a request to arrive, 16777216 pixels an image; README: Robustness)\n"
                "  --json              print one JSON object on stdout instead of text\n"
                "  --quiet             print only the final results\n");
