@@ -229,10 +229,12 @@ unit-test: $(TEST_BIN)
 cli-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@set -e; for t in $(sort $(wildcard tests/cli/*.sh)); do echo "== $$t"; DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh $$t; done
 
-# The HTTP server: status codes, bad bodies, 200 concurrent requests, SIGTERM (curl); then the
-# drawing page in headless Chromium through Playwright (tests/browser/run_draw.sh).
+# The HTTP server: status codes, bad bodies, 200 concurrent requests, SIGTERM (curl); hostile clients
+# (tests/http/hostile.sh: slowloris, decompression-bomb floods, 600 idle connections at SIGTERM, the
+# limits); then the drawing page in headless Chromium through Playwright (tests/browser/run_draw.sh).
 serve-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/http/run.sh
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/http/hostile.sh
 	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/browser/run_draw.sh
 
 # The HTML report in headless Chromium through Playwright: real train, eval and cv reports, every
@@ -304,10 +306,11 @@ bench: deps
 # The server under load (tests/load/run.sh, not part of `make test`): LOAD_SECONDS (60) of wrk sending
 # valid, malformed and oversized predict requests at once; requests/s, latency, statuses, crashes and
 # resident memory; fails on a failed valid request, a crash or RSS off by over 10%. wrk comes with the
-# bench packages.
+# bench packages. Then tests/http/hostile.sh with a minute of each attack.
 load-test: $(BUILD)/digitnet $(BUILD)/tests/render_digits
 	@command -v wrk >/dev/null || sh scripts/install-deps.sh bench
 	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/load/run.sh
+	HOSTILE_SECONDS=60 DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet sh tests/http/hostile.sh
 
 # Fuzzing (tests/fuzz/): libFuzzer harnesses for every parser, built with clang from the same
 # sources into build-fuzz/ (the library with -fsanitize=fuzzer-no-link for coverage, each harness

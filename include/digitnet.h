@@ -165,6 +165,9 @@ typedef struct dn_fetch_params {
     int resume_tries;      /* tries per mirror when transfers are cut but make progress (default 3) */
     dn_fetch_fn on_status; /* may be NULL */
     void *user;
+    long min_bytes_per_second; /* each file must arrive at least this fast on average (over all its
+                                  tries from one mirror, plus connect_seconds + stall_seconds of
+                                  grace), else the next mirror (default 4096; 0: no limit) */
 } dn_fetch_params;
 
 dn_fetch_params dn_fetch_default_params(void);

@@ -245,12 +245,13 @@ static dn_status save(const dn_net *net, const char *path, int with_state, dn_er
         unsigned char size_le[8];
         for (int b = 0; b < 8; b++)
             size_le[b] = (unsigned char)((uint64_t)padded >> (8 * b));
+        errno = 0;
         int bad = fwrite(size_le, 1, 8, af.file) != 8 || fwrite(header, 1, len, af.file) != len;
         for (size_t p = len; !bad && p < padded; p++)
             bad = fputc(' ', af.file) == EOF;
         if (!bad)
             bad = write_tensors(net, af.file, with_state);
-        st = bad ? dn_atomic_abort(&af, err, "write failed") : dn_atomic_commit(&af, err);
+        st = bad ? dn_atomic_write_failed(&af, err) : dn_atomic_commit(&af, err);
     }
     free(header);
     return st;
@@ -322,9 +323,32 @@ static dn_status restore_history(dn_net *net, const char *text, const char *path
     return st;
 }
 
+/* The byte ranges of the tensors loaded so far: each tensor must have its own bytes. */
+typedef struct byte_ranges {
+    size_t n, cap;
+    size_t (*r)[2]; /* (cap, 2): [begin, end) */
+} byte_ranges;
+
+/* Records [b, e) of the data; -1 when an offset is not a whole number or the range overlaps one
+ * recorded before (two tensors sharing bytes load, but no writer makes such a file). */
+static int claim_range(byte_ranges *br, double b, double e)
+{
+    if (b != floor(b) || e != floor(e) || br->n == br->cap)
+        return -1;
+    size_t begin = (size_t)b, end = (size_t)e;
+    for (size_t i = 0; i < br->n; i++)
+        if (begin < br->r[i][1] && br->r[i][0] < end)
+            return -1;
+    br->r[br->n][0] = begin;
+    br->r[br->n][1] = end;
+    br->n++;
+    return 0;
+}
+
 /* Checks one header entry against the tensor the spec says should be there and copies its data. */
 static dn_status load_tensor(const cJSON *entry, const char *name, const tensor_list *t, int k, float *dst,
-                             const unsigned char *data, size_t data_len, const char *path, dn_error *err)
+                             const unsigned char *data, size_t data_len, byte_ranges *taken, const char *path,
+                             dn_error *err)
 {
     if (!cJSON_IsObject(entry))
         return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' is missing", path, name);
@@ -347,6 +371,9 @@ static dn_status load_tensor(const cJSON *entry, const char *name, const tensor_
     if (!cJSON_IsArray(offsets) || !cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 ||
         e->valuedouble != b->valuedouble + (double)bytes || e->valuedouble > (double)data_len)
         return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' has data offsets outside the file or of the wrong length", path, name);
+    if (claim_range(taken, b->valuedouble, e->valuedouble) != 0)
+        return dn_fail(err, DN_EFORMAT, "%s: tensor '%s' has data offsets that are not whole numbers or overlap another tensor's",
+                       path, name);
     memcpy(dst, data + (size_t)b->valuedouble, bytes);
     for (size_t i = 0; i < bytes / sizeof(float); i++)
         if (!isfinite(dst[i]))
@@ -356,7 +383,8 @@ static dn_status load_tensor(const cJSON *entry, const char *name, const tensor_
 
 /* Copies one 1-D state tensor (optimizer moment or row order) after checking its entry. */
 static dn_status load_state_tensor(const cJSON *root, const char *name, const char *dtype, size_t count, void *dst,
-                                   const unsigned char *data, size_t data_len, const char *path, dn_error *err)
+                                   const unsigned char *data, size_t data_len, byte_ranges *taken, const char *path,
+                                   dn_error *err)
 {
     const cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, name);
     const char *type = meta_string(entry, "dtype");
@@ -370,13 +398,16 @@ static dn_status load_state_tensor(const cJSON *root, const char *name, const ch
     if (!cJSON_IsNumber(b) || !cJSON_IsNumber(e) || b->valuedouble < 0 || e->valuedouble != b->valuedouble + 4.0 * count ||
         e->valuedouble > (double)data_len)
         return dn_fail(err, DN_EFORMAT, "%s: checkpoint tensor '%s' has data offsets outside the file", path, name);
+    if (claim_range(taken, b->valuedouble, e->valuedouble) != 0)
+        return dn_fail(err, DN_EFORMAT, "%s: checkpoint tensor '%s' has data offsets that are not whole numbers or overlap another tensor's",
+                       path, name);
     memcpy(dst, data + (size_t)b->valuedouble, 4 * count);
     return DN_OK;
 }
 
 /* Restores what a checkpoint adds to a model (see add_state_header). */
 static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, const unsigned char *data,
-                            size_t data_len, const char *path, dn_error *err)
+                            size_t data_len, byte_ranges *taken, const char *path, dn_error *err)
 {
     const char *keys[] = {"opt_step", "rng_state", "rng_seeded", "epoch_pos", "epoch_loss", "epoch_correct", "epoch_seconds"};
     const char *v[7];
@@ -410,21 +441,41 @@ static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, c
     if (!net->opt_m || !net->opt_v || (order_n && !net->order))
         return dn_fail(err, DN_ENOMEM, "%s: out of memory for the training state", path);
     net->order_n = order_n;
-    dn_status st = load_state_tensor(root, "optimizer.m", "F32", net->n_params, net->opt_m, data, data_len, path, err);
+    dn_status st = load_state_tensor(root, "optimizer.m", "F32", net->n_params, net->opt_m, data, data_len, taken, path, err);
     if (st == DN_OK)
-        st = load_state_tensor(root, "optimizer.v", "F32", net->n_params, net->opt_v, data, data_len, path, err);
+        st = load_state_tensor(root, "optimizer.v", "F32", net->n_params, net->opt_v, data, data_len, taken, path, err);
     if (st == DN_OK && order_n)
-        st = load_state_tensor(root, "train.order", "I32", (size_t)order_n, net->order, data, data_len, path, err);
+        st = load_state_tensor(root, "train.order", "I32", (size_t)order_n, net->order, data, data_len, taken, path, err);
     for (int i = 0; st == DN_OK && i < order_n; i++)
         if (net->order[i] < 0 || net->order[i] >= order_n)
             st = dn_fail(err, DN_EFORMAT, "%s: checkpoint row order holds %d, outside 0..%d", path, net->order[i], order_n - 1);
     return st;
 }
 
+/* Control bytes in the metadata's strings become '?' (line breaks and tabs stay in the spec and the
+ * history, which are multi-line text): those strings end up quoted in messages (a spec error, a data
+ * set name from run.data), and an escape sequence from a file must not reach the terminal. */
+static void clean_metadata(const cJSON *meta)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, meta)
+    {
+        if (!cJSON_IsString(item) || !item->valuestring)
+            continue;
+        int text = item->string && (!strcmp(item->string, "spec") || !strcmp(item->string, "history"));
+        for (char *c = item->valuestring; *c; c++) {
+            unsigned char u = (unsigned char)*c;
+            if ((u < 0x20 && !(text && (u == '\n' || u == '\t' || u == '\r'))) || u == 0x7F)
+                *c = '?';
+        }
+    }
+}
+
 static dn_status load_from_header(const cJSON *root, const unsigned char *data, size_t data_len, const char *path,
                                   int with_state, dn_net **out, dn_error *err)
 {
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(root, "__metadata__");
+    clean_metadata(meta);
     const char *format = meta_string(meta, "format"), *spec = meta_string(meta, "spec");
     if (!format || strcmp(format, FORMAT_NAME) != 0 || !spec)
         return dn_fail(err, DN_EFORMAT, "%s: a safetensors file without digitnet metadata (no 'format' or 'spec')", path);
@@ -442,6 +493,12 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     dn_status st = dn_net_parse_limited(spec, where, seed, data_len / sizeof(float), &net, err);
     if (st != DN_OK)
         return st;
+    byte_ranges taken = {0, (size_t)cJSON_GetArraySize(root), NULL};
+    taken.r = malloc(sizeof *taken.r * (taken.cap ? taken.cap : 1));
+    if (!taken.r) {
+        dn_net_free(net);
+        return dn_fail(err, DN_ENOMEM, "%s: out of memory", path);
+    }
     int raw_max = raw_text ? atoi(raw_text) : 0;
     if (raw_max < 1 || raw_max > DN_RAW_MAX_LIMIT)
         st = dn_fail(err, DN_EFORMAT, "%s: metadata 'raw_max' must be 1..%d", path, DN_RAW_MAX_LIMIT);
@@ -455,7 +512,7 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
             char name[96];
             snprintf(name, sizeof name, "%d.%s.%s", i, L->ops->name, t.names[k]);
             st = load_tensor(cJSON_GetObjectItemCaseSensitive(root, name), name, &t, k, layer_tensor_data(L, &t, k), data,
-                             data_len, path, err);
+                             data_len, &taken, path, err);
             expected++;
         }
     }
@@ -466,7 +523,7 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     if (is_checkpoint) /* optimizer.m, optimizer.v and, when saved mid-training, train.order */
         expected += 2 + (cJSON_GetObjectItemCaseSensitive(root, "train.order") != NULL);
     if (st == DN_OK && with_state)
-        st = load_state(net, root, meta, data, data_len, path, err);
+        st = load_state(net, root, meta, data, data_len, &taken, path, err);
     if (st == DN_OK && cJSON_GetArraySize(root) != expected + 1)
         st = dn_fail(err, DN_EFORMAT, "%s: the file holds %d tensors but the spec has %d", path, cJSON_GetArraySize(root) - 1,
                      expected);
@@ -479,6 +536,7 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
         if (st == DN_OK && item->string && strncmp(item->string, "run.", 4) == 0 && cJSON_IsString(item))
             st = dn_net_set_note(net, item->string + 4, item->valuestring, err);
     }
+    free(taken.r);
     if (st != DN_OK) {
         dn_net_free(net);
         return st;

@@ -202,6 +202,9 @@ dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, u
     net->max_floats = max_floats;
     net->raw_max = 255;
     dn_rng_seed(&net->rng, seed);
+    /* Windows editors start a UTF-8 file with a byte-order mark: not part of the first line. */
+    if (strncmp(spec_text, "\xEF\xBB\xBF", 3) == 0)
+        spec_text += 3;
     dn_status st = parse_layers(net, spec_text, source_name, err);
     if (st == DN_OK)
         st = build_spec_text(net, err);

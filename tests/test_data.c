@@ -650,6 +650,21 @@ static void test_optdigits_empty_html_binary_missing(void **state)
                 DN_EFORMAT, path, ": looks like an HTML page, not optdigits data");
     check_error(dn_optdigits_load(MNIST_DIR "/t10k-labels-idx1-ubyte.gz", &d, &err), &err,
                 DN_EFORMAT, MNIST_DIR, ": binary data, not optdigits text");
+    /* Two rows with CR line ends (classic Mac), and a row of tab-separated values: said as such. */
+    char row[512] = "", tabbed[512] = "", two[1100];
+    for (int k = 0; k < 64; k++) {
+        strcat(row, "1,");
+        strcat(tabbed, "1\t");
+    }
+    strcat(row, "3");
+    strcat(tabbed, "3\n");
+    snprintf(two, sizeof two, "%s\r%s\r", row, row);
+    path = write_text("mac.tra", two);
+    check_error(dn_optdigits_load(path, &d, &err), &err, DN_EFORMAT, path,
+                ": lines end in a bare CR (old Mac line ends)");
+    path = write_text("tabs.tra", tabbed);
+    check_error(dn_optdigits_load(path, &d, &err), &err, DN_EFORMAT, path,
+                " line 1: values separated by tabs; optdigits files separate them with commas");
     const char *missing = "/nonexistent/optdigits.tra";
     check_error(dn_optdigits_load(missing, &d, &err), &err, DN_EIO, missing,
                 ": cannot open: No such file or directory");

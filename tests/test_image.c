@@ -318,6 +318,89 @@ static void test_optdigits_pipeline(void **state)
 
 /* ------------------------------------------------------------------ PNG */
 
+typedef struct png_buffer {
+    unsigned char *data;
+    size_t len, cap;
+} png_buffer;
+
+static void png_buffer_write(png_structp png, png_bytep bytes, size_t n)
+{
+    png_buffer *b = png_get_io_ptr(png);
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->data = realloc(b->data, b->cap);
+        assert_non_null(b->data);
+    }
+    memcpy(b->data + b->len, bytes, n);
+    b->len += n;
+}
+
+static void png_buffer_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* An Adam7-interlaced grey PNG decodes to the same pixels as the image written. */
+static void test_png_interlaced(void **state)
+{
+    (void)state;
+    enum { W = 37, H = 23 };
+    unsigned char rows[H][W];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            rows[y][x] = (unsigned char)((x * 7 + y * 13) % 256);
+    png_buffer out = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_non_null(info);
+    png_set_write_fn(png, &out, png_buffer_write, png_buffer_flush);
+    png_set_IHDR(png, info, W, H, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_bytep pointers[H];
+    for (int y = 0; y < H; y++)
+        pointers[y] = rows[y];
+    png_set_rows(png, info, pointers);
+    png_write_png(png, info, PNG_TRANSFORM_IDENTITY, NULL);
+    png_destroy_write_struct(&png, &info);
+    dn_image img;
+    dn_error err = {0};
+    assert_int_equal(dn_image_decode(out.data, out.len, 0, &img, &err), DN_OK);
+    assert_int_equal(img.w, W);
+    assert_int_equal(img.h, H);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            assert_near(img.pixels[y * W + x], rows[y][x] / 255.0f, 1e-6);
+    dn_image_free(&img);
+    free(out.data);
+}
+
+/* A PNG 2048 pixels or more a side is shrunk while it is decoded, by whole blocks (4102 -> 4:
+ * 1026 columns, the last averaging two), each output pixel the mean of its block. */
+static void test_png_shrunk_while_decoding(void **state)
+{
+    (void)state;
+    dn_image img, back;
+    dn_error err = {0};
+    assert_int_equal(dn_image_new(4102, 9, 0, &img, &err), DN_OK);
+    for (int y = 0; y < 9; y++)
+        for (int x = 0; x < 4102; x++)
+            img.pixels[y * 4102 + x] = x % 4 == 0 ? 1.0f : 0.0f;
+    void *png;
+    size_t len;
+    assert_int_equal(dn_image_encode_png(&img, &png, &len, &err), DN_OK);
+    assert_int_equal(dn_image_decode(png, len, 0, &back, &err), DN_OK);
+    assert_int_equal(back.w, 1026);
+    assert_int_equal(back.h, 3);
+    for (int y = 0; y < 3; y++) {
+        for (int x = 0; x < 1025; x++)
+            assert_near(back.pixels[y * 1026 + x], 0.25f, 1e-6);
+        assert_near(back.pixels[y * 1026 + 1025], 0.5f, 1e-6);
+    }
+    dn_image_free(&back);
+    dn_image_free(&img);
+    free(png);
+}
+
 static void test_png_round_trip(void **state)
 {
     (void)state;
@@ -687,6 +770,8 @@ int main(void)
         cmocka_unit_test(test_bmp_good),
         cmocka_unit_test(test_bmp_broken),
         cmocka_unit_test(test_pnm),
+        cmocka_unit_test(test_png_interlaced),
+        cmocka_unit_test(test_png_shrunk_while_decoding),
         cmocka_unit_test(test_load_errors),
     };
     return dn_test_finish(cmocka_run_group_tests_name("image", tests, load_mnist, free_mnist));

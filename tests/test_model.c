@@ -19,6 +19,10 @@
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define OPTDIGITS_TRA DN_TEST_DATA "/optdigits/optdigits.tra"
 
@@ -643,6 +647,39 @@ static void edit_offsets(cJSON *root, cJSON *meta)
     cJSON_ReplaceItemInObjectCaseSensitive(entry, "data_offsets", cJSON_CreateIntArray(offsets, 2));
 }
 
+/* 0.conv2d.bias (4 floats) on the first 16 bytes of 0.conv2d.kernel. */
+static void edit_offsets_overlap(cJSON *root, cJSON *meta)
+{
+    (void)meta;
+    cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, "0.conv2d.bias");
+    const int offsets[2] = {0, 16};
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "data_offsets", cJSON_CreateIntArray(offsets, 2));
+}
+
+/* 5.dense.bias half a byte later, its length still right. */
+static void edit_offsets_fraction(cJSON *root, cJSON *meta)
+{
+    (void)meta;
+    cJSON *entry = cJSON_GetObjectItemCaseSensitive(root, "5.dense.bias");
+    cJSON *offsets = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
+    double b = cJSON_GetArrayItem(offsets, 0)->valuedouble - 40.5;
+    const double moved[2] = {b, b + 40};
+    cJSON_ReplaceItemInObjectCaseSensitive(entry, "data_offsets", cJSON_CreateDoubleArray(moved, 2));
+}
+
+/* Escape sequences in the spec and in a note: they must not reach a message or a printed note. */
+static void edit_escapes(cJSON *root, cJSON *meta)
+{
+    (void)root;
+    cJSON_ReplaceItemInObjectCaseSensitive(meta, "spec", cJSON_CreateString("input 8x8x1\n\x1b[2J\x1b]0;owned\x07\n"));
+}
+
+static void edit_escape_note(cJSON *root, cJSON *meta)
+{
+    (void)root;
+    cJSON_AddStringToObject(meta, "run.data", "optdigits\x1b[31m");
+}
+
 static void edit_offsets_beyond(cJSON *root, cJSON *meta)
 {
     (void)meta;
@@ -737,6 +774,19 @@ static void test_broken_model_files(void **state)
                       "the file holds 7 tensors but the spec has 6");
     expect_load_error(edited(&good, "offsets.safetensors", edit_offsets), DN_EFORMAT,
                       "tensor '0.conv2d.bias' has data offsets outside the file or of the wrong length");
+    expect_load_error(edited(&good, "overlap.safetensors", edit_offsets_overlap), DN_EFORMAT,
+                      "tensor '0.conv2d.bias' has data offsets that are not whole numbers or overlap another tensor's");
+    expect_load_error(edited(&good, "fraction.safetensors", edit_offsets_fraction), DN_EFORMAT,
+                      "tensor '5.dense.bias' has data offsets that are not whole numbers or overlap");
+    expect_load_error(edited(&good, "escapes.safetensors", edit_escapes), DN_EFORMAT, "(spec in metadata):2:");
+    net = NULL;
+    assert_int_equal(dn_model_load(temp_path("escapes.safetensors"), &net, &err), DN_EFORMAT);
+    assert_null(strchr(err.msg, 0x1b));
+    assert_null(strchr(err.msg, 0x07));
+    net = NULL;
+    assert_int_equal(dn_model_load(edited(&good, "escape-note.safetensors", edit_escape_note), &net, &err), DN_OK);
+    assert_string_equal(dn_net_note(net, "data"), "optdigits?[31m");
+    dn_net_free(net);
     expect_load_error(edited(&good, "beyond.safetensors", edit_offsets_beyond), DN_EFORMAT,
                       "tensor '5.dense.bias' has data offsets outside the file");
 
@@ -860,6 +910,69 @@ static void test_save_is_atomic(void **state)
     rmdir(dir);
 }
 
+/* A save says why a write failed (a full disk: "No space left on device"; here the file-size limit,
+ * which fails the same writes with EFBIG), and removes the temporary files of saves killed earlier. */
+/* A spec saved by a Windows editor starts with a UTF-8 byte-order mark: read as if it did not. */
+static void test_spec_with_bom(void **state)
+{
+    (void)state;
+    dn_net *net = NULL;
+    dn_error err = {0};
+    char spec[sizeof TINY_SPEC + 3] = "\xEF\xBB\xBF";
+    strcat(spec, TINY_SPEC);
+    if (dn_net_parse(spec, "bom.cnn", 1, &net, &err) != DN_OK)
+        fail_msg("a spec starting with a BOM: %s", err.msg);
+    assert_int_equal(dn_net_input_shape(net).h, 8);
+    dn_net_free(net);
+}
+
+static void test_save_failures_and_leftovers(void **state)
+{
+    (void)state;
+    char dir[512], path[600], stale[700], live[700];
+    snprintf(dir, sizeof dir, "%s/leftovers", dn_test_dir());
+    assert_true(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    dn_net *net = NULL;
+    dn_error err = {0};
+    assert_int_equal(dn_net_parse(TINY_SPEC, "a", 1, &net, NULL), DN_OK);
+
+    struct rlimit old, small = {2000, 0};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small.rlim_max = old.rlim_max;
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    dn_status st = dn_model_save(net, path, &err);
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(st, DN_EIO);
+    assert_non_null(strstr(err.msg, "write failed: File too large"));
+    char names[8][256];
+    assert_int_equal(list_dir(dir, names, 8), 0);
+
+    /* A process killed mid-save leaves NAME.tmp-PID-N; a running one's file must stay. */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(0);
+    assert_true(child > 0);
+    assert_int_equal(waitpid(child, NULL, 0), child);
+    snprintf(stale, sizeof stale, "%s.tmp-%ld-0", path, (long)child);
+    snprintf(live, sizeof live, "%s.tmp-1-0", path); /* init never dies */
+    assert_non_null(dn_test_write_file("leftovers/model.safetensors.tmp-x", "x", 1));
+    FILE *f = fopen(stale, "wb");
+    assert_non_null(f);
+    fclose(f);
+    f = fopen(live, "wb");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(dn_model_save(net, path, &err), DN_OK);
+    struct stat sb;
+    assert_int_equal(stat(stale, &sb), -1);
+    assert_int_equal(stat(live, &sb), 0);
+    assert_int_equal(list_dir(dir, names, 8), 3); /* the model, the live one, and tmp-x (not ours) */
+    dn_net_free(net);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -873,6 +986,8 @@ int main(void)
         cmocka_unit_test(test_batchnorm_round_trip),
         cmocka_unit_test(test_broken_model_files),
         cmocka_unit_test(test_save_is_atomic),
+        cmocka_unit_test(test_save_failures_and_leftovers),
+        cmocka_unit_test(test_spec_with_bom),
     };
     return dn_test_finish(cmocka_run_group_tests(tests, load_data, free_data));
 }

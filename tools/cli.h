@@ -22,6 +22,8 @@ typedef struct cli_options {
     const char *optimizer; /* --optimizer adam|sgd */
     const char *host, *save_preprocessed; /* serve: --host; predict IMAGE...: --save-preprocessed DIR */
     int port, have_port;                  /* serve: --port (0: any free port) */
+    int max_connections, max_per_client, request_timeout; /* serve: limits (0: the defaults) */
+    long long max_pixels;                                 /* serve: image pixel budget (0: default) */
     int epochs, batch, folds, threads, index, count, top;
     double lr, momentum, test_split, val_split;
     unsigned long long seed;
@@ -127,5 +129,11 @@ int cmd_import(int argc, char **argv);
 /* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
  * training time, so that the same test rows come back. */
 void cli_defaults_from_model(cli_options *o, const dn_net *net);
+
+/* The first of n_rows rows of DN_N_CLASSES probabilities holding a NaN or an infinity (a model
+ * whose activations overflow), or -1 when all are numbers. predict, eval and serve refuse to answer
+ * with such a row; the message is CLI_NOT_A_NUMBER after the model's name. */
+int cli_first_nonfinite(const float *probs, int n_rows);
+#define CLI_NOT_A_NUMBER "the model's output is not a number (its activations overflow: weights too large?)"
 
 #endif

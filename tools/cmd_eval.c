@@ -113,6 +113,10 @@ int cmd_predict(cli_options *o)
         goto done;
     }
     free(images);
+    if (cli_first_nonfinite(probs, o->count) >= 0) {
+        status = cli_failf("%s: %s", o->model, CLI_NOT_A_NUMBER);
+        goto done;
+    }
     cJSON *list = o->json ? cJSON_CreateArray() : NULL;
     for (int i = 0; i < o->count; i++) {
         const float *p = probs + (size_t)i * DN_N_CLASSES;

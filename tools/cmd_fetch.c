@@ -113,8 +113,8 @@ static int on_fetch_status(void *user, const dn_fetch_status *s)
     return 0;
 }
 
-/* A whole number of seconds from the environment, for tests and slow links. */
-static int env_seconds(const char *name, long fallback, long *out)
+/* A whole number in [lo, hi] from the environment, for tests and slow links. */
+static int env_number(const char *name, long fallback, long lo, long hi, long *out)
 {
     const char *v = getenv(name);
     *out = fallback;
@@ -123,12 +123,17 @@ static int env_seconds(const char *name, long fallback, long *out)
     char *end;
     errno = 0;
     long x = strtol(v, &end, 10);
-    if (errno || *end || x < 1 || x > 3600) {
-        cli_failf("%s: '%s' is not a number of seconds in [1, 3600]", name, v);
+    if (errno || *end || x < lo || x > hi) {
+        cli_failf("%s: '%s' is not a number in [%ld, %ld]", name, v, lo, hi);
         return -1;
     }
     *out = x;
     return 0;
+}
+
+static int env_seconds(const char *name, long fallback, long *out)
+{
+    return env_number(name, fallback, 1, 3600, out);
 }
 
 /* Downloads name into the --data-dir root (or the default one), printing progress. Returns the
@@ -137,7 +142,8 @@ static dn_status fetch_one(const cli_options *o, const char *name, fetch_ui *ui,
 {
     dn_fetch_params p = dn_fetch_default_params();
     if (env_seconds("DIGITNET_FETCH_STALL_SECONDS", p.stall_seconds, &p.stall_seconds) ||
-        env_seconds("DIGITNET_FETCH_CONNECT_SECONDS", p.connect_seconds, &p.connect_seconds)) {
+        env_seconds("DIGITNET_FETCH_CONNECT_SECONDS", p.connect_seconds, &p.connect_seconds) ||
+        env_number("DIGITNET_FETCH_MIN_RATE", p.min_bytes_per_second, 0, 1000000000L, &p.min_bytes_per_second)) {
         err->status = DN_EARG;
         snprintf(err->msg, sizeof err->msg, "bad timeout in the environment");
         return DN_EARG;

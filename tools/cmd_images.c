@@ -69,6 +69,10 @@ int cli_predict_images(cli_options *o, dn_net *net)
         status = cli_fail(&err);
         goto done;
     }
+    if (cli_first_nonfinite(probs, n_rows) >= 0) {
+        status = cli_failf("%s: %s", o->model, CLI_NOT_A_NUMBER);
+        goto done;
+    }
     int n_names = 0;
     for (int i = 0; i < n; i++) {
         const char *file = o->positional[i];

@@ -7,10 +7,13 @@
  *                        "probabilities", "preprocessed", "shape"}; {"digit": null, "message": "no
  *                        digit found"} for a blank image
  * Bodies over 1 MB get 413, bad bodies 400 with {"error": "..."}, unknown paths 404, other methods
- * on known paths 405. Requests run on a pool of threads (--threads, default 4), all predicting with
- * the one loaded network at once: inference only reads it (dn_net_predict). SIGINT and SIGTERM stop
- * the server cleanly. */
+ * on known paths 405, a model whose output is not a number 500. Requests run on a pool of threads
+ * (--threads, default 16), all predicting with the one loaded network at once: inference only reads
+ * it (dn_net_predict). SIGINT and SIGTERM stop the server cleanly, closing open connections at once.
+ * Connection limits and request deadlines (--max-connections, --max-per-client, --request-timeout)
+ * are in serve_guard.c; images claiming more than --max-pixels are refused with 413 before decoding. */
 #include "cli.h"
+#include "serve_guard.h"
 
 #include <microhttpd.h>
 #include <arpa/inet.h>
@@ -20,11 +23,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define MAX_BODY (1024 * 1024)
-#define MAX_IMAGE_PIXELS (4096u * 4096u) /* decoded size limit for uploaded images */
-#define POOL_THREADS 4
+#define MAX_IMAGE_PIXELS (4096u * 4096u) /* default --max-pixels: the size an image may claim */
+#define MAX_CONNECTIONS 2000             /* default --max-connections */
+#define MAX_PER_CLIENT 256               /* default --max-per-client */
+#define REQUEST_SECONDS 15               /* default --request-timeout */
+#define POOL_THREADS 16 /* more than the heavy requests likely at once, so that cheap ones find a free thread */
 #define PIXELS_SIDE 28 /* the JSON body is a 28x28 drawing */
 
 /* web/index.html, generated into $(BUILD)/gen/web_index.c by the Makefile (xxd -i). */
@@ -35,6 +42,7 @@ typedef struct server {
     dn_net *net;
     dn_shape in;
     const char *model_path;
+    size_t max_pixels;
 } server;
 
 /* One request's body, gathered across calls of the access handler. */
@@ -84,7 +92,15 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
 /* {"pixels": [784 numbers 0..255]} -> a 28x28 grey image. Returns 0 or fills msg. */
 static int parse_pixels(const char *body, size_t len, dn_image *img, char *msg, size_t size)
 {
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, NULL, 0);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    while (root && end < body + len && *end && strchr(" \t\r\n", *end))
+        end++;
+    if (root && end != body + len) {
+        cJSON_Delete(root);
+        snprintf(msg, size, "malformed JSON: something follows the object at byte %zu", (size_t)(end - body));
+        return -1;
+    }
     if (!root) {
         snprintf(msg, size, "malformed JSON");
         return -1;
@@ -137,7 +153,7 @@ static enum MHD_Result predict(server *s, struct MHD_Connection *c, const reques
         if (parse_pixels(req->body, req->len, &img, msg, sizeof msg) != 0)
             return send_error(c, MHD_HTTP_BAD_REQUEST, msg);
     } else {
-        dn_status st = dn_image_decode(req->body, req->len, MAX_IMAGE_PIXELS, &img, &err);
+        dn_status st = dn_image_decode(req->body, req->len, s->max_pixels, &img, &err);
         if (st != DN_OK)
             return send_error(c, st == DN_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_BAD_REQUEST, err.msg);
     }
@@ -157,6 +173,10 @@ static enum MHD_Result predict(server *s, struct MHD_Connection *c, const reques
     }
     if (st != DN_OK)
         return send_error(c, st == DN_ENOMEM ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+    if (cli_first_nonfinite(probs, 1) >= 0) { /* no answer rather than a wrong one */
+        snprintf(msg, sizeof msg, "%s: %s", s->model_path, CLI_NOT_A_NUMBER);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, msg);
+    }
     int best = 0;
     for (int k = 1; k < DN_N_CLASSES; k++)
         if (probs[k] > probs[best])
@@ -193,6 +213,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && strtoull(length, NULL, 10) > MAX_BODY) {
             req->too_large = 1;
+            serve_guard_busy(c);
             return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over 1 MB");
         }
         return MHD_YES;
@@ -215,6 +236,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         req->len += n;
         return MHD_YES;
     }
+    serve_guard_busy(c); /* the whole request is in: no deadline while it is answered */
     if (req->too_large)
         return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "body over 1 MB");
     int get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
@@ -248,7 +270,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode code)
 {
-    (void)cls, (void)c, (void)code;
+    (void)cls, (void)code;
+    serve_guard_idle(c);
     request *req = *con_cls;
     if (req) {
         free(req->body);
@@ -317,14 +340,40 @@ int cmd_serve(cli_options *o)
     sigaddset(&stop, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+    serve_limits limits = {
+        .max_connections = o->max_connections ? (unsigned)o->max_connections : MAX_CONNECTIONS,
+        .max_per_client = o->max_per_client ? (unsigned)o->max_per_client : MAX_PER_CLIENT,
+        .request_seconds = o->request_timeout ? (unsigned)o->request_timeout : REQUEST_SECONDS,
+    };
+    s.max_pixels = o->max_pixels ? (size_t)o->max_pixels : MAX_IMAGE_PIXELS;
+    /* Each connection is a descriptor: make room for the limit (the usual soft limit is 1024). */
+    struct rlimit files;
+    rlim_t want = (rlim_t)limits.max_connections + 128;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < want) {
+        files.rlim_cur = files.rlim_max == RLIM_INFINITY || files.rlim_max > want ? want : files.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &files);
+        if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < want) {
+            limits.max_connections = files.rlim_cur > 256 ? (unsigned)(files.rlim_cur - 128) : 128;
+            fprintf(stderr, "digitnet: warning: only %llu open files allowed: at most %u connections\n",
+                    (unsigned long long)files.rlim_cur, limits.max_connections);
+        }
+    }
+    serve_guard *guard = serve_guard_new(&limits);
+    if (!guard) {
+        freeaddrinfo(addr);
+        dn_net_free(s.net);
+        return cli_failf("cannot start the connection watchdog (out of memory or threads)");
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (addr->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, handle, &s, MHD_OPTION_EXTERNAL_LOGGER, log_error, NULL,
         MHD_OPTION_SOCK_ADDR, addr->ai_addr, MHD_OPTION_ARRAY, pool_option,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_NOTIFY_COMPLETED,
-        request_done, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, limits.request_seconds, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        /* above the guard's limit, so that the guard sees a newcomer and can close someone older */
+        MHD_OPTION_CONNECTION_LIMIT, limits.max_connections + 64u, MHD_OPTION_NOTIFY_CONNECTION, serve_guard_notify,
+        guard, MHD_OPTION_NOTIFY_COMPLETED, request_done, NULL, MHD_OPTION_END);
     int status = 0;
     if (!d) {
         status = cli_failf("cannot listen on %s port %d (in use, or not an address of this machine?)", host, port);
@@ -341,10 +390,12 @@ int cmd_serve(cli_options *o)
         int sig = 0;
         while (sigwait(&stop, &sig) != 0)
             ;
+        serve_guard_close_all(guard); /* else stopping waits for each open connection */
         MHD_stop_daemon(d);
         printf("digitnet: stopped (%s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     freeaddrinfo(addr);
+    serve_guard_free(guard);
     dn_net_free(s.net);
     return status;
 }

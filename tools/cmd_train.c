@@ -1,11 +1,16 @@
 /* digitnet train and digitnet cv. */
 #include "cli.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static dn_train_params train_params(const cli_options *o, cli_progress *progress)
 {
@@ -70,6 +75,78 @@ static void on_signal(int sig)
     interrupted = 1;
 }
 
+/* Without --checkpoint, an interrupted run saves next to --out (FILE.interrupted.ckpt) or, without
+ * --out, as digitnet-interrupted.ckpt in the current directory; never over a file that is already
+ * there (a numbered name is taken instead: NAME-2.ckpt, ...). The checkpoint is written to a
+ * temporary name and then hard-linked to the final one, which fails rather than replaces. Writes
+ * the chosen name to path. */
+static dn_status fail_io(dn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static dn_status fail_io(dn_error *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->status = DN_EIO;
+    return DN_EIO;
+}
+
+static dn_status save_interrupted(const dn_net *net, const char *out, char *path, size_t size, dn_error *err)
+{
+    char base[4096], tmp[4200];
+    if (out)
+        snprintf(base, sizeof base, "%s.interrupted", out);
+    else
+        snprintf(base, sizeof base, "digitnet-interrupted");
+    /* Claim the temporary name first, so that not even it replaces anything. */
+    int fd = -1;
+    for (int n = 0; n < 100 && fd < 0; n++) {
+        snprintf(tmp, sizeof tmp, "%s.saving-%ld-%d.ckpt", base, (long)getpid(), n);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0 && errno != EEXIST)
+            return fail_io(err, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    if (fd < 0)
+        return fail_io(err, "%s: cannot find a free name", base);
+    close(fd);
+    dn_status st = dn_checkpoint_save(net, tmp, err);
+    if (st != DN_OK)
+        return st;
+    for (int n = 1; n <= 1000; n++) {
+        if (n == 1)
+            snprintf(path, size, "%s.ckpt", base);
+        else
+            snprintf(path, size, "%s-%d.ckpt", base, n);
+        if (link(tmp, path) == 0) {
+            unlink(tmp);
+            return DN_OK;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    /* No hard links on this file system, or a thousand names taken: keep the temporary name, which
+     * was claimed above while free. */
+    snprintf(path, size, "%s", tmp);
+    return DN_OK;
+}
+
+/* Fails now, not after the whole training, when path cannot be written: a directory, or a folder
+ * that does not exist or is not writable. Tries to create a file beside it and removes it. */
+static int check_writable(const char *flag, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return cli_failf("%s %s: is a directory", flag, path);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s.probe-%ld", path, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return cli_failf("%s %s: cannot write there: %s", flag, path, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 typedef struct train_run {
     cli_progress progress;
     const dn_net *net;
@@ -103,6 +180,8 @@ int cmd_train(cli_options *o)
     cli_data data;
     dn_net *net = NULL;
     int saved = 0, status = 1;
+    if ((o->out && check_writable("--out", o->out)) || (o->checkpoint && check_writable("--checkpoint", o->checkpoint)))
+        return 1;
     if (o->resume) {
         if (dn_checkpoint_load(o->resume, &net, &err) != DN_OK)
             return cli_fail(&err);
@@ -163,8 +242,11 @@ int cmd_train(cli_options *o)
         goto done;
     }
     if (st == DN_ESTOPPED && interrupted) {
-        const char *path = o->checkpoint ? o->checkpoint : "digitnet-interrupted.ckpt";
-        if (dn_checkpoint_save(net, path, &err) != DN_OK)
+        char chosen[4300];
+        const char *path = o->checkpoint ? o->checkpoint : chosen;
+        dn_status saved_st = o->checkpoint ? dn_checkpoint_save(net, path, &err)
+                                           : save_interrupted(net, o->out, chosen, sizeof chosen, &err);
+        if (saved_st != DN_OK)
             cli_fail(&err);
         else
             cli_failf("interrupted (%s); checkpoint written to %s; resume with: digitnet train --resume %s --epochs %d",

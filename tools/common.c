@@ -293,3 +293,12 @@ int cli_progress_epoch(void *user, const dn_epoch_stats *s)
     fflush(p->out);
     return 0;
 }
+
+int cli_first_nonfinite(const float *probs, int n_rows)
+{
+    for (int i = 0; i < n_rows; i++)
+        for (int k = 0; k < DN_N_CLASSES; k++)
+            if (!isfinite(probs[(size_t)i * DN_N_CLASSES + k]))
+                return i;
+    return -1;
+}

@@ -63,6 +63,9 @@ static void usage(FILE *f)
                "  --first N           show: the first N images with their labels\n"
                "  --save-preprocessed DIR   predict IMAGE...: write the 28x28 (or 8x8) image the network saw\n"
                "  --host H --port N   serve: address to listen on (default 127.0.0.1, port 8080; 0: any free port)\n"
+               "  --max-connections N --max-per-client N --request-timeout S --max-pixels N\n"
+               "                      serve: limits (default 2000 connections, 256 per client address, 15 s\n"
+               "                      for a request to arrive, 16777216 pixels an image; README: Robustness)\n"
                "  --json              print one JSON object on stdout instead of text\n"
                "  --quiet             print only the final results\n");
 }
@@ -174,6 +177,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--top", 1, DN_N_CLASSES, o->top = (int)x)
         NUM("--checkpoint-every", 1, 1e6, o->checkpoint_every = (int)x)
         NUM("--port", 0, 65535, (o->port = (int)x, o->have_port = 1))
+        NUM("--max-connections", 1, 100000, o->max_connections = (int)x)
+        NUM("--max-per-client", 1, 100000, o->max_per_client = (int)x)
+        NUM("--request-timeout", 1, 3600, o->request_timeout = (int)x)
+        NUM("--max-pixels", 1, DN_IMAGE_MAX_PIXELS, o->max_pixels = (long long)x)
         NUM("--first", 1, DN_PLOT_MAX_IMAGES, o->first = (int)x)
         NUM("--lr", 1e-12, 1e6, o->lr = x)
         NUM("--momentum", 0, 0.9999, (o->momentum = x, o->have_momentum = 1))

@@ -157,6 +157,15 @@ static dn_status check_first_line(const char *path, long line_no, const char *li
     const char *p = skip_space(line);
     if (*p == '<')
         return dn_fail(err, DN_EFORMAT, "%s: looks like an HTML page, not optdigits data", path);
+    /* getline splits at LF only: a file with CR line ends (classic Mac) is one long line. */
+    if (strchr(p, '\r'))
+        return dn_fail(err, DN_EFORMAT,
+                       "%s: lines end in a bare CR (old Mac line ends); convert them to LF, e.g. tr '\\r' '\\n'",
+                       path);
+    if (!strchr(p, ',') && strchr(p, '\t'))
+        return dn_fail(err, DN_EFORMAT,
+                       "%s line %ld: values separated by tabs; optdigits files separate them with commas", path,
+                       line_no);
     for (const unsigned char *q = (const unsigned char *)p; *q; q++)
         if (*q < 0x20 && *q != '\t')
             return dn_fail(err, DN_EFORMAT,

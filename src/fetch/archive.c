@@ -4,6 +4,8 @@
  * temporary names and renamed only once every wanted member has passed. */
 #include "fetch/fetch.h"
 
+#include <errno.h>
+
 #include "util/atomic_file.h"
 
 #include <stdlib.h>
@@ -62,7 +64,7 @@ static dn_status unpack_member(zip_t *za, zip_int64_t index, const fetch_file *f
             break;
         }
         if (fwrite(buf, 1, (size_t)n, af->file) != (size_t)n)
-            st = dn_fail(err, DN_EIO, "%s: write failed", af->tmp_path);
+            st = dn_fail(err, DN_EIO, "%s: write failed: %s", af->tmp_path, strerror(errno));
         else if (fetch_hasher_update(h, buf, (size_t)n) != 0)
             st = dn_fail(err, DN_EIO, "checksum computation failed");
     }

@@ -11,7 +11,12 @@
  *  - a 206 that does not continue where the .part ends.
  * A server that ignores the Range header answers 200 with the whole file: the .part is emptied and
  * the file starts over. A stalled server is cut off by libcurl's low-speed limit, a dead one by the
- * connect timeout, a redirect loop by the redirect limit. */
+ * connect timeout, a redirect loop by the redirect limit, and one that trickles just above the stall
+ * limit by the file's time budget (its size at min_bytes_per_second, plus connect and stall time),
+ * counted over every try of the file.
+ * The .part is opened with O_NOFOLLOW and must be a regular file with one link: in a shared data
+ * directory a planted symlink or hard link would otherwise make the download overwrite (truncate,
+ * append to) whatever file it points at. */
 #include "fetch/fetch.h"
 
 #include <curl/curl.h>
@@ -23,6 +28,7 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Slower than this for stall_seconds counts as stalled. Low enough for a bad mobile link. */
@@ -47,6 +53,23 @@ typedef struct request {
     int range_refused; /* 416 */
     int stopped;       /* the callback asked to stop */
 } request;
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The whole file's time budget in seconds, 0 for none. */
+static double time_budget(const fetch_transfer *t)
+{
+    const dn_fetch_params *p = t->params;
+    int64_t size = t->budget_size >= 0 ? t->budget_size : t->expected_size >= 0 ? t->expected_size : t->max_size;
+    if (p->min_bytes_per_second <= 0 || size < 0)
+        return 0;
+    return (double)size / (double)p->min_bytes_per_second + (double)p->connect_seconds + (double)p->stall_seconds;
+}
 
 static void refuse(request *rq, dn_status status, const char *fmt, ...) DN_PRINTF(3, 4);
 static void refuse(request *rq, dn_status status, const char *fmt, ...)
@@ -265,8 +288,8 @@ static void describe_total(char *buf, size_t size, int64_t have, int64_t total)
         snprintf(buf, size, "%lld bytes", (long long)have);
 }
 
-static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int fd, int64_t offset, fetch_result *res,
-                           dn_error *err)
+static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int fd, int64_t offset, double deadline,
+                           fetch_result *res, dn_error *err)
 {
     attempt a = {DN_OK, 0, 0, 0};
     request rq = {.t = t, .out = out, .fd = fd, .offset = offset, .status = 0, .content_length = -1,
@@ -276,6 +299,15 @@ static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int f
     if (set_options(curl, t, errbuf) != DN_OK || curl_easy_setopt(curl, CURLOPT_RANGE, offset > 0 ? range : NULL) ||
         curl_easy_setopt(curl, CURLOPT_HEADERDATA, &rq) || curl_easy_setopt(curl, CURLOPT_WRITEDATA, &rq) ||
         curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &rq)) {
+        a.status = dn_fail(err, DN_ENET, "%s: cannot set up the transfer (libcurl)", t->url);
+        return a;
+    }
+    long left_ms = 0; /* 0: no limit for libcurl */
+    if (deadline > 0) {
+        double left = deadline - now_seconds();
+        left_ms = left < 0.001 ? 1 : (long)(left * 1000);
+    }
+    if (curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, left_ms)) {
         a.status = dn_fail(err, DN_ENET, "%s: cannot set up the transfer (libcurl)", t->url);
         return a;
     }
@@ -328,7 +360,12 @@ static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int f
                                t->params->max_redirects);
             break;
         case CURLE_OPERATION_TIMEDOUT:
-            if (connect_us == 0)
+            if (deadline > 0 && now_seconds() >= deadline - 0.5) {
+                /* Also not retried: the next mirror may be faster. The .part is kept. */
+                a.status = dn_fail(err, DN_ENET,
+                                   "%s: too slow: %s in the %.0f s allowed for this file (under %ld bytes/s on average)",
+                                   t->url, amount, time_budget(t), t->params->min_bytes_per_second);
+            } else if (connect_us == 0)
                 a.status = dn_fail(err, DN_ENET, "%s: could not connect within %ld s", t->url,
                                    t->params->connect_seconds);
             else {
@@ -359,9 +396,17 @@ static attempt one_request(CURL *curl, const fetch_transfer *t, FILE *out, int f
 dn_status fetch_download(const fetch_transfer *t, fetch_result *res, dn_error *err)
 {
     memset(res, 0, sizeof *res);
-    int fd = open(t->part_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(t->part_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+    if (fd < 0 && errno == ELOOP)
+        return dn_fail(err, DN_EIO, "%s: is a symbolic link; refusing to write through it", t->part_path);
     if (fd < 0)
         return dn_fail(err, DN_EIO, "%s: cannot create: %s", t->part_path, strerror(errno));
+    struct stat first;
+    if (fstat(fd, &first) != 0 || !S_ISREG(first.st_mode) || first.st_nlink != 1) {
+        close(fd);
+        return dn_fail(err, DN_EIO, "%s: not a regular file of its own (a link or a device?); refusing to write to it",
+                       t->part_path);
+    }
     /* Two downloads appending to one .part would interleave their bytes. */
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
@@ -378,6 +423,7 @@ dn_status fetch_download(const fetch_transfer *t, fetch_result *res, dn_error *e
     CURL *curl = curl_easy_init();
     dn_status st = curl ? DN_OK : dn_fail(err, DN_ENOMEM, "%s: cannot start libcurl", t->url);
     int tries = 0, range_restarts = 0;
+    double budget = time_budget(t), deadline = budget > 0 ? now_seconds() + budget : 0;
     while (st == DN_OK) {
         struct stat sb;
         if (fstat(fd, &sb) != 0) {
@@ -396,7 +442,7 @@ dn_status fetch_download(const fetch_transfer *t, fetch_result *res, dn_error *e
             res->resumed = 1; /* complete from an earlier run; the caller's checksum decides */
             break;
         }
-        attempt a = one_request(curl, t, out, fd, offset, res, err);
+        attempt a = one_request(curl, t, out, fd, offset, deadline, res, err);
         tries++;
         st = a.status;
         if (st == DN_OK || st == DN_ESTOPPED)

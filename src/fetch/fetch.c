@@ -22,6 +22,7 @@ dn_fetch_params dn_fetch_default_params(void)
     p.stall_seconds = 30;
     p.max_redirects = 5;
     p.resume_tries = 3;
+    p.min_bytes_per_second = 4096;
     return p;
 }
 
@@ -123,7 +124,7 @@ static dn_status fetch_file_from(job *jb, const char *base, int index, fetch_res
         return dn_fail(err, DN_EARG, "%s: path too long", jb->dir);
     jb->report.file = f->name;
     jb->report.path = NULL;
-    fetch_transfer t = {url, part, f->size, f->size, jb->params, &jb->report};
+    fetch_transfer t = {url, part, f->size, f->size, -1, jb->params, &jb->report};
     for (int from_scratch = 0; from_scratch < 2; from_scratch++) {
         st = fetch_download(&t, res, err);
         if (st != DN_OK)
@@ -166,7 +167,11 @@ static dn_status fetch_archive_from(job *jb, const char *base, fetch_result *res
         return dn_fail(err, DN_EARG, "%s: path too long", jb->dir);
     jb->report.file = set->archive;
     jb->report.path = NULL;
-    fetch_transfer t = {url, part, -1, set->archive_max_size, jb->params, &jb->report};
+    /* The zip's size is not known; it is smaller than its members, so their sum sets its time budget. */
+    int64_t members = 0;
+    for (int i = 0; i < set->n_files; i++)
+        members += set->files[i].size;
+    fetch_transfer t = {url, part, -1, set->archive_max_size, members, jb->params, &jb->report};
     for (int from_scratch = 0; from_scratch < 2; from_scratch++) {
         st = fetch_download(&t, res, err);
         if (st != DN_OK)
@@ -282,7 +287,7 @@ static dn_status fetch_run(const char *name, const char *root, const dn_fetch_pa
         return dn_fail(err, DN_EARG, "cannot download '%s': digitnet can download optdigits, mnist and fashion-mnist",
                        name ? name : "(null)");
     dn_fetch_params p = params ? *params : dn_fetch_default_params();
-    if (p.connect_seconds <= 0 || p.stall_seconds <= 0 || p.max_redirects < 0 || p.resume_tries < 1 ||
+    if (p.connect_seconds <= 0 || p.stall_seconds <= 0 || p.max_redirects < 0 || p.resume_tries < 1 || p.min_bytes_per_second < 0 ||
         p.n_mirrors < 0 || p.n_mirrors > MAX_MIRRORS || (p.n_mirrors > 0 && !p.mirrors))
         return dn_fail(err, DN_EARG, "dn_fetch: bad parameters (timeouts and tries must be positive, at most %d mirrors)",
                        MAX_MIRRORS);

@@ -67,6 +67,7 @@ typedef struct fetch_transfer {
     const char *part_path;   /* where the bytes go (appended to when resuming) */
     int64_t expected_size;   /* -1 when not known */
     int64_t max_size;        /* refuse more than this (expected_size when known) */
+    int64_t budget_size;     /* the time budget is for this many bytes (-1: expected_size, else max_size) */
     const dn_fetch_params *params;
     dn_fetch_status *report; /* dataset and file filled in by the caller; the rest here */
 } fetch_transfer;

@@ -69,38 +69,201 @@ static float grey_rgba(unsigned r, unsigned g, unsigned b, unsigned a)
     return ((float)a * luma + (float)(255 - a) * 255.0f) / (255.0f * 255.0f);
 }
 
+/* ------------------------------------------------------------------ reduced decoding */
+
+/* dn_preprocess works on at most 1024 pixels a side (it shrinks larger images first), so a large
+ * image is decoded straight to a fraction of its size: JPEG by libjpeg's DCT scaling, PNG by
+ * averaging f x f blocks of each band of rows as they are inflated. Either way the result keeps at
+ * least DECODE_SIDE pixels on its longer side, and memory stays bounded whatever the header says. */
+#define DECODE_SIDE 1024
+
+/* The integer factor a w x h image is shrunk by while decoding: 1 below 2 * DECODE_SIDE. */
+static int shrink_factor(unsigned long long w, unsigned long long h)
+{
+    unsigned long long side = w > h ? w : h;
+    return side >= 2 * DECODE_SIDE ? (int)(side / DECODE_SIDE) : 1;
+}
+
+/* Rows of a w x h image in, averaged f x f blocks out into a ceil(w/f) x ceil(h/f) image. */
+typedef struct shrinker {
+    dn_image *out;
+    int w, h, f, y;
+    float *acc; /* (ceil(w/f)): sums of the current band */
+} shrinker;
+
+static dn_status shrink_begin(shrinker *s, int w, int h, int f, dn_image *out, dn_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->out = out;
+    s->w = w, s->h = h, s->f = f;
+    int ow = (w + f - 1) / f, oh = (h + f - 1) / f;
+    s->acc = calloc((size_t)ow, sizeof(float));
+    if (!s->acc)
+        return dn_fail(err, DN_ENOMEM, "out of memory for a %dx%d image", w, h);
+    dn_status st = alloc_image(ow, oh, out, err);
+    if (st != DN_OK) {
+        free(s->acc);
+        s->acc = NULL;
+    }
+    return st;
+}
+
+static void shrink_row(shrinker *s, const float *row)
+{
+    int f = s->f, ow = s->out->w;
+    for (int x = 0; x < s->w; x++)
+        s->acc[x / f] += row[x];
+    int y = s->y++;
+    if ((y + 1) % f != 0 && y + 1 != s->h)
+        return;
+    int band = y % f + 1; /* rows in this band: f, or fewer for the last */
+    float *dst = s->out->pixels + (size_t)(y / f) * (size_t)ow;
+    for (int ox = 0; ox < ow; ox++) {
+        int cols = ox == ow - 1 ? s->w - ox * f : f;
+        dst[ox] = s->acc[ox] / (float)(band * cols);
+        s->acc[ox] = 0.0f;
+    }
+}
+
+static void shrink_end(shrinker *s)
+{
+    free(s->acc);
+    s->acc = NULL;
+}
+
 /* ------------------------------------------------------------------ PNG */
 
+/* Interlaced images are collected whole before they can be shrunk: a smaller size limit for them. */
+#define PNG_INTERLACED_MAX_PIXELS (2048u * 2048u)
+
+/* One PNG decode; lives in memory (its address is taken), so it survives libpng's longjmp. */
+typedef struct png_job {
+    const unsigned char *b;
+    size_t len, pos;
+    png_uint_32 w, h;
+    int interlaced;
+    unsigned long long rows_left; /* rows (of all passes) still to come */
+    unsigned char *rgba;          /* interlaced: (h, w, 4), the passes put together */
+    float *grey;                  /* (w): one row */
+    shrinker sh;
+    char msg[200];
+} png_job;
+
+static void png_read_mem(png_structp png, png_bytep dst, size_t n)
+{
+    png_job *j = png_get_io_ptr(png);
+    /* The last row is in: libpng would now inflate whatever compressed data follows, to check that
+     * the stream ends properly. That is where a bomb hides; stop instead (see decode_png). */
+    if (j->rows_left == 0)
+        png_error(png, "stopped after the last row");
+    if (n > j->len - j->pos)
+        png_error(png, "truncated (the data ends before the image does)");
+    memcpy(dst, j->b + j->pos, n);
+    j->pos += n;
+}
+
+static void png_fatal(png_structp png, png_const_charp msg)
+{
+    png_job *j = png_get_error_ptr(png);
+    snprintf(j->msg, sizeof j->msg, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_quiet(png_structp png, png_const_charp msg)
+{
+    (void)png, (void)msg; /* the library never prints */
+}
+
+/* Called by libpng on each row as soon as it is decoded (8-bit RGBA by then), before libpng looks
+ * for more data: the row is used here, so that the last one is in before reading stops. */
+static void png_take_row(png_structp png, png_row_infop row, png_bytep data)
+{
+    png_job *j = png_get_user_transform_ptr(png);
+    const unsigned char *p = data;
+    if (j->interlaced) {
+        int pass = png_get_current_pass_number(png);
+        png_uint_32 y = PNG_ROW_FROM_PASS_ROW(png_get_current_row_number(png), pass);
+        for (png_uint_32 x = 0; x < row->width; x++)
+            memcpy(j->rgba + ((size_t)y * j->w + PNG_COL_FROM_PASS_COL(x, pass)) * 4, p + 4 * x, 4);
+    } else {
+        for (png_uint_32 x = 0; x < j->w; x++)
+            j->grey[x] = grey_rgba(p[4 * x], p[4 * x + 1], p[4 * x + 2], p[4 * x + 3]);
+        shrink_row(&j->sh, j->grey);
+    }
+    j->rows_left--;
+}
+
+/* Rows are decoded one at a time into the (possibly shrunk) image, and nothing after the last one is
+ * inflated: a file whose compressed data goes on past the image (a "decompression bomb", 900 MB of
+ * zeros in under 1 MB) costs only the image. */
 static dn_status decode_png(const unsigned char *b, size_t len, size_t max_pixels, dn_image *out, dn_error *err)
 {
-    png_image pi;
-    memset(&pi, 0, sizeof pi);
-    pi.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&pi, b, len))
-        return dn_fail(err, DN_EFORMAT, "PNG: %s", pi.message);
-    dn_status st = check_size("PNG", pi.width, pi.height, max_pixels, err);
-    if (st != DN_OK) {
-        png_image_free(&pi);
-        return st;
+    png_job j;
+    memset(&j, 0, sizeof j);
+    j.b = b, j.len = len, j.rows_left = 1;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j, png_fatal, png_quiet);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return dn_fail(err, DN_ENOMEM, "PNG: out of memory");
     }
-    pi.format = PNG_FORMAT_RGBA; /* 8-bit sRGB, alpha not premultiplied */
-    size_t n = (size_t)pi.width * pi.height;
-    unsigned char *rgba = malloc(n * 4);
-    if (!rgba) {
-        png_image_free(&pi);
-        return dn_fail(err, DN_ENOMEM, "PNG: out of memory for %ux%u pixels", pi.width, pi.height);
+    volatile dn_status st = DN_OK; /* read after a longjmp */
+    if (setjmp(png_jmpbuf(png))) {
+        if (j.rows_left != 0) /* else: stopped after the last row on purpose */
+            st = dn_fail(err, DN_EFORMAT, "PNG: %s", j.msg);
+        goto done;
     }
-    /* finish_read frees pi's internals whether it succeeds or not. */
-    if (!png_image_finish_read(&pi, NULL, rgba, 0, NULL)) {
-        st = dn_fail(err, DN_EFORMAT, "PNG: %s", pi.message);
-        png_image_free(&pi);
-        free(rgba);
-        return st;
-    }
-    st = alloc_image((int)pi.width, (int)pi.height, out, err);
-    for (size_t i = 0; st == DN_OK && i < n; i++)
-        out->pixels[i] = grey_rgba(rgba[4 * i], rgba[4 * i + 1], rgba[4 * i + 2], rgba[4 * i + 3]);
-    free(rgba);
+    png_set_read_fn(png, &j, png_read_mem);
+    png_set_user_limits(png, DN_IMAGE_MAX_SIDE, DN_IMAGE_MAX_SIDE);
+    png_set_chunk_malloc_max(png, 8u << 20); /* text and ICC chunks */
+    png_read_info(png, info);
+    j.w = png_get_image_width(png, info), j.h = png_get_image_height(png, info);
+    j.interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
+    st = check_size("PNG", j.w, j.h, max_pixels, err);
+    if (st == DN_OK && j.interlaced)
+        st = check_size("interlaced PNG", j.w, j.h,
+                        max_pixels < PNG_INTERLACED_MAX_PIXELS ? max_pixels : PNG_INTERLACED_MAX_PIXELS, err);
+    if (st != DN_OK)
+        goto done;
+    /* Any colour type and depth to 8-bit RGBA, alpha not premultiplied. */
+    png_set_expand(png);
+    png_set_strip_16(png);
+    png_set_gray_to_rgb(png);
+    png_set_add_alpha(png, 0xff, PNG_FILLER_AFTER);
+    png_set_read_user_transform_fn(png, png_take_row);
+    png_set_user_transform_info(png, &j, 8, 4);
+    png_read_update_info(png, info);
+    /* Without png_set_interlace_handling, each pass comes as its own small image. */
+    unsigned long long rows = 0;
+    for (int pass = 0; pass < (j.interlaced ? 7 : 1); pass++)
+        if (!j.interlaced)
+            rows = j.h;
+        else if (PNG_PASS_COLS(j.w, pass) > 0)
+            rows += PNG_PASS_ROWS(j.h, pass);
+    j.rgba = j.interlaced ? calloc((size_t)j.w * j.h, 4) : NULL;
+    j.grey = malloc(sizeof(float) * j.w);
+    st = (j.rgba || !j.interlaced) && j.grey ? shrink_begin(&j.sh, (int)j.w, (int)j.h, shrink_factor(j.w, j.h), out, err)
+                                             : dn_fail(err, DN_ENOMEM, "PNG: out of memory for %ux%u pixels", j.w, j.h);
+    if (st != DN_OK)
+        goto done;
+    j.rows_left = rows;
+    for (unsigned long long r = 0; r < rows; r++)
+        png_read_row(png, NULL, NULL);
+
+done:
+    if (st == DN_OK && j.interlaced) /* the passes are all in: shrink the whole */
+        for (png_uint_32 y = 0; y < j.h; y++) {
+            const unsigned char *p = j.rgba + (size_t)y * j.w * 4;
+            for (png_uint_32 x = 0; x < j.w; x++)
+                j.grey[x] = grey_rgba(p[4 * x], p[4 * x + 1], p[4 * x + 2], p[4 * x + 3]);
+            shrink_row(&j.sh, j.grey);
+        }
+    if (st != DN_OK)
+        dn_image_free(out);
+    shrink_end(&j.sh);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(j.rgba);
+    free(j.grey);
     return st;
 }
 
@@ -173,14 +336,19 @@ static void jpeg_fatal(j_common_ptr c)
     longjmp(e->jump, 1);
 }
 
-/* Warnings are not printed (the library never prints); running out of data is one, and is an error. */
+/* Warnings are not printed (the library never prints). Running out of data is one, and is an error
+ * at once: libjpeg would otherwise go on decoding the rest of the image from nothing, which for a
+ * few hundred bytes claiming 4096x4096 pixels is most of the work. */
 static void jpeg_note(j_common_ptr c, int level)
 {
     jpeg_errors *e = (jpeg_errors *)c->err;
     if (level < 0) {
         c->err->num_warnings++;
-        if (c->err->msg_code == JWRN_JPEG_EOF)
+        if (c->err->msg_code == JWRN_JPEG_EOF) {
             e->truncated = 1;
+            snprintf(e->msg, sizeof e->msg, "truncated (the data ends before the image does)");
+            longjmp(e->jump, 1);
+        }
     }
 }
 
@@ -225,6 +393,10 @@ static dn_status decode_jpeg(const unsigned char *b, size_t len, size_t max_pixe
     }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_GRAYSCALE;
+    /* DCT scaling: 1/2, 1/4 or 1/8, keeping at least DECODE_SIDE pixels on the longer side. */
+    int f = shrink_factor(cinfo.image_width, cinfo.image_height);
+    cinfo.scale_num = 1;
+    cinfo.scale_denom = f >= 8 ? 8 : f >= 4 ? 4 : f >= 2 ? 2 : 1;
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height, nc = cinfo.output_components;
     row = malloc((size_t)w * (size_t)nc);

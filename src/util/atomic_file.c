@@ -1,6 +1,7 @@
 /* Temporary-name-and-rename writing, so that an interrupted save never leaves a torn file. */
 #include "util/atomic_file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -8,6 +9,50 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Temporary files of path left by processes that died mid-save (SIGKILL, power cut): NAME.tmp-PID-N
+ * whose PID is no longer running. Removed after the next successful save of path. (A PID reused by
+ * an unrelated process keeps its file until a later save; a PID on another machine sharing the
+ * directory could look dead, which is why only our own naming pattern is matched.) */
+static void remove_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[1024];
+    const char *base = slash ? slash + 1 : path;
+    if (slash) {
+        size_t n = (size_t)(slash - path);
+        if (n >= sizeof dir)
+            return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+        if (n == 0)
+            strcpy(dir, "/");
+    } else {
+        strcpy(dir, ".");
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t base_len = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        if (strncmp(name, base, base_len) != 0 || strncmp(name + base_len, ".tmp-", 5) != 0)
+            continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(name + base_len + 5, &end, 10);
+        if (errno || pid <= 0 || *end != '-' || end[1] < '0' || end[1] > '9' || pid == (long)getpid())
+            continue;
+        strtoul(end + 1, &end, 10);
+        if (*end || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char stale[2200];
+        if (snprintf(stale, sizeof stale, "%s/%s", dir, name) < (int)sizeof stale)
+            unlink(stale);
+    }
+    closedir(d);
+}
 
 dn_status dn_atomic_open(dn_atomic_file *af, const char *path, dn_error *err)
 {
@@ -73,6 +118,7 @@ dn_status dn_atomic_commit(dn_atomic_file *af, dn_error *err)
         unlink(af->tmp_path);
         return dn_fail(err, DN_EIO, "%s: cannot rename into place: %s", af->path, strerror(e));
     }
+    remove_stale(af->path);
     return DN_OK;
 }
 
@@ -85,6 +131,13 @@ dn_status dn_atomic_abort(dn_atomic_file *af, dn_error *err, const char *why)
     return dn_fail(err, DN_EIO, "%s: %s", af->path, why);
 }
 
+dn_status dn_atomic_write_failed(dn_atomic_file *af, dn_error *err)
+{
+    char why[256];
+    snprintf(why, sizeof why, "write failed: %s", strerror(errno ? errno : EIO));
+    return dn_atomic_abort(af, err, why);
+}
+
 dn_status dn_atomic_write(const char *path, const void *bytes, size_t len, dn_error *err)
 {
     dn_atomic_file af;
@@ -92,6 +145,6 @@ dn_status dn_atomic_write(const char *path, const void *bytes, size_t len, dn_er
     if (st != DN_OK)
         return st;
     if (len && fwrite(bytes, 1, len, af.file) != len)
-        return dn_atomic_abort(&af, err, "write failed");
+        return dn_atomic_write_failed(&af, err);
     return dn_atomic_commit(&af, err);
 }

@@ -20,6 +20,9 @@ dn_status dn_atomic_commit(dn_atomic_file *af, dn_error *err);
 /* Closes and removes the temporary file; records "path: why" in err and returns DN_EIO. */
 dn_status dn_atomic_abort(dn_atomic_file *af, dn_error *err, const char *why);
 
+/* dn_atomic_abort after a failed write, saying why from errno ("write failed: No space left on device"). */
+dn_status dn_atomic_write_failed(dn_atomic_file *af, dn_error *err);
+
 /* Writes len bytes to path atomically in one call. */
 dn_status dn_atomic_write(const char *path, const void *bytes, size_t len, dn_error *err);
 

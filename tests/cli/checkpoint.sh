@@ -72,5 +72,43 @@ for case in "3:1000:2" "1:0:3" "2:50000:1"; do
     check "kill in save $save: the model file still loads" test $? -eq 0
     check "kill in save $save: it is the save before, with $want epochs" test "$(epochs "$T/torn/target.safetensors")" = "$want"
 done
+
+# SIGTERM without --checkpoint, in a scratch directory that already holds a file of the default
+# name (someone else's): that file is left alone and the checkpoint takes a free name; with --out,
+# the checkpoint goes next to it. Absolute paths: the run happens in the scratch directory.
+ROOT=$(pwd)
+case $DN in /*) DNA=$DN ;; *) DNA=$ROOT/$DN ;; esac
+mkdir -p "$T/cwd"
+echo "my notes" >"$T/cwd/digitnet-interrupted.ckpt"
+ABS_ARGS="--data optdigits --data-dir ${DIGITNET_DATA:-$ROOT/../shared/data} --model $ROOT/models/optdigits.cnn --batch 128 --test-split 0.2 --seed 3 --quiet"
+interrupt() { # ARGS...: train in $T/cwd, SIGTERM after a second; stderr in $T/term.err
+    (cd "$T/cwd" && exec "$DNA" train $ABS_ARGS --epochs 40 --threads 1 "$@" >/dev/null 2>"$T/term.err") &
+    pid=$!
+    sleep 1
+    kill -TERM $pid
+    wait $pid
+}
+interrupt
+check "SIGTERM: exit 130" test $? -eq 130
+check "... a file already named digitnet-interrupted.ckpt is not replaced" test "$(cat "$T/cwd/digitnet-interrupted.ckpt")" = "my notes"
+check "... the checkpoint takes the next free name, and says so" grep -q "checkpoint written to digitnet-interrupted-2.ckpt" "$T/term.err"
+$DN eval --model "$T/cwd/digitnet-interrupted-2.ckpt" --quiet >/dev/null 2>&1
+check "... and loads" test $? -eq 0
+interrupt --out "$T/cwd/model.safetensors"
+check "with --out: the checkpoint is written next to it" sh -c "grep -q 'checkpoint written to $T/cwd/model.safetensors.interrupted.ckpt' '$T/term.err' && [ -s '$T/cwd/model.safetensors.interrupted.ckpt' ]"
+check "... and no temporary file is left" test "$(ls "$T/cwd" | grep -c saving)" -eq 0
+
+# An --out that cannot be written is found before the first epoch, not after the training.
+start=$(date +%s)
+$DN train $ARGS --epochs 40 --out "$T/no-such-dir/model.safetensors" >/dev/null 2>"$T/out.err"
+status=$?
+check "an unwritable --out: exit 1 before training" sh -c "[ $status -eq 1 ] && [ $(($(date +%s) - start)) -le 3 ]"
+check "... saying why" grep -q "\-\-out $T/no-such-dir/model.safetensors: cannot write there: No such file or directory" "$T/out.err"
+$DN train $ARGS --epochs 1 --out "$T" >/dev/null 2>"$T/out.err"
+check "an --out that is a directory: refused" grep -q "is a directory" "$T/out.err"
+
+# The kill above left the torn temporary file of a dead process; the next save removes it.
+$DN train $ARGS --epochs 1 --checkpoint "$T/torn/target.safetensors" >/dev/null 2>&1
+check "the next save removes the temporary files of killed saves" test "$(ls "$T/torn" | grep -c 'target.safetensors.tmp-')" -eq 0
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

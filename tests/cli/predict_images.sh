@@ -113,4 +113,13 @@ $DN predict --model "$T/opt.safetensors" --json --save-preprocessed "$T/seen8" "
 check "optdigits model: a prediction and an 8x8 preprocessed image" json "$T/opt.json" \
     "j[0]['digit'] == j[0]['top'][0]['digit'] and j[0]['top'][0]['probability'] >= j[0]['top'][1]['probability'] > 0 and open(j[0]['preprocessed'], 'rb').read()[16:24] == bytes([0,0,0,8,0,0,0,8])"
 
+# --- a model whose activations overflow (every weight 3e38, each one finite): predict and
+# eval --index refuse to print NaN probabilities with success
+python3 tests/tools/overflow_model.py "$MODEL" "$T/overflow.safetensors"
+$DN predict --model "$T/overflow.safetensors" "$T/canvas/0000.png" >"$T/nan.out" 2>"$T/nan.err"; status=$?
+check "an overflowing model: predict exits 1, saying why, printing no probability" \
+    sh -c "[ $status -eq 1 ] && grep -q 'output is not a number' '$T/nan.err' && ! grep -qi nan '$T/nan.out'"
+$DN eval --model "$T/overflow.safetensors" --index 0 --count 3 >"$T/nan.out" 2>"$T/nan.err"; status=$?
+check "... eval --index too" sh -c "[ $status -eq 1 ] && ! grep -qi nan '$T/nan.out'"
+
 finish

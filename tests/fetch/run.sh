@@ -20,7 +20,7 @@ skip() { skipped=$((skipped + 1)); echo "skip - $1"; }
 
 # Never read or write the real cache or data of whoever runs this. ($HOME stays: tools such as
 # python3 may need it; it is changed only around the one command that tests ~/.cache.)
-unset DIGITNET_DATA DIGITNET_MIRROR DIGITNET_FETCH_CONNECT_SECONDS DIGITNET_FETCH_STALL_SECONDS
+unset DIGITNET_DATA DIGITNET_MIRROR DIGITNET_FETCH_CONNECT_SECONDS DIGITNET_FETCH_STALL_SECONDS DIGITNET_FETCH_MIN_RATE
 export XDG_CACHE_HOME="$T/xdg"
 
 python3 "$ROOT/tests/fetch/server.py" "$DATA" "$T/port" "$T/log" 2>"$T/server.err" &
@@ -186,6 +186,32 @@ check "stalled server: clear error" failed_with "the server stalled (under 1024 
 check "... within 20 s (stall limit 2 s)" test "$(cat "$T/seconds")" -le 20
 check "... nothing under a final name; the partial kept to resume" \
     sh -c "[ ! -e '$D/optdigits/optdigits.tra' ] && [ -s '$D/optdigits/$ZIP.part' ]"
+D=$T/d-trickle
+(export DIGITNET_FETCH_STALL_SECONDS=2 DIGITNET_FETCH_CONNECT_SECONDS=1 DIGITNET_FETCH_MIN_RATE=100000; fetch optdigits --data-dir "$D" --mirror "$U/trickle/$UCI" --mirror "$U/good/$UCI")
+check "a mirror trickling above the stall limit: cut off by the file's time budget" \
+    grep -q "too slow: [0-9]* of [0-9]* bytes in the [0-9]* s allowed for this file (under 100000 bytes/s on average)" "$T/err"
+check "... then the next mirror, within 30 s" \
+    sh -c "[ $(status) -eq 0 ] && [ $(cat "$T/seconds") -le 30 ] && cmp -s '$D/optdigits/optdigits.tra' '$OPT/optdigits.tra'"
+(export DIGITNET_FETCH_MIN_RATE=fast; fetch optdigits --data-dir "$D")
+check "a bad minimum rate in the environment is refused" grep -q "DIGITNET_FETCH_MIN_RATE: 'fast' is not a number" "$T/err"
+
+# --- a shared data directory: a symlink or hard link planted at a .part is never written through
+D=$T/d-symlink
+mkdir -p "$D/optdigits" "$D/mnist"
+echo "someone else's file" >"$T/victim"
+ln -s "$T/victim" "$D/optdigits/$ZIP.part"
+ln -s "$T/victim" "$D/mnist/t10k-labels-idx1-ubyte.gz.part"
+fetch optdigits --data-dir "$D" --mirror "$U/good/$UCI"
+check "a symlink at the archive's .part: refused, named in the error" failed_with "$ZIP.part: is a symbolic link; refusing to write through it"
+fetch mnist --data-dir "$D" --mirror "$U/good/mnist/"
+check "a symlink at a file's .part: refused" grep -q "t10k-labels-idx1-ubyte.gz.part: is a symbolic link" "$T/err"
+check "... the file it points to is untouched" sh -c "[ \"\$(cat '$T/victim')\" = \"someone else's file\" ]"
+rm -f "$D/optdigits/$ZIP.part"
+ln "$T/victim" "$D/optdigits/$ZIP.part"
+fetch optdigits --data-dir "$D" --mirror "$U/good/$UCI"
+check "a hard link at a .part: refused" failed_with "$ZIP.part: not a regular file of its own"
+check "... the linked file is untouched" sh -c "[ \"\$(cat '$T/victim')\" = \"someone else's file\" ]"
+
 D=$T/d-offline
 fetch optdigits --data-dir "$D" --mirror "$CLOSED"
 check "nobody listening: one-line error naming the URL" failed_with "${CLOSED}$ZIP: .*onnect"

@@ -24,7 +24,8 @@ Modes: good; corrupt (one byte changed, same size; for the zip, a valid archive 
 optdigits.tes changed); html (200, text/html error page); sniff (the same page as
 application/octet-stream); missing (404); cut (sends half of what was asked, then closes); cutonce
 (cut only the first request for a path); norange (ignores Range, always 200 with the whole file);
-loop (302 to itself, forever); stall (sends a little, then nothing).
+loop (302 to itself, forever); stall (sends a little, then nothing); trickle (the whole body at about
+1.5 KB/s: above the client's stall limit, but far too slow).
 """
 import gzip
 import hashlib
@@ -52,7 +53,7 @@ FASHION = {
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Service unavailable</title></head>"
              b"<body><h1>Please sign in to continue</h1></body></html>\n")
-MODES = {"good", "corrupt", "html", "sniff", "missing", "cut", "cutonce", "norange", "loop", "stall"}
+MODES = {"good", "corrupt", "html", "sniff", "missing", "cut", "cutonce", "norange", "loop", "stall", "trickle"}
 
 
 def read(path):
@@ -180,6 +181,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body[:len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
+            return
+        if mode == "trickle":
+            for i in range(0, len(body), 150):
+                if self.server.stopping:
+                    break
+                self.wfile.write(body[i:i + 150])
+                self.wfile.flush()
+                time.sleep(0.1)
             return
         if mode == "stall":
             self.wfile.write(body[:len(body) // 4])

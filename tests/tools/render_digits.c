@@ -8,6 +8,10 @@
  *                                       0..N-1, odd ones inverted (dark on light); DIR/labels.txt
  *   render_digits photo OUT.png INDEX SEED  a photo-like picture: the digit in grey pencil on unevenly
  *                                       lit grey paper with noise and blur
+ *   render_digits bombs DIR             decompression bombs for the server's tests: DIR/bomb.jpg, 584
+ *                                       bytes of a 4096x4096 JPEG (the header and the start of its
+ *                                       data), and DIR/bomb.png, a 1000x1000 grey PNG whose compressed
+ *                                       data carries 900 MB of zeros past the image's last row (~900 KB)
  * Run from the project root (the data are read from ../shared/data/mnist-10k). */
 #include "digitnet.h"
 
@@ -16,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <jpeglib.h> /* after stdio.h: it needs FILE */
 
 #define MNIST_DIR "../shared/data/mnist-10k"
@@ -297,6 +302,98 @@ static void photo(const char *out, int index, uint64_t seed)
     dn_dataset_free(&d);
 }
 
+static void write_chunk(FILE *f, const char *type, const unsigned char *data, size_t len)
+{
+    unsigned char be[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16), (unsigned char)(len >> 8),
+                           (unsigned char)len};
+    uLong crc = crc32(crc32(0, NULL, 0), (const Bytef *)type, 4);
+    crc = crc32(crc, data, (uInt)len);
+    unsigned char c[4] = {(unsigned char)(crc >> 24), (unsigned char)(crc >> 16), (unsigned char)(crc >> 8),
+                          (unsigned char)crc};
+    fwrite(be, 1, 4, f);
+    fwrite(type, 1, 4, f);
+    fwrite(data, 1, len, f);
+    fwrite(c, 1, 4, f);
+}
+
+static void bombs(const char *dir)
+{
+    char path[4096];
+    /* JPEG: a white 4096x4096 image, cut after 584 bytes. */
+    enum { SIDE = 4096, KEEP = 584 };
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_error_mgr jerr;
+    cinfo.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&cinfo);
+    unsigned char *mem = NULL;
+    unsigned long len = 0;
+    jpeg_mem_dest(&cinfo, &mem, &len);
+    cinfo.image_width = SIDE;
+    cinfo.image_height = SIDE;
+    cinfo.input_components = 1;
+    cinfo.in_color_space = JCS_GRAYSCALE;
+    jpeg_set_defaults(&cinfo);
+    jpeg_start_compress(&cinfo, TRUE);
+    static unsigned char row[SIDE];
+    memset(row, 255, sizeof row);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&cinfo, &r, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    snprintf(path, sizeof path, "%s/bomb.jpg", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || len < KEEP || fwrite(mem, 1, KEEP, f) != KEEP || fclose(f) != 0) {
+        fprintf(stderr, "render_digits: cannot write %s\n", path);
+        exit(1);
+    }
+    free(mem);
+
+    /* PNG: 1000x1000 grey, then 900 MB of zeros in the same zlib stream. */
+    enum { W = 1000, H = 1000 };
+    const size_t extra = (size_t)900 << 20;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    deflateInit(&z, 9);
+    size_t cap = 4 << 20, used = 0;
+    unsigned char *idat = malloc(cap);
+    static unsigned char in[1 << 16];
+    memset(in, 0, sizeof in);
+    size_t fed = 0, total = (size_t)H * (W + 1) + extra;
+    int rc = Z_OK;
+    while (rc != Z_STREAM_END) {
+        size_t n = total - fed < sizeof in ? total - fed : sizeof in;
+        z.next_in = in;
+        z.avail_in = (uInt)n;
+        fed += n;
+        do {
+            if (cap - used < 65536)
+                idat = realloc(idat, cap *= 2);
+            z.next_out = idat + used;
+            z.avail_out = (uInt)(cap - used);
+            rc = deflate(&z, fed == total ? Z_FINISH : Z_NO_FLUSH);
+            used = (size_t)(z.next_out - idat);
+        } while (z.avail_out == 0 || (fed == total && rc != Z_STREAM_END));
+    }
+    deflateEnd(&z);
+    snprintf(path, sizeof path, "%s/bomb.png", dir);
+    f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "render_digits: cannot write %s\n", path);
+        exit(1);
+    }
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    unsigned char ihdr[13] = {0, 0, W >> 8, W & 255, 0, 0, H >> 8, H & 255, 8, 0, 0, 0, 0};
+    fwrite(sig, 1, 8, f);
+    write_chunk(f, "IHDR", ihdr, sizeof ihdr);
+    write_chunk(f, "IDAT", idat, used);
+    write_chunk(f, "IEND", NULL, 0);
+    if (fclose(f) != 0)
+        exit(1);
+    free(idat);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 5 && !strcmp(argv[1], "canvases"))
@@ -307,9 +404,11 @@ int main(int argc, char **argv)
         pixels(argv[2], atoi(argv[3]));
     else if (argc == 5 && !strcmp(argv[1], "photo"))
         photo(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10));
+    else if (argc == 3 && !strcmp(argv[1], "bombs"))
+        bombs(argv[2]);
     else {
         fprintf(stderr, "usage: render_digits canvases DIR N SEED | formats DIR INDEX | pixels DIR N | "
-                        "photo OUT.png INDEX SEED\n");
+                        "photo OUT.png INDEX SEED | bombs DIR\n");
         return 2;
     }
     return 0;
