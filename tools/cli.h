@@ -31,6 +31,9 @@ typedef struct cli_options {
     int fetch;                /* --fetch: download the data set when it is not found */
     const char *mirrors[16];  /* --mirror URL (repeatable): replaces the built-in mirrors */
     int n_mirrors;
+    int int8;                 /* eval, serve: --int8, the quantised network (tools/cmd_export.c) */
+    int calibration;          /* --calibration N training rows (default DN_QUANT_DEFAULT_CALIBRATION) */
+    const char *format, *name; /* export: --format c|onnx, --name NAME */
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;
@@ -118,6 +121,12 @@ int cmd_fetch(cli_options *o);
 int cli_predict_images(cli_options *o, dn_net *net);
 int cmd_show(cli_options *o);
 int cmd_features(cli_options *o);
+/* export --format c|onnx (tools/cmd_export.c); cmd_export dispatches on --format. */
+int cmd_export(cli_options *o);
+int cmd_export_c(cli_options *o);
+/* --int8: loads the model's data into *data (the caller frees it) and quantises net, calibrated on
+ * --calibration N of its training rows. */
+dn_status cli_quantize(cli_options *o, const dn_net *net, cli_data *data, dn_qnet **q, dn_error *err);
 
 /* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
  * training time, so that the same test rows come back. */

@@ -40,9 +40,10 @@ int cmd_eval(cli_options *o)
     cli_data data;
     if (load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
+    dn_qnet *q = NULL; /* --int8: the quantised network (tools/cmd_export.c) */
     cli_defaults_from_model(o, net);
     o->val_split = 0; /* the test rows do not depend on it */
-    if (cli_load_data(o, &data, &err) != DN_OK) {
+    if ((o->int8 ? cli_quantize(o, net, &data, &q, &err) : cli_load_data(o, &data, &err)) != DN_OK) {
         dn_net_free(net);
         return cli_fail(&err);
     }
@@ -51,18 +52,21 @@ int cmd_eval(cli_options *o)
     float *probs = malloc(sizeof(float) * DN_N_CLASSES * (size_t)(data.test.n ? data.test.n : 1));
     if (!probs)
         status = cli_failf("out of memory");
-    else if (dn_net_evaluate(net, &data.test, &m, probs, &err) != DN_OK)
+    else if ((q ? dn_qnet_evaluate(q, &data.test, &m, probs, &err) : dn_net_evaluate(net, &data.test, &m, probs, &err)) != DN_OK)
         status = err.status == DN_ESHAPE ? cli_failf("%s: %s", o->model, err.msg) : cli_fail(&err);
     else {
         cJSON *j = cli_metrics_json(&m);
+        if (q)
+            cJSON_AddStringToObject(j, "arithmetic", "int8");
         if (!o->json) {
-            printf("Evaluating %s on %s\n", o->model, data.test_desc);
+            printf("Evaluating %s%s on %s\n", o->model, q ? " (int8)" : "", data.test_desc);
             cli_print_metrics(stdout, &m, "Test");
         }
         cli_report r = {.command = "eval", .net = net, .test = &data.test, .probs = probs, .metrics = &m};
         status = cli_finish(o, &r, j);
     }
     free(probs);
+    dn_qnet_free(q);
     cli_data_free(&data);
     dn_net_free(net);
     return status;

@@ -23,6 +23,8 @@ static const command commands[] = {
     {"show", cmd_show, "draw images of a data set: --data NAME [--per-class | --first N] --out FILE.png"},
     {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
     {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
+    {"export", cmd_export, "write the int8 network as C for a microcontroller: --model FILE --format c --name NAME --out DIR\n"
+                           "           [--data NAME --calibration N]"},
     {"fetch", cmd_fetch, "download and verify a data set: fetch optdigits|mnist|fashion-mnist [--data-dir DIR --mirror URL...]"},
 };
 
@@ -59,6 +61,9 @@ static void usage(FILE *f)
                "  --first N           show: the first N images with their labels\n"
                "  --save-preprocessed DIR   predict IMAGE...: write the 28x28 (or 8x8) image the network saw\n"
                "  --host H --port N   serve: address to listen on (default 127.0.0.1, port 8080; 0: any free port)\n"
+               "  --int8              eval/serve: run the int8-quantised network (the exported C's arithmetic)\n"
+               "  --calibration N     eval/serve --int8, export: training rows that set the int8 ranges (default 1000)\n"
+               "  --format F --name NAME   export: c (NAME.h and NAME.c in --out DIR)\n"
                "  --json              print one JSON object on stdout instead of text\n"
                "  --quiet             print only the final results\n");
 }
@@ -116,6 +121,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->fetch = 1;
             continue;
         }
+        if (!strcmp(a, "--int8")) {
+            o->int8 = 1;
+            continue;
+        }
         if (!strcmp(a, "--per-class")) {
             o->per_class = 1;
             continue;
@@ -149,6 +158,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->checkpoint = v;
         else if (!strcmp(a, "--resume"))
             o->resume = v;
+        else if (!strcmp(a, "--format"))
+            o->format = v;
+        else if (!strcmp(a, "--name"))
+            o->name = v;
         else if (!strcmp(a, "--host"))
             o->host = v;
         else if (!strcmp(a, "--save-preprocessed"))
@@ -166,6 +179,7 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--count", 1, 1e9, o->count = (int)x)
         NUM("--top", 1, DN_N_CLASSES, o->top = (int)x)
         NUM("--checkpoint-every", 1, 1e6, o->checkpoint_every = (int)x)
+        NUM("--calibration", 1, 1e7, o->calibration = (int)x)
         NUM("--port", 0, 65535, (o->port = (int)x, o->have_port = 1))
         NUM("--first", 1, DN_PLOT_MAX_IMAGES, o->first = (int)x)
         NUM("--lr", 1e-12, 1e6, o->lr = x)
