@@ -25,7 +25,7 @@ WEB_OBJ  := $(BUILD)/gen/web_index.o
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
+.PHONY: all check-pkgs deps demo test unit-test cli-test asan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build mcu-test
 all: check-pkgs $(BUILD)/libdigitnet.a $(BUILD)/libdigitnet.so $(BUILD)/digitnet
 
 # A plain `make` on a machine without the packages stops with one line saying what to run, instead
@@ -114,6 +114,17 @@ fetch-test: $(BUILD)/digitnet
 asan-test:
 	$(MAKE) BUILD=build-asan OPT="-O1 $(SANITIZE)" unit-test
 
+# The int8 C export on emulated Cortex-M (tests/mcu/run.sh): R1 and R2 trained briefly, exported,
+# built for QEMU's lm3s6965evb (Cortex-M3, 256 KB flash, 64 KB RAM) and mps2-an386 (Cortex-M4F) with
+# tests/mcu's startup file and linker scripts, run on embedded test images under semihosting; every
+# logit must equal the host's --int8 path. Prints sizes and instructions per inference.
+$(BUILD)/tests/mcu_images: tests/mcu/make_images.c $(BUILD)/libdigitnet.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libdigitnet.a $(LDLIBS)
+
+mcu-test: $(BUILD)/digitnet $(BUILD)/tests/mcu_images
+	DIGITNET=$(BUILD)/digitnet MAKE_IMAGES=$(BUILD)/tests/mcu_images sh tests/mcu/run.sh
+
 # deps first, then a second make: it reads this file after the packages are there (see PKG_CFLAGS).
 test: deps
 	$(MAKE) all
@@ -123,6 +134,7 @@ test: deps
 	$(MAKE) serve-test
 	$(MAKE) fetch-test
 	$(MAKE) browser-test
+	$(MAKE) mcu-test
 	@echo "all test groups passed"
 
 demo: deps

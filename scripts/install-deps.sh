@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 PKGS="gcc make pkg-config libopenblas-dev zlib1g-dev libcjson-dev libpng-dev libjpeg-dev libcairo2-dev
 libmicrohttpd-dev libcmocka-dev python3 libcurl4-openssl-dev libzip-dev libssl-dev
 xxd curl chromium nodejs"
+# make test's Cortex-M test (tests/mcu): the Arm cross-compiler, its C library and QEMU's Arm boards.
+PKGS="$PKGS gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare;
 # and wrk, the HTTP load generator of make load-test.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch wrk"

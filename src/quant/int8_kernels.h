@@ -53,33 +53,40 @@ static DNQ_MAYBE_UNUSED int32_t dnq_requantize(int32_t x, int32_t mult, int32_t 
     return (int32_t)r;
 }
 
+/* Channels-last, one row of a window (kw pixels x in_c channels) is one contiguous run in the input
+ * and in the weights: the inner loop runs over it, clipped once per output pixel to the columns
+ * inside the image (the "same" padding adds nothing: its real value is 0). The layer's fields are
+ * copied to locals: out is int8_t, which may alias anything, so the compiler would otherwise reload
+ * every field after each store. */
 static DNQ_MAYBE_UNUSED void dnq_conv(const dnq_layer *L, const int8_t *in, int8_t *out)
 {
-    const int32_t taps = L->kh * L->kw * L->in_c;
-    for (int32_t oy = 0; oy < L->out_h; oy++)
-        for (int32_t ox = 0; ox < L->out_w; ox++) {
-            int8_t *o = out + (oy * L->out_w + ox) * L->out_c;
-            for (int32_t f = 0; f < L->out_c; f++) {
-                const int8_t *w = L->weight + f * taps;
-                int32_t acc = L->bias[f];
-                for (int32_t ky = 0; ky < L->kh; ky++) {
-                    const int32_t iy = oy * L->stride_h + ky - L->pad_top;
-                    if (iy < 0 || iy >= L->in_h)
-                        continue; /* zero padding: the real value 0 adds nothing */
-                    for (int32_t kx = 0; kx < L->kw; kx++) {
-                        const int32_t ix = ox * L->stride_w + kx - L->pad_left;
-                        if (ix < 0 || ix >= L->in_w)
-                            continue;
-                        const int8_t *x = in + (iy * L->in_w + ix) * L->in_c;
-                        const int8_t *wk = w + (ky * L->kw + kx) * L->in_c;
-                        for (int32_t c = 0; c < L->in_c; c++)
-                            acc += ((int32_t)x[c] - L->in_zp) * (int32_t)wk[c];
-                    }
+    const int32_t in_h = L->in_h, in_w = L->in_w, in_c = L->in_c, out_h = L->out_h, out_w = L->out_w;
+    const int32_t out_c = L->out_c, kh = L->kh, kw = L->kw, stride_h = L->stride_h, stride_w = L->stride_w;
+    const int32_t pad_top = L->pad_top, pad_left = L->pad_left, in_zp = L->in_zp, out_zp = L->out_zp;
+    const int32_t act_min = L->act_min, taps = kh * kw * in_c;
+    const int8_t *const weight = L->weight, *const shift = L->shift;
+    const int32_t *const bias = L->bias, *const mult = L->mult;
+    for (int32_t oy = 0; oy < out_h; oy++) {
+        const int32_t y0 = oy * stride_h - pad_top; /* input row of window row 0 */
+        const int32_t ky0 = y0 < 0 ? -y0 : 0, ky1 = in_h - y0 < kh ? in_h - y0 : kh;
+        for (int32_t ox = 0; ox < out_w; ox++) {
+            const int32_t x0 = ox * stride_w - pad_left;
+            const int32_t kx0 = x0 < 0 ? -x0 : 0, kx1 = in_w - x0 < kw ? in_w - x0 : kw;
+            const int32_t run = (kx1 - kx0) * in_c;
+            int8_t *o = out + (oy * out_w + ox) * out_c;
+            for (int32_t f = 0; f < out_c; f++) {
+                int32_t acc = bias[f];
+                for (int32_t ky = ky0; ky < ky1; ky++) {
+                    const int8_t *x = in + ((y0 + ky) * in_w + x0 + kx0) * in_c;
+                    const int8_t *w = weight + f * taps + (ky * kw + kx0) * in_c;
+                    for (int32_t i = 0; i < run; i++)
+                        acc += ((int32_t)x[i] - in_zp) * (int32_t)w[i];
                 }
-                int32_t y = dnq_requantize(acc, L->mult[f], L->shift[f]) + L->out_zp;
-                o[f] = (int8_t)(y < L->act_min ? L->act_min : y > 127 ? 127 : y);
+                const int32_t y = dnq_requantize(acc, mult[f], shift[f]) + out_zp;
+                o[f] = (int8_t)(y < act_min ? act_min : y > 127 ? 127 : y);
             }
         }
+    }
 }
 
 static DNQ_MAYBE_UNUSED void dnq_maxpool(const dnq_layer *L, const int8_t *in, int8_t *out)
