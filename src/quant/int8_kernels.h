@@ -64,6 +64,7 @@ static DNQ_MAYBE_UNUSED void dnq_conv(const dnq_layer *L, const int8_t *in, int8
     const int32_t out_c = L->out_c, kh = L->kh, kw = L->kw, stride_h = L->stride_h, stride_w = L->stride_w;
     const int32_t pad_top = L->pad_top, pad_left = L->pad_left, in_zp = L->in_zp, out_zp = L->out_zp;
     const int32_t act_min = L->act_min, taps = kh * kw * in_c;
+    const int16_t zp16 = (int16_t)in_zp;
     const int8_t *const weight = L->weight, *const shift = L->shift;
     const int32_t *const bias = L->bias, *const mult = L->mult;
     for (int32_t oy = 0; oy < out_h; oy++) {
@@ -79,8 +80,8 @@ static DNQ_MAYBE_UNUSED void dnq_conv(const dnq_layer *L, const int8_t *in, int8
                 for (int32_t ky = ky0; ky < ky1; ky++) {
                     const int8_t *x = in + ((y0 + ky) * in_w + x0 + kx0) * in_c;
                     const int8_t *w = weight + f * taps + (ky * kw + kx0) * in_c;
-                    for (int32_t i = 0; i < run; i++)
-                        acc += ((int32_t)x[i] - in_zp) * (int32_t)w[i];
+                    for (int32_t i = 0; i < run; i++) /* |x - zp| <= 255: 16-bit operands, 32-bit sums */
+                        acc += (int16_t)((int16_t)x[i] - zp16) * (int16_t)w[i];
                 }
                 const int32_t y = dnq_requantize(acc, mult[f], shift[f]) + out_zp;
                 o[f] = (int8_t)(y < act_min ? act_min : y > 127 ? 127 : y);

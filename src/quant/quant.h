@@ -4,7 +4,16 @@
 #define DN_QUANT_H
 
 #include "internal.h"
+/* The host compiles the kernels at -O3, which vectorises their int8 dot products; integer
+ * arithmetic gives the same bits at any optimisation level. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("O3")
+#endif
 #include "quant/int8_kernels.h"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 #include <stddef.h>
 
