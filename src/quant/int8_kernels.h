@@ -14,10 +14,14 @@
  * compiler digitnet is built with (gcc, clang, arm-none-eabi-gcc). */
 #include <stdint.h>
 
+/* Kernels may go unused in a given network; convolution and pooling stay out of line, so that
+ * their loops get the registers to themselves (inlined into one function they spill on Cortex-M). */
 #if defined(__GNUC__)
 #define DNQ_MAYBE_UNUSED __attribute__((unused))
+#define DNQ_OUT_OF_LINE __attribute__((unused, noinline))
 #else
 #define DNQ_MAYBE_UNUSED
+#define DNQ_OUT_OF_LINE
 #endif
 
 enum {
@@ -53,12 +57,23 @@ static DNQ_MAYBE_UNUSED int32_t dnq_requantize(int32_t x, int32_t mult, int32_t 
     return (int32_t)r;
 }
 
+/* acc + sum over i < n of (x[i] - zp) w[i]. |x - zp| <= 255, so the operands fit 16 bits and the
+ * products 32 (x86 multiplies 16-bit pairs at once). A function of its own: its loop then has the
+ * registers to itself. */
+static DNQ_OUT_OF_LINE int32_t dnq_dot(const int8_t *x, const int8_t *w, int32_t n, int16_t zp, int32_t acc)
+{
+    const int8_t *const end = x + n;
+    while (x != end)
+        acc += (int16_t)(*x++ - zp) * (int16_t)*w++;
+    return acc;
+}
+
 /* Channels-last, one row of a window (kw pixels x in_c channels) is one contiguous run in the input
  * and in the weights: the inner loop runs over it, clipped once per output pixel to the columns
  * inside the image (the "same" padding adds nothing: its real value is 0). The layer's fields are
  * copied to locals: out is int8_t, which may alias anything, so the compiler would otherwise reload
  * every field after each store. */
-static DNQ_MAYBE_UNUSED void dnq_conv(const dnq_layer *L, const int8_t *in, int8_t *out)
+static DNQ_OUT_OF_LINE void dnq_conv(const dnq_layer *L, const int8_t *in, int8_t *out)
 {
     const int32_t in_h = L->in_h, in_w = L->in_w, in_c = L->in_c, out_h = L->out_h, out_w = L->out_w;
     const int32_t out_c = L->out_c, kh = L->kh, kw = L->kw, stride_h = L->stride_h, stride_w = L->stride_w;
@@ -80,8 +95,7 @@ static DNQ_MAYBE_UNUSED void dnq_conv(const dnq_layer *L, const int8_t *in, int8
                 for (int32_t ky = ky0; ky < ky1; ky++) {
                     const int8_t *x = in + ((y0 + ky) * in_w + x0 + kx0) * in_c;
                     const int8_t *w = weight + f * taps + (ky * kw + kx0) * in_c;
-                    for (int32_t i = 0; i < run; i++) /* |x - zp| <= 255: 16-bit operands, 32-bit sums */
-                        acc += (int16_t)((int16_t)x[i] - zp16) * (int16_t)w[i];
+                    acc = dnq_dot(x, w, run, zp16, acc);
                 }
                 const int32_t y = dnq_requantize(acc, mult[f], shift[f]) + out_zp;
                 o[f] = (int8_t)(y < act_min ? act_min : y > 127 ? 127 : y);
@@ -90,7 +104,7 @@ static DNQ_MAYBE_UNUSED void dnq_conv(const dnq_layer *L, const int8_t *in, int8
     }
 }
 
-static DNQ_MAYBE_UNUSED void dnq_maxpool(const dnq_layer *L, const int8_t *in, int8_t *out)
+static DNQ_OUT_OF_LINE void dnq_maxpool(const dnq_layer *L, const int8_t *in, int8_t *out)
 {
     for (int32_t oy = 0; oy < L->out_h; oy++)
         for (int32_t ox = 0; ox < L->out_w; ox++)
