@@ -124,6 +124,8 @@ int cmd_features(cli_options *o);
 /* export --format c|onnx (tools/cmd_export.c); cmd_export dispatches on --format. */
 int cmd_export(cli_options *o);
 int cmd_export_c(cli_options *o);
+/* Opens --model, which must be a trained model, not a spec (tools/cmd_eval.c). */
+dn_status cli_load_saved(cli_options *o, dn_net **net, dn_error *err);
 /* --int8: loads the model's data into *data (the caller frees it) and quantises net, calibrated on
  * --calibration N of its training rows. */
 dn_status cli_quantize(cli_options *o, const dn_net *net, cli_data *data, dn_qnet **q, dn_error *err);

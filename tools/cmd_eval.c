@@ -19,7 +19,7 @@ void cli_defaults_from_model(cli_options *o, const dn_net *net)
         o->seed = strtoull(v, NULL, 10);
 }
 
-static dn_status load_saved(cli_options *o, dn_net **net, dn_error *err)
+dn_status cli_load_saved(cli_options *o, dn_net **net, dn_error *err)
 {
     int saved = 0;
     dn_status st = cli_open_model(o->model, o->seed, net, &saved, err);
@@ -38,7 +38,7 @@ int cmd_eval(cli_options *o)
     dn_error err = {0};
     dn_net *net = NULL;
     cli_data data;
-    if (load_saved(o, &net, &err) != DN_OK)
+    if (cli_load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
     dn_qnet *q = NULL; /* --int8: the quantised network (tools/cmd_export.c) */
     cli_defaults_from_model(o, net);
@@ -77,7 +77,7 @@ int cmd_predict(cli_options *o)
     dn_error err = {0};
     dn_net *net = NULL;
     cli_data data;
-    if (load_saved(o, &net, &err) != DN_OK)
+    if (cli_load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
     if (o->n_positional) { /* image files: tools/cmd_images.c */
         int status = cli_predict_images(o, net);

@@ -44,13 +44,8 @@ int cmd_export_c(cli_options *o)
                          o->name);
     dn_error err = {0};
     dn_net *net = NULL;
-    int saved = 0;
-    if (cli_open_model(o->model, o->seed, &net, &saved, &err) != DN_OK)
+    if (cli_load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
-    if (!saved) {
-        dn_net_free(net);
-        return cli_failf("%s: is a spec, not a trained model; train it with 'digitnet train --out FILE' first", o->model);
-    }
     cli_data data;
     dn_qnet *q = NULL;
     if (cli_quantize(o, net, &data, &q, &err) != DN_OK) {
