@@ -19,6 +19,69 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ------------------------------------------------------------------ the host's dot product */
+
+int32_t dn_quant_dot_portable(const int8_t *x, const int8_t *w, int32_t n, int16_t zp, int32_t acc)
+{
+    return dnq_dot(x, w, n, zp, acc);
+}
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#include <immintrin.h>
+/* sum (x - zp) w = sum (x + 128) w - (zp + 128) sum w: vpdpbusd multiplies unsigned bytes (x + 128)
+ * by signed ones (w) and adds groups of four into 32-bit sums. Every partial sum is an integer the
+ * portable loop also reaches, and int32 arithmetic wraps the same way in both, so the result is
+ * the portable one bit for bit. */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static int32_t dot_vnni(const int8_t *x, const int8_t *w,
+                                                                                int32_t n, int16_t zp, int32_t acc)
+{
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi8(1);
+    __m512i sum_xw = _mm512_setzero_si512(), sum_w = _mm512_setzero_si512();
+    int32_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i xv = _mm512_xor_si512(_mm512_loadu_si512(x + i), flip), wv = _mm512_loadu_si512(w + i);
+        sum_xw = _mm512_dpbusd_epi32(sum_xw, xv, wv);
+        sum_w = _mm512_dpbusd_epi32(sum_w, ones, wv);
+    }
+    if (i < n) { /* the tail, masked: zero bytes add nothing */
+        __mmask64 m = (1ull << (n - i)) - 1; /* n - i < 64 */
+        __m512i xv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), _mm512_maskz_mov_epi8(m, flip));
+        __m512i wv = _mm512_maskz_loadu_epi8(m, w + i);
+        sum_xw = _mm512_dpbusd_epi32(sum_xw, xv, wv);
+        sum_w = _mm512_dpbusd_epi32(sum_w, ones, wv);
+    }
+    uint32_t total = (uint32_t)_mm512_reduce_add_epi32(sum_xw) - (uint32_t)(zp + 128) * (uint32_t)_mm512_reduce_add_epi32(sum_w);
+    return (int32_t)((uint32_t)acc + total);
+}
+
+static int use_vnni = -1;
+
+int dn_quant_vnni(void)
+{
+    if (use_vnni < 0) { /* the same answer whichever thread asks first */
+        const char *force = getenv("DIGITNET_SIMD");
+        use_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                   !(force && strcmp(force, "generic") == 0);
+    }
+    return use_vnni;
+}
+
+int32_t dn_quant_dot(const int8_t *x, const int8_t *w, int32_t n, int16_t zp, int32_t acc)
+{
+    return n >= 32 && dn_quant_vnni() ? dot_vnni(x, w, n, zp, acc) : dnq_dot(x, w, n, zp, acc);
+}
+#else
+int dn_quant_vnni(void)
+{
+    return 0;
+}
+
+int32_t dn_quant_dot(const int8_t *x, const int8_t *w, int32_t n, int16_t zp, int32_t acc)
+{
+    return dnq_dot(x, w, n, zp, acc);
+}
+#endif
+
 /* ------------------------------------------------------------------ lowering */
 
 typedef struct lowering {

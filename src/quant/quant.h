@@ -6,6 +6,9 @@
 #include "internal.h"
 /* The host compiles the kernels at -O3, which vectorises their int8 dot products; integer
  * arithmetic gives the same bits at any optimisation level. */
+/* The host's dot product: int8_kernels.h's own, or AVX-512 VNNI where the CPU has it (quant.c). */
+int32_t dn_quant_dot(const int8_t *x, const int8_t *w, int32_t n, int16_t zp, int32_t acc);
+#define DNQ_DOT dn_quant_dot
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("O3")
@@ -16,6 +19,11 @@
 #endif
 
 #include <stddef.h>
+
+/* 1 when dn_quant_dot uses AVX-512 VNNI (not with DIGITNET_SIMD=generic). For tests. */
+int dn_quant_vnni(void);
+/* int8_kernels.h's portable dot product, for tests to compare with. */
+int32_t dn_quant_dot_portable(const int8_t *x, const int8_t *w, int32_t n, int16_t zp, int32_t acc);
 
 /* The text of int8_kernels.h, NUL-terminated (kernels_text.c). */
 extern const char dn_int8_kernels_text[];
