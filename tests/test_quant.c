@@ -11,20 +11,16 @@
 
 #include <dirent.h>
 
-#define OPTDIGITS_TRA DN_TEST_DATA "/optdigits/optdigits.tra"
-#define OPTDIGITS_TES DN_TEST_DATA "/optdigits/optdigits.tes"
-
 static dn_dataset tra, tes;
 
 static int load_data(void **state)
 {
     (void)state;
     dn_error err = {0};
-    if (dn_optdigits_load(OPTDIGITS_TRA, &tra, &err) != DN_OK || dn_optdigits_load(OPTDIGITS_TES, &tes, &err) != DN_OK) {
-        print_error("cannot load optdigits: %s\n", err.msg);
-        return -1;
-    }
-    return 0;
+    if (dn_data_open("optdigits", DN_TEST_DATA, &tra, &tes, &err) == DN_OK)
+        return 0;
+    print_error("cannot load optdigits: %s\n", err.msg);
+    return -1;
 }
 
 static int free_data(void **state)
