@@ -78,7 +78,7 @@ $(ONNX_OBJ): $(ONNX_GEN)/onnx.pb-c.c $(ONNX_GEN)/onnx.pb-c.h
 $(BUILD)/src/onnx/%.o: CFLAGS += -I$(ONNX_GEN)
 
 .PHONY: onnx-test install uninstall install-test python-test
-.PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test tsan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build
+.PHONY: all check-pkgs deps demo test setup-test unit-test cli-test asan-test tsan-test browser-test serve-test fetch-test bench load-test clean fuzz fuzz-build mcu-test
 all: check-pkgs $(LIB_A) $(BUILD)/libdigitnet.so $(BUILD)/libdigitnet-extra.so $(BUILD)/digitnet
 
 # A plain `make` on a machine without the packages stops with one line saying what to run, instead
@@ -272,6 +272,17 @@ tsan-test:
 	@set -e; for t in $(TSAN_TESTS); do echo "== build-tsan/tests/$$t (ThreadSanitizer)"; \
 	    OMP_NUM_THREADS=1 TSAN_OPTIONS="halt_on_error=1 exitcode=66" build-tsan/tests/$$t; done
 
+# The int8 C export on emulated Cortex-M (tests/mcu/run.sh): R1 and R2 trained briefly, exported,
+# built for QEMU's lm3s6965evb (Cortex-M3, 256 KB flash, 64 KB RAM) and mps2-an386 (Cortex-M4F) with
+# tests/mcu's startup file and linker scripts, run on embedded test images under semihosting; every
+# logit must equal the host's --int8 path. Prints sizes and instructions per inference.
+$(BUILD)/tests/mcu_images: tests/mcu/make_images.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_A) $(LDLIBS)
+
+mcu-test: $(BUILD)/digitnet $(BUILD)/tests/mcu_images
+	DIGITNET_DATA=$(TEST_DATA) DIGITNET=$(BUILD)/digitnet MAKE_IMAGES=$(BUILD)/tests/mcu_images sh tests/mcu/run.sh
+
 # deps first, then a second make: it reads this file after the packages are there (see PKG_CFLAGS).
 test: deps
 	$(MAKE) all
@@ -285,6 +296,7 @@ test: deps
 	$(MAKE) python-test
 	$(MAKE) install-test
 	$(MAKE) onnx-test
+	$(MAKE) mcu-test
 	$(MAKE) setup-test
 	@echo "all test groups passed"
 

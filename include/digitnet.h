@@ -600,6 +600,62 @@ const char *dn_preprocess_name(dn_shape target);
  * on a side are first shrunk by area averaging. */
 dn_status dn_preprocess(const dn_image *img, dn_shape target, float *out, dn_error *err);
 
+/* ------------------------------------------------------------------ int8 quantisation and C export */
+
+/*
+ * Post-training int8 quantisation in TensorFlow Lite's scheme: weights int8 symmetric per output
+ * channel, biases int32 (scale = input scale x weight scale), activations int8 per tensor with a
+ * zero point set from the ranges observed on calibration rows, requantisation by a 32-bit
+ * fixed-point multiplier and a shift, sigmoid and tanh by 256-entry tables, batchnorm folded into the
+ * convolution or dense layer before it, dropout and flatten removed. Integer-only up to the logits.
+ * The input is the data set's raw pixels (scale 1 / raw_max, zero point -128: exact). The host
+ * path and the exported C run the same kernel source (src/quant/int8_kernels.h), so their logits
+ * are equal bit for bit.
+ */
+typedef struct dn_qnet dn_qnet;
+
+#define DN_QUANT_DEFAULT_CALIBRATION 1000
+
+/* Quantises net, calibrated on n_calibration rows of calibration spread evenly over it (all of them
+ * when it has fewer). The net is only read. DN_EARG names the layer when a layer cannot be
+ * quantised (a softmax before the end, a batchnorm with no conv2d or dense without activation
+ * before it); DN_ESHAPE when the rows do not fit the net; DN_ELIMIT when a channel could overflow
+ * an int32 accumulator. *out is freed with dn_qnet_free. */
+dn_status dn_quantize(const dn_net *net, const dn_dataset *calibration, int n_calibration, dn_qnet **out,
+                      dn_error *err);
+
+void dn_qnet_free(dn_qnet *q);
+dn_shape dn_qnet_input_shape(const dn_qnet *q);
+int dn_qnet_raw_max(const dn_qnet *q);
+int dn_qnet_n_classes(const dn_qnet *q);
+
+/* Runs n images of raw pixels (n, h, w, c), 0..raw_max: int8 logits (n, n_classes) and the
+ * predicted classes (n), either may be NULL. Thread-safe: the qnet is only read (per-call arenas). */
+dn_status dn_qnet_predict(const dn_qnet *q, const uint8_t *pixels, int n, int8_t *logits, int *classes,
+                          dn_error *err);
+
+/* The real values of one image's int8 logits (n_classes floats), and softmax probabilities of n
+ * images' logits (n, n_classes): for metrics on the host only. */
+void dn_qnet_logits_float(const dn_qnet *q, const int8_t *logits, float *out);
+void dn_qnet_probabilities(const dn_qnet *q, const int8_t *logits, int n, float *probs);
+
+/* dn_qnet_predict over the data set, then every metric. probs_out may be NULL. */
+dn_status dn_qnet_evaluate(const dn_qnet *q, const dn_dataset *data, dn_metrics *m, float *probs_out,
+                           dn_error *err);
+
+/* Bytes of const data the export puts in flash (weights, biases, multipliers, tables, layer table)
+ * and bytes of RAM (the arena: the largest pair of live activations). Either may be NULL. */
+void dn_qnet_sizes(const dn_qnet *q, size_t *weight_bytes, size_t *arena_bytes);
+
+/* 1 when name is a C identifier of at most 64 characters. */
+int dn_c_identifier(const char *name);
+
+/* Writes dir/name.h and dir/name.c (C99, no malloc, no float, <stdint.h> and <string.h> only):
+ *   #define NAME_INPUT_HEIGHT, NAME_INPUT_WIDTH, NAME_INPUT_CHANNELS, NAME_CLASSES, NAME_ARENA_BYTES
+ *   int NAME_predict(const uint8_t *pixels, int8_t logits[NAME_CLASSES]);
+ * Both are written to temporary names and renamed when complete: on failure neither exists.
+ * DN_EARG when name is not a C identifier, DN_EIO when dir cannot be written. */
+dn_status dn_qnet_export_c(const dn_qnet *q, const char *name, const char *dir, dn_error *err);
 #if defined(__GNUC__)
 #pragma GCC visibility pop
 #endif

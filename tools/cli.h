@@ -33,6 +33,9 @@ typedef struct cli_options {
     int fetch;                /* --fetch: download the data set when it is not found */
     const char *mirrors[16];  /* --mirror URL (repeatable): replaces the built-in mirrors */
     int n_mirrors;
+    int int8;                 /* eval, serve: --int8, the quantised network (tools/cmd_export.c) */
+    int calibration;          /* --calibration N training rows (default DN_QUANT_DEFAULT_CALIBRATION) */
+    const char *format, *name; /* export: --format c|onnx, --name NAME */
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;
@@ -125,6 +128,14 @@ int cmd_features(cli_options *o);
  * command word; they parse their own options. */
 int cmd_export_onnx(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+/* export --format c|onnx (tools/cmd_export.c); cmd_export dispatches on --format. */
+int cmd_export(cli_options *o);
+int cmd_export_c(cli_options *o);
+/* Opens --model, which must be a trained model, not a spec (tools/cmd_eval.c). */
+dn_status cli_load_saved(cli_options *o, dn_net **net, dn_error *err);
+/* --int8: loads the model's data into *data (the caller frees it) and quantises net, calibrated on
+ * --calibration N of its training rows. */
+dn_status cli_quantize(cli_options *o, const dn_net *net, cli_data *data, dn_qnet **q, dn_error *err);
 
 /* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
  * training time, so that the same test rows come back. */

@@ -21,7 +21,7 @@ void cli_defaults_from_model(cli_options *o, const dn_net *net)
         o->seed = split.seed;
 }
 
-static dn_status load_saved(cli_options *o, dn_net **net, dn_error *err)
+dn_status cli_load_saved(cli_options *o, dn_net **net, dn_error *err)
 {
     int saved = 0;
     dn_status st = cli_open_model(o->model, o->seed, net, &saved, err);
@@ -40,11 +40,12 @@ int cmd_eval(cli_options *o)
     dn_error err = {0};
     dn_net *net = NULL;
     cli_data data;
-    if (load_saved(o, &net, &err) != DN_OK)
+    if (cli_load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
+    dn_qnet *q = NULL; /* --int8: the quantised network (tools/cmd_export.c) */
     cli_defaults_from_model(o, net);
     o->val_split = 0; /* the test rows do not depend on it */
-    if (cli_load_data(o, &data, &err) != DN_OK) {
+    if ((o->int8 ? cli_quantize(o, net, &data, &q, &err) : cli_load_data(o, &data, &err)) != DN_OK) {
         dn_net_free(net);
         return cli_fail(&err);
     }
@@ -53,18 +54,21 @@ int cmd_eval(cli_options *o)
     float *probs = malloc(sizeof(float) * DN_N_CLASSES * (size_t)(data.test.n ? data.test.n : 1));
     if (!probs)
         status = cli_failf("out of memory");
-    else if (dn_net_evaluate(net, &data.test, &m, probs, &err) != DN_OK)
+    else if ((q ? dn_qnet_evaluate(q, &data.test, &m, probs, &err) : dn_net_evaluate(net, &data.test, &m, probs, &err)) != DN_OK)
         status = err.status == DN_ESHAPE ? cli_failf("%s: %s", o->model, err.msg) : cli_fail(&err);
     else {
         cJSON *j = cli_metrics_json(&m);
+        if (q)
+            cJSON_AddStringToObject(j, "arithmetic", "int8");
         if (!o->json) {
-            printf("Evaluating %s on %s\n", o->model, data.test_desc);
+            printf("Evaluating %s%s on %s\n", o->model, q ? " (int8)" : "", data.test_desc);
             cli_print_metrics(stdout, &m, "Test");
         }
         cli_report r = {.command = "eval", .net = net, .test = &data.test, .probs = probs, .metrics = &m};
         status = cli_finish(o, &r, j);
     }
     free(probs);
+    dn_qnet_free(q);
     cli_data_free(&data);
     dn_net_free(net);
     return status;
@@ -75,7 +79,7 @@ int cmd_predict(cli_options *o)
     dn_error err = {0};
     dn_net *net = NULL;
     cli_data data;
-    if (load_saved(o, &net, &err) != DN_OK)
+    if (cli_load_saved(o, &net, &err) != DN_OK)
         return cli_fail(&err);
     if (o->n_positional) { /* image files: tools/cmd_images.c */
         int status = cli_predict_images(o, net);

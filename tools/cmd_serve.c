@@ -43,6 +43,7 @@ typedef struct server {
     dn_shape in;
     const char *model_path;
     size_t max_pixels;
+    dn_qnet *qnet;        /* --int8: answers come from the quantised network (read-only) */
 } server;
 
 /* One request's body, gathered across calls of the access handler. */
@@ -168,7 +169,14 @@ static enum MHD_Result predict(server *s, struct MHD_Connection *c, const reques
         }
         return send_json(c, MHD_HTTP_OK, o);
     }
-    if (st == DN_OK) {
+    if (st == DN_OK && s->qnet) { /* the int8 path takes the raw pixels of the data set's units */
+        uint8_t pixels[28 * 28];
+        int8_t logits[DN_N_CLASSES];
+        for (int k = 0; k < s->in.h * s->in.w; k++)
+            pixels[k] = (uint8_t)(input[k] * (float)dn_qnet_raw_max(s->qnet) + 0.5f);
+        if ((st = dn_qnet_predict(s->qnet, pixels, 1, logits, NULL, &err)) == DN_OK)
+            dn_qnet_probabilities(s->qnet, logits, 1, probs);
+    } else if (st == DN_OK) {
         st = dn_net_predict(s->net, input, 1, probs, &err);
     }
     if (st != DN_OK)
@@ -313,6 +321,14 @@ int cmd_serve(cli_options *o)
         return cli_failf("%s: input %dx%dx%d: only 28x28x1 and 8x8x1 models can be served", o->model, s.in.h, s.in.w,
                          s.in.c);
     }
+    if (o->int8) { /* calibrated on the model's training rows, as eval --int8 and export do */
+        cli_data data;
+        if (cli_quantize(o, s.net, &data, &s.qnet, &err) != DN_OK) {
+            dn_net_free(s.net);
+            return cli_fail(&err);
+        }
+        cli_data_free(&data);
+    }
     /* One image at a time gains nothing from threads inside the network, and idle OpenMP workers
      * spinning would compete with the connection threads: --threads sizes the pool of those. */
     dn_set_threads(1);
@@ -384,8 +400,8 @@ int cmd_serve(cli_options *o)
         if (!loopback(addr->ai_addr))
             fprintf(stderr, "digitnet: warning: listening on %s, not loopback: anyone who can reach this machine can use it\n",
                     host);
-        printf("digitnet: serving %s (%s) on http://%s%s%s:%d/ - Ctrl-C to stop\n", o->model, dn_preprocess_name(s.in),
-               v6 ? "[" : "", host, v6 ? "]" : "", bound);
+        printf("digitnet: serving %s (%s%s) on http://%s%s%s:%d/ - Ctrl-C to stop\n", o->model, dn_preprocess_name(s.in),
+               s.qnet ? ", int8" : "", v6 ? "[" : "", host, v6 ? "]" : "", bound);
         fflush(stdout);
         int sig = 0;
         while (sigwait(&stop, &sig) != 0)
@@ -396,6 +412,7 @@ int cmd_serve(cli_options *o)
     }
     freeaddrinfo(addr);
     serve_guard_free(guard);
+    dn_qnet_free(s.qnet);
     dn_net_free(s.net);
     return status;
 }

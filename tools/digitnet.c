@@ -25,6 +25,8 @@ static const command commands[] = {
     {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
     {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
     {"info", cmd_info, "what this machine and build compute with: CPU, SIMD kernels, threads, build flags"},
+    {"export", cmd_export, "export a trained model: --model M --format onnx --out FILE.onnx, or the int8 network\n"
+                           "           as C for a microcontroller: --format c --name NAME --out DIR [--data NAME --calibration N]"},
     {"fetch", cmd_fetch, "download and verify a data set: fetch optdigits|mnist|fashion-mnist [--data-dir DIR --mirror URL...]"},
 };
 
@@ -33,7 +35,6 @@ static void usage(FILE *f)
     fprintf(f, "usage: digitnet COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "  %-8s %s\n", "export", "export a trained model: --model M --format onnx --out FILE.onnx");
     fprintf(f, "  %-8s %s\n", "import", "import an ONNX CNN (PyTorch, Keras/tf2onnx): FILE.onnx --out M.safetensors [--input-scale S]");
     fprintf(f, "\noptions:\n"
                "  --model PATH        model spec (.cnn) or saved model (.safetensors)\n"
@@ -66,6 +67,9 @@ static void usage(FILE *f)
                "  --max-connections N --max-per-client N --request-timeout S --max-pixels N\n"
                "                      serve: limits (default 2000 connections, 256 per client address, 15 s\n"
                "                      for a request to arrive, 16777216 pixels an image; README: Robustness)\n"
+               "  --int8              eval/serve: run the int8-quantised network (the exported C's arithmetic)\n"
+               "  --calibration N     eval/serve --int8, export: training rows that set the int8 ranges (default 1000)\n"
+               "  --format F --name NAME   export: c (NAME.h and NAME.c in --out DIR)\n"
                "  --json              print one JSON object on stdout instead of text\n"
                "  --quiet             print only the final results\n");
 }
@@ -126,6 +130,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->fetch = 1;
             continue;
         }
+        if (!strcmp(a, "--int8")) {
+            o->int8 = 1;
+            continue;
+        }
         if (!strcmp(a, "--per-class")) {
             o->per_class = 1;
             continue;
@@ -159,6 +167,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->checkpoint = v;
         else if (!strcmp(a, "--resume"))
             o->resume = v;
+        else if (!strcmp(a, "--format"))
+            o->format = v;
+        else if (!strcmp(a, "--name"))
+            o->name = v;
         else if (!strcmp(a, "--host"))
             o->host = v;
         else if (!strcmp(a, "--save-preprocessed"))
@@ -176,6 +188,7 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--count", 1, 1e9, o->count = (int)x)
         NUM("--top", 1, DN_N_CLASSES, o->top = (int)x)
         NUM("--checkpoint-every", 1, 1e6, o->checkpoint_every = (int)x)
+        NUM("--calibration", 1, 1e7, o->calibration = (int)x)
         NUM("--port", 0, 65535, (o->port = (int)x, o->have_port = 1))
         NUM("--max-connections", 1, 100000, o->max_connections = (int)x)
         NUM("--max-per-client", 1, 100000, o->max_per_client = (int)x)
@@ -219,6 +232,15 @@ static void choose_thread_waiting(char **argv)
     unsetenv("GOMP_SPINCOUNT");
 }
 
+static int export_format_is_onnx(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if ((!strcmp(argv[i], "--format") && i + 1 < argc && !strcmp(argv[i + 1], "onnx")) ||
+            !strcmp(argv[i], "--format=onnx"))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     choose_thread_waiting(argv);
@@ -230,7 +252,8 @@ int main(int argc, char **argv)
         printf("digitnet %s\n", DN_VERSION);
         return 0;
     }
-    if (!strcmp(argv[1], "export"))
+    /* export --format onnx parses its own options (tools/cmd_onnx.c); --format c goes through the table. */
+    if (!strcmp(argv[1], "export") && export_format_is_onnx(argc - 2, argv + 2))
         return cmd_export_onnx(argc - 2, argv + 2);
     if (!strcmp(argv[1], "import"))
         return cmd_import(argc - 2, argv + 2);
