@@ -8,7 +8,7 @@ DN=${DIGITNET:-build/digitnet}
 OUT=build
 if [ ! -d node_modules/playwright-core ]; then
     echo "browser-test: installing playwright-core (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
+    ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
 rm -rf "$OUT/test-report" "$OUT/test-report-eval" "$OUT/test-report-cv"
 "$DN" train --data optdigits --model models/optdigits.cnn --epochs 3 --batch 128 --test-split 0.2 --seed 1 \

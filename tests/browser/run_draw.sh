@@ -9,6 +9,6 @@ DIGITNET=${DIGITNET:-build/digitnet}
 test_model
 if [ ! -d node_modules/playwright-core ]; then
     echo "serve-test: installing playwright-core (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
+    ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 fi
 DIGITNET="$DIGITNET" MODEL="$MODEL" SCREENSHOT_DIR=build node --test tests/browser/draw.test.mjs

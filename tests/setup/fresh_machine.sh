@@ -27,9 +27,8 @@ trap restore EXIT
 mkdir -p "$T/clone"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) |
     tar xf - -C "$T/clone"
-# The browser tests' npm package comes from the registry through `npm ci`; reuse it when it is here
-# (this test is about the Debian packages).
-[ -d "$ROOT/node_modules" ] && ln -s "$ROOT/node_modules" "$T/clone/node_modules"
+# No node_modules either: make demo's `npm ci` fetches the pinned npm packages into the copy, as on a
+# fresh machine. (Never a link to the project's own: npm ci empties the folder it installs into.)
 check "the copy has no build directory" test ! -e "$T/clone/build"
 
 DEBIAN_FRONTEND=noninteractive $APT remove $PKG >/dev/null 2>&1
