@@ -25,6 +25,20 @@ CFLAGS  += -fno-math-errno
 # `digitnet info` reports the flags the library was built with.
 $(BUILD)/src/kernels/runtime_info.o: CFLAGS += -DDN_BUILD_OPT='"$(OPT)"'
 LDLIBS  += $(PKG_LIBS) -ljpeg -lm -lpthread -fopenmp
+# Open MPI, when it is there (scripts/install-deps.sh installs it): the CLI's tools/dist.c is built
+# with it and `mpirun digitnet ...` runs one job over the ranks. Read like PKG_CFLAGS above, so a
+# first run that installs it builds with it in its second make; without it nothing changes, and the
+# library never links MPI.
+MPI_OK  := $(shell pkg-config --exists ompi-c 2>/dev/null && echo yes)
+ifeq ($(MPI_OK),yes)
+$(BUILD)/tools/dist.o: CFLAGS += -DDN_HAVE_MPI $(shell pkg-config --cflags ompi-c)
+$(BUILD)/digitnet: LDLIBS += $(shell pkg-config --libs ompi-c)
+endif
+# dist.o is rebuilt when Open MPI comes or goes (a stamp per state).
+MPI_STAMP := $(BUILD)/mpi-$(if $(MPI_OK),on,off).stamp
+$(BUILD)/tools/dist.o: $(MPI_STAMP)
+$(MPI_STAMP):
+	@mkdir -p $(dir $@) && rm -f $(BUILD)/mpi-on.stamp $(BUILD)/mpi-off.stamp && touch $@
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC  := $(sort $(wildcard src/*.c src/*/*.c))

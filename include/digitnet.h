@@ -337,6 +337,32 @@ typedef struct dn_train_params {
 
 dn_train_params dn_train_default_params(void);
 
+/* Data-parallel training over several processes (an MPI job, say). Every process calls
+ * dn_train_shared with the same net, data and params and its own rank. Each computes the row-wise
+ * leading layers (convolutions, pooling, dropout, flatten) for its share of every batch's row
+ * blocks and the rest of the network for the whole batch; allgather hands every process the
+ * others' shares, and every process adds the blocks' gradient sums in block order as one process
+ * does: the model is the same bit for bit for any n_ranks. The library itself does no networking.
+ * allgather(user, buf, offsets): buf holds n_ranks parts back to back, part r in floats
+ * [offsets[r], offsets[r + 1]); this process has filled part `rank`; on return every part must
+ * hold what its owner wrote. Returns 0, non-zero when the exchange failed. */
+typedef struct dn_train_share {
+    int rank, n_ranks;
+    int (*allgather)(void *user, float *buf, const size_t *offsets);
+    void *user;
+} dn_train_share;
+
+/* dn_train as one of share->n_ranks processes (share NULL or n_ranks <= 1: alone). Also returns
+ * DN_EIO when an exchange failed and DN_EARG for a rank outside 0..n_ranks-1. */
+dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *params,
+                          const dn_train_share *share, dn_error *err);
+
+/* What one data-parallel training step of `batch` rows exchanges (dn_train_shared):
+ * the row-wise prefix's output, *row_floats per row, and one gradient sum of *block_floats per
+ * backward row block, *blocks of them. Returns the floats every rank holds after the step's
+ * exchanges (each receives the other ranks' share of them); 0 when the net has no such prefix. */
+size_t dn_net_exchange_floats(const dn_net *net, int batch, size_t *row_floats, size_t *block_floats, int *blocks);
+
 /* Trains net on train (shuffled each epoch), evaluating on val after each epoch when val is not
  * NULL and has rows. Appends one dn_epoch_stats per epoch to the net's history. Returns DN_ENAN if
  * the loss stops being finite, DN_ESHAPE if the data does not fit the network. */
@@ -452,6 +478,13 @@ typedef int (*dn_fold_fn)(void *user, int fold, int k, int n_train, int n_test, 
 dn_status dn_cross_validate(const char *spec_text, const dn_dataset *data, int k, const dn_train_params *params,
                             dn_fold_fn on_fold, void *user, double *fold_loss, double *fold_accuracy, float *probs,
                             uint8_t *labels, dn_error *err);
+
+/* dn_cross_validate of folds [first_fold, end_fold) only (one process's share of a distributed
+ * cross-validation): the other folds' entries of fold_loss, fold_accuracy, probs and labels are
+ * left as they are. */
+dn_status dn_cross_validate_folds(const char *spec_text, const dn_dataset *data, int k, int first_fold, int end_fold,
+                                  const dn_train_params *params, dn_fold_fn on_fold, void *user, double *fold_loss,
+                                  double *fold_accuracy, float *probs, uint8_t *labels, dn_error *err);
 
 /* The k most probable classes of probs (n_classes values) in falling order, ties to the lower
  * class, into classes[0..k); k is capped at n_classes. Returns the number written. */

@@ -13,6 +13,8 @@ PKGS="$PKGS python3-numpy python3-pytest groff-base"
 PKGS="$PKGS libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx python3-torch python3-numpy"
 # make test's Cortex-M test (tests/mcu): the Arm cross-compiler, its C library and QEMU's Arm boards.
 PKGS="$PKGS gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+# Open MPI: the CLI is built with it, and tests/cli/mpi.sh runs mpirun (README, Scaling out with MPI).
+PKGS="$PKGS libopenmpi-dev openmpi-bin"
 # `install-deps.sh bench` adds what make bench needs: the full 60k Fashion-MNIST and PyTorch to compare;
 # and wrk, the HTTP load generator of make load-test.
 [ "$1" = bench ] && PKGS="$PKGS dataset-fashion-mnist python3-torch wrk"

@@ -367,6 +367,49 @@ static int backward_block_rows(const dn_net *net, int n)
     return block_rows(net->prefix_largest, DN_BACKWARD_BLOCK_BYTES, n, 4);
 }
 
+/* The backward blocks [*t0, *t1) of tiles that rank owns: contiguous runs, balanced. */
+static void share_blocks(int tiles, int rank, int n_ranks, int *t0, int *t1)
+{
+    *t0 = (int)((long)tiles * rank / n_ranks);
+    *t1 = (int)((long)tiles * (rank + 1) / n_ranks);
+}
+
+/* The rows of an n-row batch that rank's blocks cover (the row-wise prefix, training). */
+static void share_rows(const dn_net *net, int n, int rank, int *first, int *end)
+{
+    const int block = backward_block_rows(net, n), tiles = (n + block - 1) / block;
+    int t0, t1;
+    share_blocks(tiles, rank, net->share->n_ranks, &t0, &t1);
+    *first = t0 * block < n ? t0 * block : n;
+    *end = t1 * block < n ? t1 * block : n;
+}
+
+void dn_net_share_rows(const dn_net *net, int n, int *first, int *end)
+{
+    *first = 0, *end = n;
+    if (net->share && row_prefix(net, 1) > 0)
+        share_rows(net, n, net->share->rank, first, end);
+}
+
+/* After this every rank's part of buf (net->share->offsets, which the caller filled) is there. */
+static void share_exchange(const dn_net *net, float *buf)
+{
+    dn_net_share *s = net->share;
+    if (!s->failed && s->allgather(s->user, buf, s->offsets) != 0)
+        s->failed = 1;
+}
+
+size_t dn_net_exchange_floats(const dn_net *net, int batch, size_t *row_floats, size_t *block_floats, int *blocks)
+{
+    const int prefix = row_prefix(net, 1);
+    const int n = prefix > 0 && batch > 0 ? batch : 0;
+    const int block = n ? backward_block_rows(net, n) : 1;
+    *row_floats = prefix > 0 ? dn_shape_size(net->layers[prefix - 1].out) : 0;
+    *block_floats = net->prefix_params;
+    *blocks = (n + block - 1) / block;
+    return (size_t)n * *row_floats + (size_t)*blocks * net->prefix_params;
+}
+
 /* Refuses a batch for which some layer's row or value index would pass INT_MAX (kernels use int). */
 static dn_status check_batch(const dn_net *net, int batch, dn_error *err)
 {
@@ -466,14 +509,32 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
     const int prefix = row_prefix(net, training);
     const int block = forward_block_rows(net, n);
     const int tiles = (n + block - 1) / block;
+    /* Shared training: this rank's rows only (dn_net_share), whose outputs no row depends on. */
+    int lo = 0, hi = n;
+    const int shared = net->share && training && prefix > 0;
+    if (shared)
+        share_rows(net, n, net->share->rank, &lo, &hi);
 #pragma omp parallel for schedule(static) if (prefix > 0 && tiles > 1)
     for (int t = 0; t < tiles; t++) {
-        const int first = t * block, rows = n - first < block ? n - first : block;
+        const int first = t * block > lo ? t * block : lo;
+        const int end = (t + 1) * block < hi ? (t + 1) * block : hi;
+        const int rows = end - first;
+        if (rows <= 0)
+            continue;
         for (int i = 0; i < prefix; i++) {
             dn_layer *L = &layers[i];
             L->ops->forward(L, acts[i] + (size_t)first * dn_shape_size(L->in),
                             acts[i + 1] + (size_t)first * dn_shape_size(L->out), first, rows, training);
         }
+    }
+    if (shared) { /* every rank's prefix output, for the batch-wide layers */
+        const size_t row = dn_shape_size(net->layers[prefix - 1].out);
+        for (int r = 0; r <= net->share->n_ranks; r++) {
+            int first, end;
+            share_rows(net, n, r < net->share->n_ranks ? r : r - 1, &first, &end);
+            net->share->offsets[r] = (size_t)(r < net->share->n_ranks ? first : end) * row;
+        }
+        share_exchange(net, acts[prefix]);
     }
     for (int i = prefix; i < net->n_layers; i++)
         layers[i].ops->forward(&layers[i], acts[i], acts[i + 1], 0, n, training);
@@ -515,8 +576,12 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
     const int block = backward_block_rows(net, n);
     const int tiles = (n + block - 1) / block;
     const size_t np = net->prefix_params;
-#pragma omp parallel for schedule(static) if (tiles > 1)
-    for (int t = 0; t < tiles; t++) {
+    /* Shared training: this rank's blocks, then every rank's block sums (dn_net_share). */
+    int t_lo = 0, t_hi = tiles;
+    if (net->share)
+        share_blocks(tiles, net->share->rank, net->share->n_ranks, &t_lo, &t_hi);
+#pragma omp parallel for schedule(static) if (t_hi - t_lo > 1)
+    for (int t = t_lo; t < t_hi; t++) {
         const int first = t * block, rows = n - first < block ? n - first : block;
         float *partial = net->tile_grads + (size_t)t * np;
         memset(partial, 0, sizeof(float) * np);
@@ -531,6 +596,14 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
                              partial + (L->grads - net->grads));
             d = din;
         }
+    }
+    if (net->share) {
+        for (int r = 0; r <= net->share->n_ranks; r++) {
+            int t0, t1;
+            share_blocks(tiles, r < net->share->n_ranks ? r : r - 1, net->share->n_ranks, &t0, &t1);
+            net->share->offsets[r] = (size_t)(r < net->share->n_ranks ? t0 : t1) * np;
+        }
+        share_exchange(net, net->tile_grads);
     }
 #pragma omp parallel for schedule(static) if (np * (size_t)tiles > 1 << 15)
     for (size_t k = 0; k < np; k++) {

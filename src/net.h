@@ -64,6 +64,9 @@ struct dn_net {
 
     dn_epoch_stats *history;
     int n_history, cap_history;
+
+    /* Data-parallel training (dn_train_shared): set for its run, else NULL. */
+    struct dn_net_share *share;
 };
 
 /* What one thread needs to run a net's inference: its own activations and layer scratch, and its own
@@ -77,6 +80,22 @@ struct dn_workspace {
     int last_n;                     /* rows of the last forward pass */
     dn_layer layers[DN_MAX_LAYERS];
 };
+/* How training passes split each batch over processes (dn_train_shared): the backward
+ * pass's row blocks, cut from the shapes and batch size only, go to the ranks in contiguous runs;
+ * each rank runs the row-wise prefix for its blocks' rows only and exchanges the prefix's output
+ * and the blocks' gradient sums (allgather), and everything after the prefix runs on the whole
+ * batch on every rank. */
+typedef struct dn_net_share {
+    int rank, n_ranks;
+    int (*allgather)(void *user, float *buf, const size_t *offsets);
+    void *user;
+    size_t *offsets; /* (n_ranks + 1) */
+    int failed;      /* an exchange failed: the pass's results are not to be used */
+} dn_net_share;
+
+/* The rows [*first, *end) of an n-row training batch whose input this rank needs: all of them
+ * when the net is not shared or has no row-wise prefix. */
+void dn_net_share_rows(const dn_net *net, int n, int *first, int *end);
 
 /* dn_net_parse that refuses, before allocating, a network of more than max_floats parameters. */
 dn_status dn_net_parse_limited(const char *spec_text, const char *source_name, uint64_t seed, size_t max_floats,

@@ -171,11 +171,23 @@ dn_status dn_cross_validate(const char *spec_text, const dn_dataset *data, int k
                             dn_fold_fn on_fold, void *user, double *fold_loss, double *fold_accuracy, float *probs,
                             uint8_t *labels, dn_error *err)
 {
+    return dn_cross_validate_folds(spec_text, data, k, 0, k, params, on_fold, user, fold_loss, fold_accuracy, probs,
+                                   labels, err);
+}
+
+dn_status dn_cross_validate_folds(const char *spec_text, const dn_dataset *data, int k, int first_fold, int end_fold,
+                                  const dn_train_params *params, dn_fold_fn on_fold, void *user, double *fold_loss,
+                                  double *fold_accuracy, float *probs, uint8_t *labels, dn_error *err)
+{
     if (!spec_text || !data || !params || !fold_loss || !fold_accuracy)
         return dn_fail(err, DN_EARG, "dn_cross_validate: NULL argument");
     dn_status st = DN_OK;
     int offset = 0;
     for (int fold = 0; st == DN_OK && fold < k; fold++) {
+        if (fold < first_fold || fold >= end_fold) { /* another process's fold: only its rows' place */
+            offset += data->n / k + (fold < data->n % k);
+            continue;
+        }
         dn_dataset train = {0}, test = {0};
         dn_net *net = NULL;
         dn_metrics m;

@@ -148,6 +148,8 @@ static dn_status train_step(dn_net *net, const dn_train_params *params, const fl
         return DN_ENAN;
     memset(net->grads, 0, sizeof(float) * net->n_params);
     dn_net_backward(net, net->dbuf[0], rows);
+    if (net->share && net->share->failed)
+        return DN_EIO;
     net->opt_step++;
     if (params->optimizer == DN_OPT_SGD)
         dn_sgd_step(net->params, net->grads, net->opt_m, net->n_params, params->lr, params->momentum);
@@ -165,10 +167,30 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
 dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *caller_params,
                    dn_error *err)
 {
+    return dn_train_shared(net, train, val, caller_params, NULL, err);
+}
+
+dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset *val,
+                          const dn_train_params *caller_params, const dn_train_share *with, dn_error *err)
+{
+    dn_net_share share = {0};
+    if (net && with && with->n_ranks > 1) {
+        if (with->rank < 0 || with->rank >= with->n_ranks || !with->allgather)
+            return dn_fail(err, DN_EARG, "dn_train_shared: rank %d of %d, or no allgather function", with->rank,
+                           with->n_ranks);
+        share = (dn_net_share){with->rank, with->n_ranks, with->allgather, with->user,
+                               calloc((size_t)with->n_ranks + 1, sizeof(size_t)), 0};
+        if (!share.offsets)
+            return dn_fail(err, DN_ENOMEM, "out of memory for %d ranks", with->n_ranks);
+        net->share = &share;
+    }
     dn_fp_saved fp;
     dn_fp_fast_begin(&fp);
     dn_status st = train_run(net, train, val, caller_params, err);
     dn_fp_fast_end(&fp);
+    if (share.offsets)
+        net->share = NULL;
+    free(share.offsets);
     return st;
 }
 
@@ -226,10 +248,18 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
             new_epoch_order(net);
         while (net->epoch_pos < train->n) {
             int start = net->epoch_pos, rows = train->n - start < batch ? train->n - start : batch;
-            dn_dataset_gather(train, net->order + start, rows, xb);
+            int lo, hi; /* the rows whose images this process reads (all but in shared training) */
+            dn_net_share_rows(net, rows, &lo, &hi);
+            dn_dataset_gather(train, net->order + start + lo, hi - lo, xb + (size_t)lo * in_size);
             for (int r = 0; r < rows; r++)
                 yb[r] = train->labels[net->order[start + r]];
-            if (train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct) != DN_OK) {
+            dn_status step = train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct);
+            if (step == DN_EIO) {
+                st = dn_fail(err, DN_EIO, "exchanging gradients with the other processes failed at epoch %d, batch %d",
+                             epoch, start / batch + 1);
+                break;
+            }
+            if (step != DN_OK) {
                 st = dn_fail(err, DN_ENAN, "the loss became NaN at epoch %d, batch %d; try a lower learning rate", epoch,
                              start / batch + 1);
                 break;

@@ -219,6 +219,23 @@ static void test_cross_validate(void **state)
     dn_net_free(net);
     dn_dataset_free(&train), dn_dataset_free(&test);
 
+    /* A range of the folds (one process's share under mpirun): those folds' numbers and rows, in
+     * their places, the others' entries untouched. */
+    double part_loss[3] = {-1, -1, -1}, part_acc[3] = {-1, -1, -1};
+    float part_probs[300 * DN_N_CLASSES];
+    uint8_t part_labels[300];
+    memset(part_probs, 0, sizeof part_probs);
+    memset(part_labels, 0xff, sizeof part_labels);
+    p.seed = 9;
+    assert_int_equal(dn_cross_validate_folds(spec, &part, 3, 1, 3, &p, NULL, NULL, part_loss, part_acc, part_probs,
+                                             part_labels, NULL),
+                     DN_OK);
+    assert_true(part_loss[0] == -1 && part_acc[0] == -1);
+    assert_true(part_loss[1] == loss[1] && part_acc[1] == acc[1] && part_loss[2] == loss[2] && part_acc[2] == acc[2]);
+    assert_memory_equal(part_probs + 100 * DN_N_CLASSES, probs + 100 * DN_N_CLASSES, sizeof(float) * 200 * DN_N_CLASSES);
+    assert_memory_equal(part_labels + 100, labels + 100, 200);
+    assert_int_equal(part_labels[99], 0xff);
+
     /* The callback can stop it. */
     fold_log stop = {.stop_after = 1};
     dn_error err = {0};

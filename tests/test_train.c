@@ -15,6 +15,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <time.h>
 
 #define OPTDIGITS_TRA DN_TEST_DATA "/optdigits/optdigits.tra"
@@ -178,6 +179,127 @@ static void test_determinism(void **state)
     dn_net_free(d);
     dn_dataset_free(&part);
     dn_set_threads(1);
+}
+
+/* ---------------------------------------------------------------- data-parallel training */
+
+/* Ranks of a data-parallel run simulated by threads, each with its own net, exchanging through one
+ * shared board (what MPI_Allgatherv does between processes in the CLI, tools/dist.c). */
+typedef struct fake_job {
+    int n_ranks, fail_at; /* fail_at > 0: every rank's exchange number fail_at fails */
+    pthread_barrier_t barrier;
+    float *board;
+    size_t board_floats;
+    const dn_dataset *data;
+} fake_job;
+
+typedef struct fake_rank {
+    fake_job *job;
+    int rank, calls;
+    dn_net *net;
+    dn_status st;
+} fake_rank;
+
+static int fake_allgather(void *user, float *buf, const size_t *offsets)
+{
+    fake_rank *r = user;
+    fake_job *j = r->job;
+    if (++r->calls == j->fail_at || offsets[j->n_ranks] > j->board_floats)
+        return -1;
+    const size_t lo = offsets[r->rank], hi = offsets[r->rank + 1];
+    memcpy(j->board + lo, buf + lo, sizeof(float) * (hi - lo));
+    pthread_barrier_wait(&j->barrier);
+    for (int k = 0; k < j->n_ranks; k++)
+        if (k != r->rank)
+            memcpy(buf + offsets[k], j->board + offsets[k], sizeof(float) * (offsets[k + 1] - offsets[k]));
+    pthread_barrier_wait(&j->barrier);
+    return 0;
+}
+
+static dn_train_params parallel_params(void)
+{
+    dn_train_params p = dn_train_default_params();
+    p.epochs = 2;
+    p.batch_size = 64; /* 500 rows: the last batch has 52 */
+    p.seed = 11;
+    return p;
+}
+
+static void *fake_rank_main(void *arg)
+{
+    fake_rank *r = arg;
+    dn_set_threads(1); /* OpenMP's thread count is per thread: set it in each */
+    dn_error err = {0};
+    dn_train_params p = parallel_params();
+    dn_train_share share = {r->rank, r->job->n_ranks, fake_allgather, r};
+    if (dn_net_load_spec("models/optdigits.cnn", 3, &r->net, &err) == DN_OK)
+        r->st = dn_train_shared(r->net, r->job->data, NULL, &p, &share, &err);
+    else
+        r->st = DN_EIO;
+    return NULL;
+}
+
+/* Runs n_ranks simulated ranks to the end; fills ranks[]. */
+static void run_fake_job(fake_job *job, fake_rank *ranks)
+{
+    dn_net *probe = load_spec("models/optdigits.cnn", 3);
+    size_t row, block;
+    int blocks;
+    job->board_floats = dn_net_exchange_floats(probe, 64, &row, &block, &blocks) + 64 * row; /* either exchange fits */
+    dn_net_free(probe);
+    job->board = malloc(sizeof(float) * job->board_floats);
+    assert_non_null(job->board);
+    assert_int_equal(pthread_barrier_init(&job->barrier, NULL, (unsigned)job->n_ranks), 0);
+    pthread_t threads[4];
+    for (int k = 0; k < job->n_ranks; k++) {
+        ranks[k] = (fake_rank){.job = job, .rank = k};
+        assert_int_equal(pthread_create(&threads[k], NULL, fake_rank_main, &ranks[k]), 0);
+    }
+    for (int k = 0; k < job->n_ranks; k++)
+        pthread_join(threads[k], NULL);
+    pthread_barrier_destroy(&job->barrier);
+    free(job->board);
+}
+
+/* 2 and 3 ranks, each computing its share of every batch's row blocks and exchanging the rest, end
+ * with the weights and losses of one process, bit for bit; a failed exchange is DN_EIO. */
+static void test_data_parallel(void **state)
+{
+    (void)state;
+    dn_dataset part;
+    assert_int_equal(dn_dataset_slice(&tra, 0, 500, &part, NULL), DN_OK);
+    dn_net *alone = load_spec("models/optdigits.cnn", 3);
+    dn_train_params p = parallel_params();
+    dn_error err = {0};
+    assert_int_equal(dn_train(alone, &part, NULL, &p, &err), DN_OK);
+    int n_alone;
+    const dn_epoch_stats *h_alone = dn_net_history(alone, &n_alone);
+    for (int n_ranks = 2; n_ranks <= 3; n_ranks++) {
+        fake_job job = {.n_ranks = n_ranks, .data = &part};
+        fake_rank ranks[4];
+        run_fake_job(&job, ranks);
+        for (int k = 0; k < n_ranks; k++) {
+            assert_int_equal(ranks[k].st, DN_OK);
+            assert_true(ranks[k].calls > 0);
+            assert_memory_equal(alone->params, ranks[k].net->params, sizeof(float) * alone->n_params);
+            int n;
+            const dn_epoch_stats *h = dn_net_history(ranks[k].net, &n);
+            assert_int_equal(n, n_alone);
+            assert_true(h[n - 1].loss == h_alone[n - 1].loss && h[n - 1].accuracy == h_alone[n - 1].accuracy);
+            dn_net_free(ranks[k].net);
+        }
+    }
+    fake_job failing = {.n_ranks = 2, .fail_at = 5, .data = &part};
+    fake_rank ranks[4];
+    run_fake_job(&failing, ranks);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(ranks[k].st, DN_EIO);
+        dn_net_free(ranks[k].net);
+    }
+    dn_train_share not_a_rank = {2, 2, fake_allgather, NULL};
+    assert_int_equal(dn_train_shared(alone, &part, NULL, &p, &not_a_rank, &err), DN_EARG);
+    dn_net_free(alone);
+    dn_dataset_free(&part);
 }
 
 /* ---------------------------------------------------------------- divergence */
@@ -582,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_flush_to_zero),
         cmocka_unit_test(test_accuracy_floor),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_data_parallel),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_nan_weight_is_enan),
         cmocka_unit_test(test_shape_mismatch),

@@ -36,6 +36,7 @@ typedef struct cli_options {
     int int8;                 /* eval, serve: --int8, the quantised network (tools/cmd_export.c) */
     int calibration;          /* --calibration N training rows (default DN_QUANT_DEFAULT_CALIBRATION) */
     const char *format, *name; /* export: --format c|onnx, --name NAME */
+    const char *sweep_lr, *sweep_batch; /* sweep: --lr A,B,... --batch M,N,... */
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;
@@ -136,6 +137,7 @@ dn_status cli_load_saved(cli_options *o, dn_net **net, dn_error *err);
 /* --int8: loads the model's data into *data (the caller frees it) and quantises net, calibrated on
  * --calibration N of its training rows. */
 dn_status cli_quantize(cli_options *o, const dn_net *net, cli_data *data, dn_qnet **q, dn_error *err);
+int cmd_sweep(cli_options *o);
 
 /* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
  * training time, so that the same test rows come back. */

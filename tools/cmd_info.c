@@ -1,6 +1,7 @@
 /* digitnet info: what this machine and build compute with, so that every benchmark figure can say
  * which path made it. */
 #include "cli.h"
+#include "dist.h"
 
 #include <stdlib.h>
 
@@ -31,6 +32,7 @@ int cmd_info(cli_options *o)
         cJSON_AddBoolToObject(j, "flush_to_zero", info.flush_to_zero);
         cJSON_AddStringToObject(j, "compiler", info.compiler);
         cJSON_AddStringToObject(j, "build_flags", info.build_flags);
+        cJSON_AddStringToObject(j, "mpi", cli_dist_describe());
         cli_print_json(j);
         return 0;
     }
@@ -45,5 +47,6 @@ int cmd_info(cli_options *o)
                                                      : "IEEE denormals (no flush-to-zero on this CPU)");
     printf("Compiler:     %s\n", info.compiler);
     printf("Build flags:  %s\n", info.build_flags);
+    printf("MPI:          %s\n", cli_dist_describe());
     return 0;
 }

@@ -1,5 +1,6 @@
 /* digitnet train and digitnet cv. */
 #include "cli.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -160,7 +161,7 @@ static int run_batch(void *user, int epoch, int done, int total, double loss, do
 {
     train_run *r = user;
     cli_progress_batch(&r->progress, epoch, done, total, loss, accuracy);
-    return interrupted;
+    return cli_dist_any(interrupted); /* under mpirun every rank stops at the same batch */
 }
 
 static int run_epoch(void *user, const dn_epoch_stats *stats)
@@ -169,9 +170,8 @@ static int run_epoch(void *user, const dn_epoch_stats *stats)
     cli_progress_epoch(&r->progress, stats);
     if (r->checkpoint && stats->epoch % r->every == 0 && dn_checkpoint_save(r->net, r->checkpoint, &r->save_err) != DN_OK) {
         r->save_failed = 1;
-        return 1;
     }
-    return interrupted;
+    return cli_dist_any(interrupted || r->save_failed);
 }
 
 int cmd_train(cli_options *o)
@@ -208,9 +208,15 @@ int cmd_train(cli_options *o)
         fprintf(text, "Training on %d images, validating on %d, testing on %s\n", data.train.n, data.val.n,
                 data.test_desc);
     }
+    size_t row_floats, block_floats;
+    int blocks;
+    const size_t exchanged = sizeof(float) * dn_net_exchange_floats(net, o->batch, &row_floats, &block_floats, &blocks);
+    if (chatty && cli_dist_active())
+        fprintf(text, "Data-parallel on %d ranks: %zu bytes exchanged per step of %d images (%zu per image, %d block sums of %zu)\n",
+                cli_dist_size(), exchanged, o->batch, sizeof(float) * row_floats, blocks, sizeof(float) * block_floats);
     int done_epochs;
     dn_net_history(net, &done_epochs);
-    train_run run = {.net = net, .checkpoint = o->checkpoint, .every = o->checkpoint_every ? o->checkpoint_every : 1};
+    train_run run = {.net = net, .checkpoint = cli_dist_rank() == 0 ? o->checkpoint : NULL, .every = o->checkpoint_every ? o->checkpoint_every : 1};
     cli_progress_init(&run.progress, text, chatty, o->epochs, o->batch);
     dn_train_params params = train_params(o, &run.progress);
     params.on_batch = run_batch;
@@ -223,12 +229,14 @@ int cmd_train(cli_options *o)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     dn_metrics m;
+    dn_train_share share;
     float *probs = data.test.n ? malloc(sizeof(float) * DN_N_CLASSES * (size_t)data.test.n) : NULL;
     dn_status st = note_run(net, o, &err);
     if (st == DN_OK && data.test.n && !probs)
         st = DN_ENOMEM, snprintf(err.msg, sizeof err.msg, "out of memory for the test predictions");
     if (st == DN_OK)
-        st = dn_train(net, &data.train, data.val.n ? &data.val : NULL, &params, &err);
+        st = dn_train_shared(net, &data.train, data.val.n ? &data.val : NULL, &params,
+                             cli_dist_train_share(&share), &err); /* under mpirun: data-parallel over the ranks */
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (st == DN_ESHAPE) { /* name the model: the data set is named by the message's shapes */
@@ -238,6 +246,11 @@ int cmd_train(cli_options *o)
     }
     if (run.save_failed) {
         cli_fail(&run.save_err);
+        free(probs);
+        goto done;
+    }
+    if (st == DN_ESTOPPED && cli_dist_rank() != 0) { /* rank 0 writes the checkpoint and says so */
+        status = 130;
         free(probs);
         goto done;
     }
@@ -276,6 +289,13 @@ int cmd_train(cli_options *o)
     cJSON_AddNumberToObject(j, "train_images_per_sec", rate);
     cJSON_AddNumberToObject(j, "train_seconds", seconds);
     cJSON_AddItemToObject(j, "summary", cli_summary_json(net));
+    if (cli_dist_active()) {
+        cJSON_AddNumberToObject(j, "ranks", cli_dist_size());
+        cJSON_AddNumberToObject(j, "exchange_bytes_per_step", (double)exchanged);
+        cJSON_AddNumberToObject(j, "exchange_bytes_per_image", (double)(sizeof(float) * row_floats));
+        cJSON_AddNumberToObject(j, "exchange_bytes_per_block", (double)(sizeof(float) * block_floats));
+        cJSON_AddNumberToObject(j, "exchange_blocks_per_step", blocks);
+    }
     if (o->out)
         cJSON_AddStringToObject(j, "model", o->out);
     if (!o->json) {
@@ -308,9 +328,38 @@ static int print_fold(void *user, int fold, int k, int n_train, int n_test, cons
         cli_progress_init(p->progress, p->text, !p->o->quiet, p->o->epochs, p->o->batch);
     if (!m && !p->o->quiet)
         fprintf(p->text, "Fold %d/%d: training on %d images, testing on %d\n", fold + 1, k, n_train, n_test);
-    else if (m && !p->o->json)
+    else if (m && !p->o->json && !cli_dist_active()) /* under mpirun: in fold order at the end */
         printf("Fold %d: loss %.4f - accuracy %.4f\n", fold + 1, m->loss, m->accuracy);
     return 0;
+}
+
+/* cv under mpirun: every rank's folds (results, out-of-fold predictions and labels) reach every
+ * rank, and the fold lines are printed in order, as one process prints them. */
+static dn_status share_folds(int k, int n, double *acc, double *loss, float *probs, uint8_t *labels, int json,
+                             dn_error *err)
+{
+    const int ranks = cli_dist_size();
+    size_t *at = malloc(sizeof(size_t) * 4 * ((size_t)ranks + 1));
+    if (!at)
+        return snprintf(err->msg, sizeof err->msg, "out of memory for cross-validation"), DN_ENOMEM;
+    size_t *fold_at = at, *row_at = at + ranks + 1, *prob_at = at + 2 * (ranks + 1), *double_at = at + 3 * (ranks + 1);
+    for (int r = 0; r <= ranks; r++) {
+        int f0, f1;
+        cli_dist_range(k, r < ranks ? r : r - 1, &f0, &f1);
+        int f = r < ranks ? f0 : f1;
+        fold_at[r] = (size_t)f;
+        row_at[r] = (size_t)f * (size_t)(n / k) + (size_t)(f < n % k ? f : n % k); /* rows before fold f */
+        prob_at[r] = row_at[r] * DN_N_CLASSES * sizeof(float);
+        double_at[r] = fold_at[r] * sizeof(double);
+    }
+    int failed = cli_dist_share(acc, double_at) || cli_dist_share(loss, double_at) ||
+                 cli_dist_share(probs, prob_at) || cli_dist_share(labels, row_at);
+    free(at);
+    if (failed)
+        return snprintf(err->msg, sizeof err->msg, "exchanging the folds' results between the ranks failed"), DN_EIO;
+    for (int f = 0; f < k && !json; f++)
+        printf("Fold %d: loss %.4f - accuracy %.4f\n", f + 1, loss[f], acc[f]);
+    return DN_OK;
 }
 
 int cmd_cv(cli_options *o)
@@ -340,6 +389,8 @@ int cmd_cv(cli_options *o)
     FILE *text = o->json ? stderr : stdout;
     if (st == DN_OK)
         dn_permutation(o->seed, n, perm);
+    int mine0, mine1; /* under mpirun each rank trains folds [mine0, mine1) */
+    cli_dist_range(k, cli_dist_rank(), &mine0, &mine1);
     dn_net *spec_net = NULL;
     if (st == DN_OK)
         st = dn_net_load_spec(o->model, o->seed, &spec_net, &err);
@@ -348,9 +399,11 @@ int cmd_cv(cli_options *o)
     dn_train_params params = train_params(o, &progress);
     cv_printer printer = {o, text, &progress};
     if (st == DN_OK)
-        st = dn_cross_validate(dn_net_spec(spec_net), &all, k, &params, print_fold, &printer, loss, acc, probs, labels,
-                               &err);
+        st = dn_cross_validate_folds(dn_net_spec(spec_net), &all, k, mine0, mine1, &params, print_fold, &printer, loss,
+                                     acc, probs, labels, &err);
     dn_net_free(spec_net);
+    if (st == DN_OK && cli_dist_active())
+        st = share_folds(k, n, acc, loss, probs, labels, o->json, &err);
     int status = 1;
     if (st == DN_OK) {
         double mean, std, mean_loss, std_loss;

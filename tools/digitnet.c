@@ -1,5 +1,6 @@
 /* digitnet: the command-line tool. Parses the command line and hands over to one cmd_* function. */
 #include "cli.h"
+#include "dist.h"
 
 #include <errno.h>
 #include <math.h>
@@ -27,6 +28,7 @@ static const command commands[] = {
     {"info", cmd_info, "what this machine and build compute with: CPU, SIMD kernels, threads, build flags"},
     {"export", cmd_export, "export a trained model: --model M --format onnx --out FILE.onnx, or the int8 network\n"
                            "           as C for a microcontroller: --format c --name NAME --out DIR [--data NAME --calibration N]"},
+    {"sweep", cmd_sweep, "train a grid of settings and rank them: --model SPEC --lr A,B,... --batch M,N,... (spread over mpirun's ranks)"},
     {"fetch", cmd_fetch, "download and verify a data set: fetch optdigits|mnist|fashion-mnist [--data-dir DIR --mirror URL...]"},
 };
 
@@ -78,7 +80,10 @@ int cli_failf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
+    cli_dist_before_error();
     fputs("digitnet: ", stderr);
+    if (cli_dist_active() && cli_dist_rank() != 0)
+        fprintf(stderr, "rank %d: ", cli_dist_rank());
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
@@ -142,6 +147,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             return cli_failf("%s needs a value", a), -1;
         const char *v = argv[++i];
         double x;
+        if (o->command && !strcmp(o->command, "sweep") && (!strcmp(a, "--lr") || !strcmp(a, "--batch"))) {
+            *(!strcmp(a, "--lr") ? &o->sweep_lr : &o->sweep_batch) = v; /* comma lists: cmd_sweep.c */
+            continue;
+        }
 #define NUM(flag, lo, hi, dst)                                                                             \
     else if (!strcmp(a, flag))                                                                               \
     {                                                                                                      \
@@ -265,7 +274,21 @@ int main(int argc, char **argv)
         if (cli_parse(argc - 2, argv + 2, &o) != 0)
             return EXIT_USAGE;
         dn_set_threads(o.threads);
-        return commands[i].run(&o);
+        if (cli_dist_init(&argc, &argv) != 0)
+            return 1;
+        if (cli_dist_rank() != 0) { /* in an MPI job only rank 0 prints and writes files */
+            o.quiet = 1;
+            o.out = o.report = NULL;
+            if (!freopen("/dev/null", "w", stdout))
+                return 1;
+        }
+        int status = commands[i].run(&o);
+        /* The other ranks may be waiting for this one: end them all. An interrupted training (130)
+         * stopped every rank at the same batch (cmd_train.c), and rank 0 is writing its checkpoint. */
+        if (status != 0 && status != 130 && cli_dist_active())
+            cli_dist_abort(status);
+        cli_dist_finish();
+        return status;
     }
     cli_failf("unknown command '%s'", argv[1]);
     usage(stderr);

@@ -47,7 +47,10 @@ STUB
 chmod +x "$T/bin/pkg-config"
 
 # The copy lives outside the project's folder, so its ../shared/data is not there: point at the real data.
-(cd "$T/clone" && PATH="$T/bin:$PATH" DIGITNET_DATA="${DIGITNET_DATA:-$ROOT/../shared/data}" DEMO_EPOCHS=2 DEMO_OUT="$T/out" make demo) >"$T/demo.log" 2>&1
+# Run from `make test`, this script inherits MAKELEVEL (and MAKEFLAGS): `make demo` in the copy must
+# start as a top-level make, as it does for a user.
+(cd "$T/clone" && unset MAKELEVEL MAKEFLAGS MFLAGS &&
+    PATH="$T/bin:$PATH" DIGITNET_DATA="${DIGITNET_DATA:-$ROOT/../shared/data}" DEMO_EPOCHS=2 DEMO_OUT="$T/out" make demo) >"$T/demo.log" 2>&1
 status=$?
 check "make demo succeeds in one run (exit $status)" test "$status" -eq 0
 [ "$status" -eq 0 ] || tail -20 "$T/demo.log"
