@@ -31,7 +31,6 @@ void *onnx_alloc(builder *b, size_t size);
 char *onnx_strdup(builder *b, const char *s);
 /* A fresh tensor name "<stem>_<n>". */
 char *onnx_name(builder *b, const char *stem);
-int onnx_push(builder *b, void ***items, size_t *n, size_t *cap, void *item);
 /* A float32 initializer holding data with the given dims. Returns its name. */
 const char *onnx_tensor(builder *b, const char *stem, int ndim, const int64_t *dims, const float *data);
 /* An initializer of any ONNX data type from its little-endian bytes (raw_data). Returns its name. */

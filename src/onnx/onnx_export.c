@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "onnx/onnx_build.h"
-
 void *onnx_alloc(builder *b, size_t size)
 {
     if (b->n_allocs == b->cap_allocs) {
@@ -53,7 +51,7 @@ char *onnx_name(builder *b, const char *stem)
     return onnx_strdup(b, name);
 }
 
-int onnx_push(builder *b, void ***items, size_t *n, size_t *cap, void *item)
+static int b_push(builder *b, void ***items, size_t *n, size_t *cap, void *item)
 {
     if (!item)
         return -1;
@@ -93,7 +91,7 @@ const char *onnx_tensor(builder *b, const char *stem, int ndim, const int64_t *d
     t->n_float_data = count;
     t->float_data = values;
     t->name = name;
-    return onnx_push(b, (void ***)&b->inits, &b->n_inits, &b->cap_inits, t) ? NULL : name;
+    return b_push(b, (void ***)&b->inits, &b->n_inits, &b->cap_inits, t) ? NULL : name;
 }
 
 const char *onnx_tensor_raw(builder *b, const char *stem, int data_type, int ndim, const int64_t *dims,
@@ -116,7 +114,7 @@ const char *onnx_tensor_raw(builder *b, const char *stem, int data_type, int ndi
     t->raw_data.len = size;
     t->raw_data.data = data;
     t->name = name;
-    return onnx_push(b, (void ***)&b->inits, &b->n_inits, &b->cap_inits, t) ? NULL : name;
+    return b_push(b, (void ***)&b->inits, &b->n_inits, &b->cap_inits, t) ? NULL : name;
 }
 
 /* A node op(inputs) -> a new tensor that becomes the current one. Returns the node (NULL on failure). */
@@ -143,7 +141,7 @@ Onnx__NodeProto *onnx_node(builder *b, const char *op, int n_in, const char *con
     node->input = in;
     node->n_output = 1;
     node->output = out;
-    if (onnx_push(b, (void ***)&b->nodes, &b->n_nodes, &b->cap_nodes, node))
+    if (b_push(b, (void ***)&b->nodes, &b->n_nodes, &b->cap_nodes, node))
         return NULL;
     b->cur = out[0];
     return node;
@@ -436,7 +434,7 @@ Onnx__ValueInfoProto *onnx_value_info(builder *b, const char *name, int ndim, co
     return vi;
 }
 
-static int onnx_meta(builder *b, Onnx__StringStringEntryProto **list, size_t *n, const char *key, const char *value)
+static int add_meta(builder *b, Onnx__StringStringEntryProto **list, size_t *n, const char *key, const char *value)
 {
     Onnx__StringStringEntryProto *e = onnx_alloc(b, sizeof *e);
     if (!e)
@@ -533,16 +531,16 @@ dn_status onnx_write_model(builder *b, const dn_net *net, const char *const *ext
     char raw_max[16], key[160];
     snprintf(raw_max, sizeof raw_max, "%d", net->raw_max > 0 ? net->raw_max : 255);
     meta = malloc(sizeof *meta * (size_t)(5 + net->n_notes + n_extra));
-    int bad = !meta || onnx_meta(b, meta, &n_meta, "spec", net->spec) || onnx_meta(b, meta, &n_meta, "raw_max", raw_max) ||
-              onnx_meta(b, meta, &n_meta, "input_scale", "1") ||
-              onnx_meta(b, meta, &n_meta, "preprocess", preprocess_name(net->input)) ||
-              onnx_meta(b, meta, &n_meta, "class_names", "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
+    int bad = !meta || add_meta(b, meta, &n_meta, "spec", net->spec) || add_meta(b, meta, &n_meta, "raw_max", raw_max) ||
+              add_meta(b, meta, &n_meta, "input_scale", "1") ||
+              add_meta(b, meta, &n_meta, "preprocess", preprocess_name(net->input)) ||
+              add_meta(b, meta, &n_meta, "class_names", "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
     for (int i = 0; i < net->n_notes && !bad; i++) {
         snprintf(key, sizeof key, "run.%s", net->note_keys[i]);
-        bad = onnx_meta(b, meta, &n_meta, key, net->note_values[i]);
+        bad = add_meta(b, meta, &n_meta, key, net->note_values[i]);
     }
     for (int i = 0; i < n_extra && !bad; i++)
-        bad = onnx_meta(b, meta, &n_meta, extra[2 * i], extra[2 * i + 1]);
+        bad = add_meta(b, meta, &n_meta, extra[2 * i], extra[2 * i + 1]);
     if (bad) {
         st = dn_fail(err, DN_ENOMEM, "out of memory building the ONNX metadata");
         goto done;
