@@ -82,7 +82,8 @@ const char *onnx_tensor(builder *b, const char *stem, int ndim, const int64_t *d
     if (!t || !d || !values || !name)
         return NULL;
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) /* a scalar has no dims (and NULL for them) */
+        memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
     memcpy(values, data, sizeof(float) * count);
     t->n_dims = (size_t)ndim;
     t->dims = d;
@@ -104,7 +105,8 @@ const char *onnx_tensor_raw(builder *b, const char *stem, int data_type, int ndi
     if (!t || !d || !data || !name)
         return NULL;
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) /* a scalar has no dims (and NULL for them) */
+        memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
     memcpy(data, bytes, size);
     t->n_dims = (size_t)ndim;
     t->dims = d;
