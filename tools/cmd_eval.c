@@ -74,6 +74,26 @@ int cmd_eval(cli_options *o)
     return status;
 }
 
+/* predict --int8: the int8 network's probabilities of rows [index, index + count) of d. Returns 0, or
+ * the exit status after printing the error. */
+static int predict_int8(const dn_qnet *q, const dn_dataset *d, int index, int count, float *probs)
+{
+    if (d->raw_max != dn_qnet_raw_max(q))
+        return cli_failf("the int8 network takes pixels 0..%d but the data has 0..%d", dn_qnet_raw_max(q), d->raw_max);
+    int8_t *logits = malloc((size_t)count * DN_N_CLASSES);
+    if (!logits)
+        return cli_failf("out of memory");
+    const size_t n_pixels = (size_t)d->h * d->w * d->c;
+    dn_error err = {0};
+    int status = 0;
+    if (dn_qnet_predict(q, d->pixels + (size_t)index * n_pixels, count, logits, NULL, &err) != DN_OK)
+        status = cli_fail(&err);
+    else
+        dn_qnet_probabilities(q, logits, count, probs);
+    free(logits);
+    return status;
+}
+
 int cmd_predict(cli_options *o)
 {
     dn_error err = {0};
@@ -87,7 +107,8 @@ int cmd_predict(cli_options *o)
         return status;
     }
     cli_defaults_from_model(o, net);
-    if (cli_load_data(o, &data, &err) != DN_OK) {
+    dn_qnet *q = NULL; /* --int8: the quantised network, as eval --int8 runs it */
+    if ((o->int8 ? cli_quantize(o, net, &data, &q, &err) : cli_load_data(o, &data, &err)) != DN_OK) {
         dn_net_free(net);
         return cli_fail(&err);
     }
@@ -110,8 +131,10 @@ int cmd_predict(cli_options *o)
         status = cli_failf("out of memory");
         goto done;
     }
-    if (dn_dataset_floats(d, o->index, o->count, &images, &err) != DN_OK ||
-        dn_net_predict(net, images, o->count, probs, &err) != DN_OK) {
+    if (q && (status = predict_int8(q, d, o->index, o->count, probs)) != 0)
+        goto done;
+    if (!q && (dn_dataset_floats(d, o->index, o->count, &images, &err) != DN_OK ||
+               dn_net_predict(net, images, o->count, probs, &err) != DN_OK)) {
         free(images);
         status = cli_fail(&err);
         goto done;
@@ -152,6 +175,7 @@ int cmd_predict(cli_options *o)
         cli_print_json(list);
 done:
     free(probs);
+    dn_qnet_free(q);
     cli_data_free(&data);
     dn_net_free(net);
     return status;

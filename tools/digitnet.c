@@ -26,7 +26,7 @@ static const command commands[] = {
     {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
     {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
     {"info", cmd_info, "what this machine and build compute with: CPU, SIMD kernels, threads, build flags"},
-    {"export", cmd_export, "export a trained model: --model M --format onnx --out FILE.onnx, or the int8 network\n"
+    {"export", cmd_export, "export a trained model: --model M --format onnx --out FILE.onnx [--int8], or the int8 network\n"
                            "           as C for a microcontroller: --format c --name NAME --out DIR [--data NAME --calibration N]"},
     {"sweep", cmd_sweep, "train a grid of settings and rank them: --model SPEC --lr A,B,... --batch M,N,... (spread over mpirun's ranks)"},
     {"fetch", cmd_fetch, "download and verify a data set: fetch optdigits|mnist|fashion-mnist [--data-dir DIR --mirror URL...]"},
@@ -69,7 +69,7 @@ static void usage(FILE *f)
                "  --max-connections N --max-per-client N --request-timeout S --max-pixels N\n"
                "                      serve: limits (default 2000 connections, 256 per client address, 15 s\n"
                "                      for a request to arrive, 16777216 pixels an image; README: Robustness)\n"
-               "  --int8              eval/serve: run the int8-quantised network (the exported C's arithmetic)\n"
+               "  --int8              eval/serve/predict/export: the int8-quantised network (the exported C's arithmetic)\n"
                "  --calibration N     eval/serve --int8, export: training rows that set the int8 ranges (default 1000)\n"
                "  --format F --name NAME   export: c (NAME.h and NAME.c in --out DIR)\n"
                "  --json              print one JSON object on stdout instead of text\n"

@@ -21,6 +21,14 @@
  * preprocessing, input_scale ("1": the graph takes raw pixels) and the run notes. */
 dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err);
 
+/* Writes the int8 network q (dn_quantize of net, calibrated on n_calibration rows) as an ONNX model
+ * with the same input and output as dn_onnx_export: QuantizeLinear of the raw pixels, QLinearConv
+ * (conv2d, and dense as a convolution whose window is its whole input) with int8 weights per output
+ * channel and int32 biases, MaxPool and Max (a ReLU of its own) on int8, sigmoid and tanh as a
+ * Gather from digitnet's 256-entry table, then DequantizeLinear and Softmax of the int8 logits.
+ * The metadata adds quantization "int8" and calibration_rows. */
+dn_status dn_onnx_export_int8(const dn_net *net, const dn_qnet *q, int n_calibration, const char *path, dn_error *err);
+
 /* What dn_onnx_import found, for the caller to report. */
 typedef struct dn_onnx_import_info {
     char layout[8];      /* "NCHW", "NHWC" or "flat": how the graph laid out its images */

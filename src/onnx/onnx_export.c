@@ -5,7 +5,7 @@
  * flatten, so that the flattened vector is in digitnet's (and Keras') order and the dense kernels
  * go in unchanged. */
 #include "onnx/dn_onnx.h"
-#include "onnx.pb-c.h"
+#include "onnx/onnx_build.h"
 
 #include "net.h"
 #include "util/atomic_file.h"
@@ -14,23 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum layout { LAYOUT_NHWC, LAYOUT_NCHW, LAYOUT_FLAT } layout;
-
-/* Everything the messages point to is allocated through the builder and freed in one go. */
-typedef struct builder {
-    void **allocs;
-    size_t n_allocs, cap_allocs;
-    Onnx__NodeProto **nodes;
-    size_t n_nodes, cap_nodes;
-    Onnx__TensorProto **inits;
-    size_t n_inits, cap_inits;
-    int failed;          /* an allocation failed: the result is thrown away */
-    const char *cur;     /* name of the tensor the next layer reads */
-    layout cur_layout;
-    int counter;
-} builder;
-
-static void *b_alloc(builder *b, size_t size)
+void *onnx_alloc(builder *b, size_t size)
 {
     if (b->n_allocs == b->cap_allocs) {
         size_t cap = b->cap_allocs ? 2 * b->cap_allocs : 64;
@@ -51,20 +35,20 @@ static void *b_alloc(builder *b, size_t size)
     return p;
 }
 
-static char *b_strdup(builder *b, const char *s)
+char *onnx_strdup(builder *b, const char *s)
 {
-    char *p = b_alloc(b, strlen(s) + 1);
+    char *p = onnx_alloc(b, strlen(s) + 1);
     if (p)
         strcpy(p, s);
     return p;
 }
 
 /* A fresh tensor name "<stem>_<n>". */
-static char *b_name(builder *b, const char *stem)
+char *onnx_name(builder *b, const char *stem)
 {
     char name[64];
     snprintf(name, sizeof name, "%s_%d", stem, b->counter++);
-    return b_strdup(b, name);
+    return onnx_strdup(b, name);
 }
 
 static int b_push(builder *b, void ***items, size_t *n, size_t *cap, void *item)
@@ -86,19 +70,20 @@ static int b_push(builder *b, void ***items, size_t *n, size_t *cap, void *item)
 }
 
 /* A float32 initializer holding data[0..count) with the given dims. Returns its name. */
-static const char *b_tensor(builder *b, const char *stem, int ndim, const int64_t *dims, const float *data)
+const char *onnx_tensor(builder *b, const char *stem, int ndim, const int64_t *dims, const float *data)
 {
-    Onnx__TensorProto *t = b_alloc(b, sizeof *t);
-    int64_t *d = b_alloc(b, sizeof(int64_t) * (size_t)(ndim ? ndim : 1));
+    Onnx__TensorProto *t = onnx_alloc(b, sizeof *t);
+    int64_t *d = onnx_alloc(b, sizeof(int64_t) * (size_t)(ndim ? ndim : 1));
     size_t count = 1;
     for (int i = 0; i < ndim; i++)
         count *= (size_t)dims[i];
-    float *values = b_alloc(b, sizeof(float) * count);
-    char *name = b_name(b, stem);
+    float *values = onnx_alloc(b, sizeof(float) * count);
+    char *name = onnx_name(b, stem);
     if (!t || !d || !values || !name)
         return NULL;
     onnx__tensor_proto__init(t);
-    memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
+    if (ndim) /* a scalar has no dims (and NULL for them) */
+        memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
     memcpy(values, data, sizeof(float) * count);
     t->n_dims = (size_t)ndim;
     t->dims = d;
@@ -110,24 +95,48 @@ static const char *b_tensor(builder *b, const char *stem, int ndim, const int64_
     return b_push(b, (void ***)&b->inits, &b->n_inits, &b->cap_inits, t) ? NULL : name;
 }
 
-/* A node op(inputs) -> a new tensor that becomes the current one. Returns the node (NULL on failure). */
-static Onnx__NodeProto *b_node(builder *b, const char *op, int n_in, const char *const *inputs)
+const char *onnx_tensor_raw(builder *b, const char *stem, int data_type, int ndim, const int64_t *dims,
+                            const void *bytes, size_t size)
 {
-    Onnx__NodeProto *node = b_alloc(b, sizeof *node);
-    char **in = b_alloc(b, sizeof(char *) * (size_t)n_in), **out = b_alloc(b, sizeof(char *));
+    Onnx__TensorProto *t = onnx_alloc(b, sizeof *t);
+    int64_t *d = onnx_alloc(b, sizeof(int64_t) * (size_t)(ndim ? ndim : 1));
+    uint8_t *data = onnx_alloc(b, size);
+    char *name = onnx_name(b, stem);
+    if (!t || !d || !data || !name)
+        return NULL;
+    onnx__tensor_proto__init(t);
+    if (ndim) /* a scalar has no dims (and NULL for them) */
+        memcpy(d, dims, sizeof(int64_t) * (size_t)ndim);
+    memcpy(data, bytes, size);
+    t->n_dims = (size_t)ndim;
+    t->dims = d;
+    t->has_data_type = 1;
+    t->data_type = data_type;
+    t->has_raw_data = 1;
+    t->raw_data.len = size;
+    t->raw_data.data = data;
+    t->name = name;
+    return b_push(b, (void ***)&b->inits, &b->n_inits, &b->cap_inits, t) ? NULL : name;
+}
+
+/* A node op(inputs) -> a new tensor that becomes the current one. Returns the node (NULL on failure). */
+Onnx__NodeProto *onnx_node(builder *b, const char *op, int n_in, const char *const *inputs)
+{
+    Onnx__NodeProto *node = onnx_alloc(b, sizeof *node);
+    char **in = onnx_alloc(b, sizeof(char *) * (size_t)n_in), **out = onnx_alloc(b, sizeof(char *));
     if (!node || !in || !out)
         return NULL;
     onnx__node_proto__init(node);
     for (int i = 0; i < n_in; i++)
-        if (!inputs[i] || !(in[i] = b_strdup(b, inputs[i])))
+        if (!inputs[i] || !(in[i] = onnx_strdup(b, inputs[i])))
             return NULL;
     char stem[48];
     snprintf(stem, sizeof stem, "%s", op);
     for (char *c = stem; *c; c++)
         *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-    out[0] = b_name(b, stem);
-    node->name = b_name(b, op);
-    node->op_type = b_strdup(b, op);
+    out[0] = onnx_name(b, stem);
+    node->name = onnx_name(b, op);
+    node->op_type = onnx_strdup(b, op);
     if (!out[0] || !node->name || !node->op_type)
         return NULL;
     node->n_input = (size_t)n_in;
@@ -144,9 +153,9 @@ static Onnx__AttributeProto *b_attr(builder *b, Onnx__NodeProto *node, const cha
 {
     if (!node)
         return NULL;
-    Onnx__AttributeProto *a = b_alloc(b, sizeof *a);
-    Onnx__AttributeProto **list = b_alloc(b, sizeof *list * (node->n_attribute + 1));
-    if (!a || !list || !(name = b_strdup(b, name)))
+    Onnx__AttributeProto *a = onnx_alloc(b, sizeof *a);
+    Onnx__AttributeProto **list = onnx_alloc(b, sizeof *list * (node->n_attribute + 1));
+    if (!a || !list || !(name = onnx_strdup(b, name)))
         return NULL;
     onnx__attribute_proto__init(a);
     a->name = (char *)name;
@@ -157,7 +166,7 @@ static Onnx__AttributeProto *b_attr(builder *b, Onnx__NodeProto *node, const cha
     return a;
 }
 
-static void b_attr_int(builder *b, Onnx__NodeProto *node, const char *name, int64_t v)
+void onnx_attr_int(builder *b, Onnx__NodeProto *node, const char *name, int64_t v)
 {
     Onnx__AttributeProto *a = b_attr(b, node, name);
     if (!a)
@@ -179,10 +188,10 @@ static void b_attr_float(builder *b, Onnx__NodeProto *node, const char *name, fl
     a->f = v;
 }
 
-static void b_attr_ints(builder *b, Onnx__NodeProto *node, const char *name, int n, const int64_t *v)
+void onnx_attr_ints(builder *b, Onnx__NodeProto *node, const char *name, int n, const int64_t *v)
 {
     Onnx__AttributeProto *a = b_attr(b, node, name);
-    int64_t *ints = b_alloc(b, sizeof(int64_t) * (size_t)n);
+    int64_t *ints = onnx_alloc(b, sizeof(int64_t) * (size_t)n);
     if (!a || !ints)
         return;
     memcpy(ints, v, sizeof(int64_t) * (size_t)n);
@@ -196,7 +205,7 @@ static void b_transpose(builder *b, layout to)
 {
     static const int64_t to_nchw[4] = {0, 3, 1, 2}, to_nhwc[4] = {0, 2, 3, 1};
     const char *in[1] = {b->cur};
-    b_attr_ints(b, b_node(b, "Transpose", 1, in), "perm", 4, to == LAYOUT_NCHW ? to_nchw : to_nhwc);
+    onnx_attr_ints(b, onnx_node(b, "Transpose", 1, in), "perm", 4, to == LAYOUT_NCHW ? to_nchw : to_nhwc);
     b->cur_layout = to;
 }
 
@@ -214,7 +223,7 @@ static void b_flatten(builder *b)
     if (b->cur_layout == LAYOUT_NCHW)
         b_transpose(b, LAYOUT_NHWC);
     const char *in[1] = {b->cur};
-    b_attr_int(b, b_node(b, "Flatten", 1, in), "axis", 1);
+    onnx_attr_int(b, onnx_node(b, "Flatten", 1, in), "axis", 1);
     b->cur_layout = LAYOUT_FLAT;
 }
 
@@ -225,10 +234,10 @@ static void b_activation(builder *b, dn_activation act)
     if (act == DN_ACT_NONE)
         return;
     const char *in[1] = {b->cur};
-    Onnx__NodeProto *node = b_node(b, ops[act], 1, in);
+    Onnx__NodeProto *node = onnx_node(b, ops[act], 1, in);
     /* digitnet's softmax runs over the channels (the last axis of its NHWC tensors). */
     if (act == DN_ACT_SOFTMAX)
-        b_attr_int(b, node, "axis", b->cur_layout == LAYOUT_NCHW ? 1 : -1);
+        onnx_attr_int(b, node, "axis", b->cur_layout == LAYOUT_NCHW ? 1 : -1);
 }
 
 /* The words of a layer's canonical spec line ("conv2d 16 3x3 same relu"). */
@@ -247,7 +256,7 @@ static void layer_words(const dn_layer *L, spec_words *w)
 }
 
 /* Window k with stride s over `in` cells, "same" or "valid": ONNX's pads before and after. */
-static void window_pads(int in, int k, int s, int same, int64_t *before, int64_t *after)
+void onnx_window_pads(int in, int k, int s, int same, int64_t *before, int64_t *after)
 {
     int pb, out = dn_axis_out(in, k, s, same, &pb);
     int total = (out - 1) * s + k - in;
@@ -295,15 +304,15 @@ static dn_status export_conv2d(builder *b, const dn_layer *L, dn_error *err)
                     oihw[(((size_t)f * C + c) * kh + y) * kw + x] = L->params[(((size_t)y * kw + x) * C + c) * F + f];
     const int64_t wdims[4] = {F, C, kh, kw}, bdims[1] = {F};
     need_nchw(b);
-    const char *in[3] = {b->cur, b_tensor(b, "conv_kernel", 4, wdims, oihw), b_tensor(b, "conv_bias", 1, bdims, L->params + n)};
+    const char *in[3] = {b->cur, onnx_tensor(b, "conv_kernel", 4, wdims, oihw), onnx_tensor(b, "conv_bias", 1, bdims, L->params + n)};
     free(oihw);
     int64_t pads[4], k[2] = {kh, kw}, s[2] = {sh, sw};
-    window_pads(L->in.h, kh, sh, same, &pads[0], &pads[2]);
-    window_pads(L->in.w, kw, sw, same, &pads[1], &pads[3]);
-    Onnx__NodeProto *node = b_node(b, "Conv", 3, in);
-    b_attr_ints(b, node, "kernel_shape", 2, k);
-    b_attr_ints(b, node, "strides", 2, s);
-    b_attr_ints(b, node, "pads", 4, pads);
+    onnx_window_pads(L->in.h, kh, sh, same, &pads[0], &pads[2]);
+    onnx_window_pads(L->in.w, kw, sw, same, &pads[1], &pads[3]);
+    Onnx__NodeProto *node = onnx_node(b, "Conv", 3, in);
+    onnx_attr_ints(b, node, "kernel_shape", 2, k);
+    onnx_attr_ints(b, node, "strides", 2, s);
+    onnx_attr_ints(b, node, "pads", 4, pads);
     b_activation(b, L->act);
     return DN_OK;
 }
@@ -318,14 +327,14 @@ static dn_status export_maxpool(builder *b, const dn_layer *L, dn_error *err)
     stride_of(&w, &sh, &sw);
     int same = has_word(&w, "same");
     int64_t pads[4], k[2] = {ph, pw}, s[2] = {sh, sw};
-    window_pads(L->in.h, ph, sh, same, &pads[0], &pads[2]);
-    window_pads(L->in.w, pw, sw, same, &pads[1], &pads[3]);
+    onnx_window_pads(L->in.h, ph, sh, same, &pads[0], &pads[2]);
+    onnx_window_pads(L->in.w, pw, sw, same, &pads[1], &pads[3]);
     need_nchw(b);
     const char *in[1] = {b->cur};
-    Onnx__NodeProto *node = b_node(b, "MaxPool", 1, in);
-    b_attr_ints(b, node, "kernel_shape", 2, k);
-    b_attr_ints(b, node, "strides", 2, s);
-    b_attr_ints(b, node, "pads", 4, pads);
+    Onnx__NodeProto *node = onnx_node(b, "MaxPool", 1, in);
+    onnx_attr_ints(b, node, "kernel_shape", 2, k);
+    onnx_attr_ints(b, node, "strides", 2, s);
+    onnx_attr_ints(b, node, "pads", 4, pads);
     return DN_OK;
 }
 
@@ -334,9 +343,9 @@ static dn_status export_dense(builder *b, const dn_layer *L, dn_error *err)
     (void)err;
     const int64_t wdims[2] = {L->in.c, L->out.c}, bdims[1] = {L->out.c};
     b_flatten(b); /* a no-op after a flatten layer: dense inputs are flat */
-    const char *in[3] = {b->cur, b_tensor(b, "dense_kernel", 2, wdims, L->params),
-                         b_tensor(b, "dense_bias", 1, bdims, L->params + (size_t)L->in.c * L->out.c)};
-    b_node(b, "Gemm", 3, in);
+    const char *in[3] = {b->cur, onnx_tensor(b, "dense_kernel", 2, wdims, L->params),
+                         onnx_tensor(b, "dense_bias", 1, bdims, L->params + (size_t)L->in.c * L->out.c)};
+    onnx_node(b, "Gemm", 3, in);
     b_activation(b, L->act);
     return DN_OK;
 }
@@ -366,9 +375,9 @@ static dn_status export_batchnorm(builder *b, const dn_layer *L, dn_error *err)
     const int64_t dims[1] = {C};
     if (b->cur_layout != LAYOUT_FLAT)
         need_nchw(b);
-    const char *in[5] = {b->cur, b_tensor(b, "bn_gamma", 1, dims, L->params), b_tensor(b, "bn_beta", 1, dims, L->params + C),
-                         b_tensor(b, "bn_mean", 1, dims, L->buffers), b_tensor(b, "bn_variance", 1, dims, L->buffers + C)};
-    b_attr_float(b, b_node(b, "BatchNormalization", 5, in), "epsilon", epsilon);
+    const char *in[5] = {b->cur, onnx_tensor(b, "bn_gamma", 1, dims, L->params), onnx_tensor(b, "bn_beta", 1, dims, L->params + C),
+                         onnx_tensor(b, "bn_mean", 1, dims, L->buffers), onnx_tensor(b, "bn_variance", 1, dims, L->buffers + C)};
+    b_attr_float(b, onnx_node(b, "BatchNormalization", 5, in), "epsilon", epsilon);
     return DN_OK;
 }
 
@@ -390,26 +399,26 @@ static const layer_exporter exporters[DN_LAYER_COUNT] = {
 };
 
 /* A float32 tensor value (N, d1, d2, ...) with a symbolic batch dimension. */
-static Onnx__ValueInfoProto *b_value_info(builder *b, const char *name, int ndim, const int64_t *dims)
+Onnx__ValueInfoProto *onnx_value_info(builder *b, const char *name, int ndim, const int64_t *dims)
 {
-    Onnx__ValueInfoProto *vi = b_alloc(b, sizeof *vi);
-    Onnx__TypeProto *type = b_alloc(b, sizeof *type);
-    Onnx__TypeProto__Tensor *tensor = b_alloc(b, sizeof *tensor);
-    Onnx__TensorShapeProto *shape = b_alloc(b, sizeof *shape);
-    Onnx__TensorShapeProto__Dimension **dim = b_alloc(b, sizeof *dim * (size_t)(ndim + 1));
-    if (!vi || !type || !tensor || !shape || !dim || !(name = b_strdup(b, name)))
+    Onnx__ValueInfoProto *vi = onnx_alloc(b, sizeof *vi);
+    Onnx__TypeProto *type = onnx_alloc(b, sizeof *type);
+    Onnx__TypeProto__Tensor *tensor = onnx_alloc(b, sizeof *tensor);
+    Onnx__TensorShapeProto *shape = onnx_alloc(b, sizeof *shape);
+    Onnx__TensorShapeProto__Dimension **dim = onnx_alloc(b, sizeof *dim * (size_t)(ndim + 1));
+    if (!vi || !type || !tensor || !shape || !dim || !(name = onnx_strdup(b, name)))
         return NULL;
     onnx__value_info_proto__init(vi);
     onnx__type_proto__init(type);
     onnx__type_proto__tensor__init(tensor);
     onnx__tensor_shape_proto__init(shape);
     for (int i = 0; i <= ndim; i++) {
-        if (!(dim[i] = b_alloc(b, sizeof *dim[i])))
+        if (!(dim[i] = onnx_alloc(b, sizeof *dim[i])))
             return NULL;
         onnx__tensor_shape_proto__dimension__init(dim[i]);
         if (i == 0) {
             dim[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
-            dim[i]->dim_param = b_strdup(b, "N");
+            dim[i]->dim_param = onnx_strdup(b, "N");
         } else {
             dim[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
             dim[i]->dim_value = dims[i - 1];
@@ -429,12 +438,12 @@ static Onnx__ValueInfoProto *b_value_info(builder *b, const char *name, int ndim
 
 static int add_meta(builder *b, Onnx__StringStringEntryProto **list, size_t *n, const char *key, const char *value)
 {
-    Onnx__StringStringEntryProto *e = b_alloc(b, sizeof *e);
+    Onnx__StringStringEntryProto *e = onnx_alloc(b, sizeof *e);
     if (!e)
         return -1;
     onnx__string_string_entry_proto__init(e);
-    e->key = b_strdup(b, key);
-    e->value = b_strdup(b, value);
+    e->key = onnx_strdup(b, key);
+    e->value = onnx_strdup(b, value);
     list[(*n)++] = e;
     return e->key && e->value ? 0 : -1;
 }
@@ -448,15 +457,14 @@ static const char *preprocess_name(dn_shape in)
     return "none";
 }
 
-/* The graph: input -> Mul(1 / raw_max) -> layers -> probabilities. */
-static dn_status build_graph(builder *b, const dn_net *net, Onnx__GraphProto *graph, dn_error *err)
+/* The layers: input -> Mul(1 / raw_max) -> layers -> probabilities (onnx_write_model names it). */
+static dn_status build_layers(builder *b, const dn_net *net, dn_error *err)
 {
-    const dn_shape in = net->input;
     const int raw_max = net->raw_max > 0 ? net->raw_max : 255;
     const float scale = 1.0f / (float)raw_max; /* the product dn_dataset_rows takes */
-    const char *scale_in[2] = {"input", b_tensor(b, "pixel_scale", 0, NULL, &scale)};
+    const char *scale_in[2] = {"input", onnx_tensor(b, "pixel_scale", 0, NULL, &scale)};
     b->cur_layout = LAYOUT_NHWC;
-    b_node(b, "Mul", 2, scale_in);
+    onnx_node(b, "Mul", 2, scale_in);
     for (int i = 0; i < net->n_layers; i++) {
         const dn_layer *L = &net->layers[i];
         if (!exporters[L->kind])
@@ -466,17 +474,23 @@ static dn_status build_graph(builder *b, const dn_net *net, Onnx__GraphProto *gr
             return st;
     }
     b_flatten(b);
+    return DN_OK;
+}
+
+/* The graph around the nodes built so far: the last node's output is the graph's output. */
+static dn_status finish_graph(builder *b, const dn_net *net, Onnx__GraphProto *graph, dn_error *err)
+{
+    const dn_shape in = net->input;
     if (b->failed || !b->n_nodes)
         return dn_fail(err, DN_ENOMEM, "out of memory building the ONNX graph");
-    /* The last node's output is the graph's output. */
     Onnx__NodeProto *last = b->nodes[b->n_nodes - 1];
-    last->output[0] = b_strdup(b, "probabilities");
+    last->output[0] = onnx_strdup(b, "probabilities");
     const int64_t in_dims[3] = {in.h, in.w, in.c}, out_dims[1] = {dn_net_n_classes(net)};
-    Onnx__ValueInfoProto **inputs = b_alloc(b, sizeof *inputs), **outputs = b_alloc(b, sizeof *outputs);
-    if (!inputs || !outputs || !last->output[0] || !(inputs[0] = b_value_info(b, "input", 3, in_dims)) ||
-        !(outputs[0] = b_value_info(b, "probabilities", 1, out_dims)))
+    Onnx__ValueInfoProto **inputs = onnx_alloc(b, sizeof *inputs), **outputs = onnx_alloc(b, sizeof *outputs);
+    if (!inputs || !outputs || !last->output[0] || !(inputs[0] = onnx_value_info(b, "input", 3, in_dims)) ||
+        !(outputs[0] = onnx_value_info(b, "probabilities", 1, out_dims)))
         return dn_fail(err, DN_ENOMEM, "out of memory building the ONNX graph");
-    graph->name = b_strdup(b, "digitnet");
+    graph->name = onnx_strdup(b, "digitnet");
     graph->n_node = b->n_nodes;
     graph->node = b->nodes;
     graph->n_initializer = b->n_inits;
@@ -488,11 +502,9 @@ static dn_status build_graph(builder *b, const dn_net *net, Onnx__GraphProto *gr
     return b->failed ? dn_fail(err, DN_ENOMEM, "out of memory building the ONNX graph") : DN_OK;
 }
 
-dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
+dn_status onnx_write_model(builder *b, const dn_net *net, const char *const *extra, int n_extra, const char *path,
+                           dn_error *err)
 {
-    if (!net || !path)
-        return dn_fail(err, DN_EARG, "dn_onnx_export: net and path are required");
-    builder b = {0};
     Onnx__ModelProto model;
     Onnx__GraphProto graph;
     Onnx__OperatorSetIdProto opset, *opsets[1] = {&opset};
@@ -500,7 +512,8 @@ dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
     onnx__graph_proto__init(&graph);
     onnx__operator_set_id_proto__init(&opset);
     uint8_t *bytes = NULL;
-    dn_status st = build_graph(&b, net, &graph, err);
+    Onnx__StringStringEntryProto **meta = NULL;
+    dn_status st = finish_graph(b, net, &graph, err);
     if (st != DN_OK)
         goto done;
     opset.domain = "";
@@ -516,18 +529,20 @@ dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
                        "probabilities: float32 (N, 10)";
     model.graph = &graph;
 
-    Onnx__StringStringEntryProto *meta[8 + DN_MAX_NOTES];
     size_t n_meta = 0;
     char raw_max[16], key[160];
     snprintf(raw_max, sizeof raw_max, "%d", net->raw_max > 0 ? net->raw_max : 255);
-    int bad = add_meta(&b, meta, &n_meta, "spec", net->spec) || add_meta(&b, meta, &n_meta, "raw_max", raw_max) ||
-              add_meta(&b, meta, &n_meta, "input_scale", "1") ||
-              add_meta(&b, meta, &n_meta, "preprocess", preprocess_name(net->input)) ||
-              add_meta(&b, meta, &n_meta, "class_names", "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
+    meta = malloc(sizeof *meta * (size_t)(5 + net->n_notes + n_extra));
+    int bad = !meta || add_meta(b, meta, &n_meta, "spec", net->spec) || add_meta(b, meta, &n_meta, "raw_max", raw_max) ||
+              add_meta(b, meta, &n_meta, "input_scale", "1") ||
+              add_meta(b, meta, &n_meta, "preprocess", preprocess_name(net->input)) ||
+              add_meta(b, meta, &n_meta, "class_names", "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
     for (int i = 0; i < net->n_notes && !bad; i++) {
         snprintf(key, sizeof key, "run.%s", net->note_keys[i]);
-        bad = add_meta(&b, meta, &n_meta, key, net->note_values[i]);
+        bad = add_meta(b, meta, &n_meta, key, net->note_values[i]);
     }
+    for (int i = 0; i < n_extra && !bad; i++)
+        bad = add_meta(b, meta, &n_meta, extra[2 * i], extra[2 * i + 1]);
     if (bad) {
         st = dn_fail(err, DN_ENOMEM, "out of memory building the ONNX metadata");
         goto done;
@@ -544,10 +559,30 @@ dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
     st = dn_atomic_write(path, bytes, size, err);
 done:
     free(bytes);
-    for (size_t i = 0; i < b.n_allocs; i++)
-        free(b.allocs[i]);
-    free(b.allocs);
-    free(b.nodes);
-    free(b.inits);
+    free(meta);
+    onnx_builder_free(b);
     return st;
+}
+
+void onnx_builder_free(builder *b)
+{
+    for (size_t i = 0; i < b->n_allocs; i++)
+        free(b->allocs[i]);
+    free(b->allocs);
+    free(b->nodes);
+    free(b->inits);
+    memset(b, 0, sizeof *b);
+}
+
+dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
+{
+    if (!net || !path)
+        return dn_fail(err, DN_EARG, "dn_onnx_export: net and path are required");
+    builder b = {0};
+    dn_status st = build_layers(&b, net, err);
+    if (st != DN_OK) {
+        onnx_builder_free(&b);
+        return st;
+    }
+    return onnx_write_model(&b, net, NULL, 0, path, err);
 }

@@ -5,6 +5,8 @@
 #  - the reference networks trained briefly in PyTorch and exported with torch.onnx.export (NCHW), a
 #    net with BatchNormalization, and R2 laid out NHWC as tf2onnx writes it, imported and compared
 #    with PyTorch's probabilities; the imported model through eval --report, predict, serve, export;
+#  - R1, R2 and a mixed net exported --int8, checked by onnx.checker and run by onnxruntime against
+#    predict --int8 (its own agreement rule, below);
 #  - malformed files: one-line errors naming the node and the op.
 # Same class on >= 99.9% of rows and every probability within 1e-4. Prints 'N passed, N failed'.
 DN=${DIGITNET:-build/digitnet}
@@ -51,6 +53,45 @@ if [ -d node_modules/onnxruntime-node ]; then
         node tests/onnx/ort_check.mjs "$T/r2.onnx" mnist "$DATA/mnist-10k/t10k-images-idx3-ubyte.gz" "$T/r2.json"
 else
     echo "skip - onnxruntime checks: node_modules/onnxruntime-node is missing (scripts/install-deps.sh runs npm ci)"
+fi
+
+# --- int8 (export --int8): the quantised R1, R2 and a net with a ReLU of its own, batchnorm, tanh,
+# strides and "same" pooling, against predict --int8 (eval --int8's arithmetic). Every step is
+# digitnet's integer arithmetic except QLinearConv's requantisation (a float scale, rounding half to
+# even, where digitnet has a 32-bit multiplier and a shift, rounding half up): on a tie an int8 value
+# can move one step, rarely. So: the same class on >= 99.9% of rows, at most 0.5% of rows with a
+# probability more than 1e-6 away (a few in 10,000 are, see the README), and none more than 0.1 away
+# (one step of the int8 logits, whose scale is ~0.1-0.2, moves a probability by at most a quarter of it).
+printf 'input 8x8x1\nconv2d 8 3x3 same stride=2\nbatchnorm\nrelu\nmaxpool 3x3 stride=1 same\nconv2d 12 2x2 valid tanh\nflatten\ndense 16\ntanh\ndense 10 softmax\n' >"$T/mix.cnn"
+$DN train --data optdigits --model "$T/mix.cnn" --epochs 3 --batch 64 --seed 1 --quiet --out "$T/mix.safetensors" >/dev/null
+for m in r1:optdigits:1797 r2:mnist-10k:10000 mix:optdigits:1797; do
+    r=${m%%:*} rest=${m#*:}; data=${rest%%:*} n=${rest#*:}
+    $DN export --model "$T/$r.safetensors" --format onnx --int8 --calibration 1000 --out "$T/${r}-int8.onnx" >"$T/export.out"
+    check "export --int8 $r writes the file and says so" grep -q "Wrote $T/${r}-int8.onnx: ONNX IR 7, opset 13, int8" "$T/export.out"
+    agree "onnx.checker full_check on ${r}-int8.onnx" $PY "$TOOLS" check "$T/${r}-int8.onnx"
+    $DN predict --int8 --calibration 1000 --model "$T/$r.safetensors" --data $data --index 0 --count $n --top 10 --json \
+        >"$T/${r}-int8.json"
+done
+check "the int8 graph has QLinearConv, int8 Max, MaxPool and the lookup Gather" $PY -c "
+import onnx, sys
+ops = [n.op_type for n in onnx.load('$T/mix-int8.onnx').graph.node]
+sys.exit(0 if {'QuantizeLinear', 'QLinearConv', 'Max', 'MaxPool', 'Gather', 'DequantizeLinear'} <= set(ops) else 1)"
+check "predict --int8 agrees with eval --int8's accuracy" $PY -c "
+import json, subprocess, sys
+rows = json.load(open('$T/r2-int8.json'))
+acc = sum(r['digit'] == r['label'] for r in rows) / len(rows)
+ev = json.loads(subprocess.run(['$DN', 'eval', '--int8', '--calibration', '1000', '--model', '$T/r2.safetensors', '--json'],
+                               capture_output=True, text=True, check=True).stdout)
+sys.exit(0 if abs(acc - ev['accuracy']) < 1e-9 and ev['arithmetic'] == 'int8' else 1)"
+expect_error "export --calibration without --int8 is refused" "go with --int8" \
+    $DN export --model "$T/r1.safetensors" --format onnx --calibration 10 --out "$T/x.onnx"
+if [ -d node_modules/onnxruntime-node ]; then
+    agree "onnxruntime int8 R1, all 1797 optdigits.tes rows vs predict --int8" node tests/onnx/ort_check.mjs \
+        "$T/r1-int8.onnx" optdigits "$DATA/optdigits/optdigits.tes" "$T/r1-int8.json" 0.999 0.1 0.005
+    agree "onnxruntime int8 R2, all 10000 MNIST test rows vs predict --int8" node tests/onnx/ort_check.mjs \
+        "$T/r2-int8.onnx" mnist "$DATA/mnist-10k/t10k-images-idx3-ubyte.gz" "$T/r2-int8.json" 0.999 0.1 0.005
+    agree "onnxruntime int8 ReLU/batchnorm/tanh/stride net vs predict --int8" node tests/onnx/ort_check.mjs \
+        "$T/mix-int8.onnx" optdigits "$DATA/optdigits/optdigits.tes" "$T/mix-int8.json" 0.999 0.1 0.005
 fi
 
 # --- round trip: digitnet's own export imports back to the same predictions
