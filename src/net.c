@@ -691,14 +691,24 @@ dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *im
     const size_t in_size = dn_shape_size(net->input);
     const int classes = dn_net_n_classes(net);
     dn_fp_saved fp; /* flush-to-zero and denormals-are-zero, as in training (kernels/fp_mode.c) */
-    dn_fp_fast_begin(&fp);
+    /* One image runs on the calling thread (every per-image loop and product stays on one thread
+     * for a single row), so only its mode is set: waking the team twice would cost more than the
+     * prediction. */
+    const int here = n == 1;
+    if (here)
+        dn_fp_fast_begin_here(&fp);
+    else
+        dn_fp_fast_begin(&fp);
     for (int start = 0; start < n; start += chunk) {
         int rows = n - start < chunk ? n - start : chunk;
         const float *out = forward_pass(net, ws->layers, ws->acts, images + (size_t)start * in_size, rows, 0);
         memcpy(probs + (size_t)start * classes, out, sizeof(float) * (size_t)rows * classes);
         ws->last_n = rows;
     }
-    dn_fp_fast_end(&fp);
+    if (here)
+        dn_fp_fast_end_here(&fp);
+    else
+        dn_fp_fast_end(&fp);
     return DN_OK;
 }
 

@@ -61,6 +61,25 @@ void dn_fp_fast_end(const dn_fp_saved *saved)
 #endif
 }
 
+void dn_fp_fast_begin_here(dn_fp_saved *saved)
+{
+#ifdef HAVE_MXCSR
+    saved->csr[0] = _mm_getcsr();
+    _mm_setcsr(saved->csr[0] | FTZ_DAZ);
+#else
+    (void)saved;
+#endif
+}
+
+void dn_fp_fast_end_here(const dn_fp_saved *saved)
+{
+#ifdef HAVE_MXCSR
+    _mm_setcsr(saved->csr[0]);
+#else
+    (void)saved;
+#endif
+}
+
 int dn_fp_fast_active(void)
 {
 #ifdef HAVE_MXCSR

@@ -66,6 +66,10 @@ typedef struct dn_fp_saved {
 } dn_fp_saved;
 void dn_fp_fast_begin(dn_fp_saved *saved);
 void dn_fp_fast_end(const dn_fp_saved *saved);
+/* The same for the calling thread alone: for work that runs on it only (one image in inference),
+ * where waking the team twice would cost more than the prediction. */
+void dn_fp_fast_begin_here(dn_fp_saved *saved);
+void dn_fp_fast_end_here(const dn_fp_saved *saved);
 /* 1 when the calling thread has both bits set (tests). */
 int dn_fp_fast_active(void);
 

@@ -61,10 +61,12 @@ void dn_runtime_info_get(dn_runtime_info *info)
                              names[i]);
             used += n > 0 ? (size_t)n : 0;
         }
-    /* The order the loader tries the target_clones variants (internal.h: DN_MULTIVERSION). */
-    if (__builtin_cpu_supports("x86-64-v4"))
+    /* The order the loader tries the target_clones variants (internal.h: DN_MULTIVERSION), from
+     * the features each level needs (clang's __builtin_cpu_supports does not take level names). */
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         info->simd_clone = "x86-64-v4";
-    else if (__builtin_cpu_supports("x86-64-v3"))
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("bmi2"))
         info->simd_clone = "x86-64-v3";
 #endif
 #ifdef _OPENMP
