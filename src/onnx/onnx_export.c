@@ -448,13 +448,12 @@ static int add_meta(builder *b, Onnx__StringStringEntryProto **list, size_t *n, 
     return e->key && e->value ? 0 : -1;
 }
 
-static const char *preprocess_name(dn_shape in)
+/* The preprocessing the model expects (src/image/preprocess.c, the same library), "none" for
+ * other input shapes, as model files record it. */
+static const char *preprocess_or_none(dn_shape in)
 {
-    if (in.h == 28 && in.w == 28 && in.c == 1)
-        return "mnist-28x28";
-    if (in.h == 8 && in.w == 8 && in.c == 1)
-        return "optdigits-8x8";
-    return "none";
+    const char *name = dn_preprocess_name(in);
+    return name ? name : "none";
 }
 
 /* The layers: input -> Mul(1 / raw_max) -> layers -> probabilities (onnx_write_model names it). */
@@ -535,7 +534,7 @@ dn_status onnx_write_model(builder *b, const dn_net *net, const char *const *ext
     meta = malloc(sizeof *meta * (size_t)(5 + net->n_notes + n_extra));
     int bad = !meta || add_meta(b, meta, &n_meta, "spec", net->spec) || add_meta(b, meta, &n_meta, "raw_max", raw_max) ||
               add_meta(b, meta, &n_meta, "input_scale", "1") ||
-              add_meta(b, meta, &n_meta, "preprocess", preprocess_name(net->input)) ||
+              add_meta(b, meta, &n_meta, "preprocess", preprocess_or_none(net->input)) ||
               add_meta(b, meta, &n_meta, "class_names", "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]");
     for (int i = 0; i < net->n_notes && !bad; i++) {
         snprintf(key, sizeof key, "run.%s", net->note_keys[i]);
