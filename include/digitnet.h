@@ -319,6 +319,41 @@ typedef struct dn_epoch_stats {
 typedef int (*dn_batch_fn)(void *user, int epoch, int done, int total, double loss, double accuracy);
 typedef int (*dn_epoch_fn)(void *user, const dn_epoch_stats *stats);
 
+/* Random transforms applied to every training image on the fly, batch by batch (src/augment).
+ * A zero field switches its transform off; dn_train_default_params() switches everything off.
+ * Each image's transform depends only on the run's seed, the epoch and the image's place in the
+ * epoch, never on the thread count, so the same seed still gives the same model bit for bit. */
+typedef struct dn_augment {
+    float shift;         /* shift=PX: translation uniform in [-PX, PX] on each axis, sub-pixel (bilinear) */
+    float rotate;        /* rotate=DEG: rotation uniform in [-DEG, DEG] degrees about the centre */
+    float scale;         /* scale=F: zoom uniform in [1 - F, 1 + F] */
+    float shear;         /* shear=DEG: horizontal shear uniform in [-DEG, DEG] degrees */
+    float elastic;       /* elastic=ALPHA: elastic distortion (Simard et al. 2003), displacement scale in pixels */
+    float elastic_sigma; /* elastic_sigma=S: Gaussian smoothing of the random field, pixels (0: 4 for 28x28, scaled to the image) */
+    float noise;         /* noise=STD: Gaussian noise added to the scaled pixels (0..1) */
+    float flip;          /* flip=P: left-right mirror with probability P (clothing; digits must not be mirrored) */
+    float mixup;         /* mixup=ALPHA: pairs of images and their labels mixed with a Beta(ALPHA, ALPHA) weight */
+    float prob;          /* p=P: probability that an image gets the geometric transforms at all (0, the default: 1) */
+} dn_augment;
+
+/* Parses "key=value key=value ..." (the keys above: shift, rotate, scale, shear, elastic,
+ * elastic_sigma, noise, flip, mixup, p) into *a, changing only the keys named. Returns DN_EFORMAT
+ * naming the key for an unknown key, a value that is not a number or a value out of range. */
+dn_status dn_augment_parse(const char *text, dn_augment *a, dn_error *err);
+/* Writes the non-default fields as "key=value ..." (the form dn_augment_parse reads; "" when all
+ * are off) into buf of size bytes. Returns the length it needed, as snprintf does. */
+int dn_augment_print(const dn_augment *a, char *buf, size_t size);
+/* Non-zero when any transform is switched on. */
+int dn_augment_active(const dn_augment *a);
+
+/* Learning-rate schedules, applied per batch on top of warm-up. */
+typedef enum dn_schedule {
+    DN_SCHEDULE_CONSTANT = 0, /* lr throughout (Keras's default) */
+    DN_SCHEDULE_STEP = 1,     /* lr * gamma^floor(epoch / step_every) */
+    DN_SCHEDULE_COSINE = 2,   /* cosine from lr down to lr * min_lr over the run */
+    DN_SCHEDULE_ONECYCLE = 3  /* one-cycle (Smith 2018): up to lr, then cosine down to lr * min_lr */
+} dn_schedule;
+
 typedef struct dn_train_params {
     dn_optimizer optimizer;
     float lr;        /* 0 (the default): the optimizer's Keras default, DN_ADAM_DEFAULT_LR for Adam and
@@ -333,6 +368,18 @@ typedef struct dn_train_params {
     dn_batch_fn on_batch; /* may be NULL */
     dn_epoch_fn on_epoch; /* may be NULL */
     void *user;
+    /* Schedule and regularisation; the defaults (all zero) train exactly as before. */
+    dn_schedule schedule;
+    float warmup;          /* epochs of linear warm-up from 0 to lr (0: none) */
+    int step_every;        /* DN_SCHEDULE_STEP: epochs per step (0: 10) */
+    float step_gamma;      /* DN_SCHEDULE_STEP: factor per step (0: 0.1) */
+    float min_lr;          /* cosine / one-cycle: final rate as a fraction of lr (default 0) */
+    float weight_decay;    /* decoupled weight decay (AdamW, Loshchilov and Hutter 2019): p -= lr_t * wd * p */
+    float label_smoothing; /* targets (1 - s) on the label and s / classes spread over all classes */
+    int patience;          /* early stopping: stop after this many epochs without a better validation
+                              loss and restore the best epoch's weights (0: off; needs a validation set) */
+    int ensemble;          /* members to train, with seeds seed, seed + 1, ...; 0 or 1: a single net */
+    dn_augment augment;
 } dn_train_params;
 
 dn_train_params dn_train_default_params(void);
