@@ -362,9 +362,14 @@ static int forward_block_rows(const dn_net *net, int n)
     return block_rows(net->prefix_largest, DN_FORWARD_BLOCK_BYTES, n, 8);
 }
 
+static int backward_block_rows_of(size_t row_floats, int n)
+{
+    return block_rows(row_floats, DN_BACKWARD_BLOCK_BYTES, n, 4);
+}
+
 static int backward_block_rows(const dn_net *net, int n)
 {
-    return block_rows(net->prefix_largest, DN_BACKWARD_BLOCK_BYTES, n, 4);
+    return backward_block_rows_of(net->prefix_largest, n);
 }
 
 /* The backward blocks [*t0, *t1) of tiles that rank owns: contiguous runs, balanced. */
@@ -462,8 +467,13 @@ static void measure_prefix(dn_net *net)
         prefix_largest = in > prefix_largest ? in : prefix_largest;
         prefix_largest = out > prefix_largest ? out : prefix_largest;
     }
+    size_t tile_params = prefix_params;
+    for (int i = prefix; i < net->n_layers; i++)
+        if (net->layers[i].ops->rows == DN_ROWS_EACH && net->layers[i].n_params > tile_params)
+            tile_params = net->layers[i].n_params;
     net->largest = largest;
     net->prefix_params = prefix_params;
+    net->tile_params = tile_params;
     net->prefix_largest = prefix_largest;
 }
 
@@ -479,7 +489,7 @@ dn_status dn_net_reserve(dn_net *net, int batch, dn_error *err)
     total += 3 * largest * (size_t)batch; /* dbuf[0], dbuf[1], tile_dbuf */
     /* the most row blocks a backward pass can have (block_rows never makes more than MAX_BLOCKS) */
     const size_t tiles = batch < MAX_BLOCKS ? (size_t)batch : MAX_BLOCKS;
-    total += tiles * net->prefix_params;
+    total += tiles * net->tile_params;
     float *arena = malloc(total * sizeof(float));
     if (!arena)
         return dn_fail(err, DN_ENOMEM, "out of memory for a batch of %d (%zu MB)", batch, total * sizeof(float) >> 20);
@@ -536,9 +546,51 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
         }
         share_exchange(net, acts[prefix]);
     }
-    for (int i = prefix; i < net->n_layers; i++)
-        layers[i].ops->forward(&layers[i], acts[i], acts[i + 1], 0, n, training);
+    for (int i = prefix; i < net->n_layers; i++) {
+        dn_layer *L = &layers[i];
+        const size_t in = dn_shape_size(L->in), out = dn_shape_size(L->out);
+        /* A row-wise layer after a batch-coupled one (a convolution after batchnorm): row blocks
+         * on all threads, one layer at a time. */
+        const int each = L->ops->rows == DN_ROWS_EACH && n > 1;
+        const int rows_per = each ? block_rows(in > out ? in : out, DN_FORWARD_BLOCK_BYTES, n, 8) : n;
+        const int blocks = (n + rows_per - 1) / rows_per;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+        for (int t = 0; t < blocks; t++) {
+            const int first = t * rows_per, rows = n - first < rows_per ? n - first : rows_per;
+            L->ops->forward(L, acts[i] + (size_t)first * in, acts[i + 1] + (size_t)first * out, first, rows, training);
+        }
+    }
     return acts[net->n_layers];
+}
+
+/* Backward through one batch-wide layer. A row-wise one runs in row blocks on all threads, each
+ * block's parameter gradients in a partial sum of its own, added in block order: the same bits for
+ * any thread count. */
+static void backward_layer(dn_net *net, dn_layer *L, int i, float *dout, float *din, int n)
+{
+    const size_t in = dn_shape_size(L->in), out = dn_shape_size(L->out), np = L->n_params;
+    if (L->ops->rows != DN_ROWS_EACH || n < 2) {
+        L->ops->backward(L, net->acts[i], net->acts[i + 1], dout, din, 0, n, L->grads);
+        return;
+    }
+    const int rows_per = backward_block_rows_of(in > out ? in : out, n);
+    const int blocks = (n + rows_per - 1) / rows_per;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (int t = 0; t < blocks; t++) {
+        const int first = t * rows_per, rows = n - first < rows_per ? n - first : rows_per;
+        float *partial = net->tile_grads + (size_t)t * np;
+        if (np)
+            memset(partial, 0, sizeof(float) * np);
+        L->ops->backward(L, net->acts[i] + (size_t)first * in, net->acts[i + 1] + (size_t)first * out,
+                         dout + (size_t)first * out, din ? din + (size_t)first * in : NULL, first, rows, partial);
+    }
+#pragma omp parallel for schedule(static) if (np * (size_t)blocks > 1 << 15)
+    for (size_t k = 0; k < np; k++) {
+        float sum = L->grads[k];
+        for (int t = 0; t < blocks; t++)
+            sum += net->tile_grads[(size_t)t * np + k];
+        L->grads[k] = sum;
+    }
 }
 
 const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
@@ -563,7 +615,7 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
     for (int i = net->n_layers - 1; i >= prefix; i--) {
         dn_layer *L = &net->layers[i];
         float *din = i > 0 ? other_dbuf(net, dout) : NULL;
-        L->ops->backward(L, net->acts[i], net->acts[i + 1], dout, din, 0, n, L->grads);
+        backward_layer(net, L, i, dout, din, n);
         dout = din;
     }
     if (prefix == 0)

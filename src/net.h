@@ -44,6 +44,8 @@ struct dn_net {
     size_t prefix_largest;          /* floats of the largest row-wise prefix activation per row (set by parsing) */
     float *tile_grads;              /* (tiles, prefix_params) per-block gradient sums (dn_net_backward) */
     size_t prefix_params;           /* parameters of the row-wise layers that lead the net in training (parsing) */
+    size_t tile_params;             /* floats of one block's gradient sum: the prefix's, or the largest row-wise
+                                       layer's after it, whichever is more (parsing) */
 
     dn_rng rng; /* dropout and shuffling */
     int rng_seeded; /* set by the first dn_train; later calls (and resumed checkpoints) continue it */

@@ -537,6 +537,10 @@ static void test_batchnorm(void **state)
         {"batchnorm shifted inputs", "2x2x3", "batchnorm\n", NULL, 3, 0, 2.0f, 5.0f},
         /* conv -> batchnorm -> relu, the usual arrangement. */
         {"conv2d -> batchnorm -> relu", "5x5x2", "conv2d 3 3x3 same\nbatchnorm\nrelu\n", NULL, 3, 0, 0, 0},
+        /* Convolution and pooling after batchnorm run batch-wide in row blocks, each block's
+         * weight gradients summed on its own (src/net.c backward_layer). */
+        {"batchnorm -> conv2d -> maxpool", "6x6x2", "conv2d 3 3x3 same\nbatchnorm\nrelu\nconv2d 4 3x3 same tanh\nmaxpool 2x2\n",
+         NULL, 4, 0, 0, 0},
     };
     run_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }

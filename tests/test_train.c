@@ -181,6 +181,46 @@ static void test_determinism(void **state)
     dn_set_threads(1);
 }
 
+/* Batchnorm between convolutions: the layers after it run batch-wide, in row blocks on all threads
+ * (src/net.c), and batchnorm sums its statistics in fixed chunks. One thread and two give the same
+ * weights and moving statistics bit for bit. */
+static dn_net *batchnorm_run(int threads, const dn_dataset *data)
+{
+    static const char spec[] = "input 8x8x1\nconv2d 8 3x3 same\nbatchnorm momentum=0.9\nrelu\n"
+                               "conv2d 16 3x3 same\nbatchnorm\nrelu\nmaxpool 2x2\ndropout 0.25\nflatten\n"
+                               "dense 32\nbatchnorm\nrelu\ndense 10 softmax\n";
+    dn_set_threads(threads);
+    dn_net *net = NULL;
+    dn_error err = {0};
+    if (dn_net_parse(spec, "bn spec", 5, &net, &err) != DN_OK)
+        fail_msg("%s", err.msg);
+    dn_train_params p = dn_train_default_params();
+    p.epochs = 3;
+    p.batch_size = 50;
+    p.seed = 7;
+    if (dn_train(net, data, NULL, &p, &err) != DN_OK)
+        fail_msg("%s", err.msg);
+    dn_set_threads(1);
+    return net;
+}
+
+static void test_batchnorm_threads(void **state)
+{
+    (void)state;
+    dn_dataset part;
+    assert_int_equal(dn_dataset_slice(&tra, 0, 1000, &part, NULL), DN_OK);
+    dn_net *one = batchnorm_run(1, &part), *two = batchnorm_run(2, &part);
+    assert_memory_equal(one->params, two->params, sizeof(float) * one->n_params);
+    assert_memory_equal(one->buffers, two->buffers, sizeof(float) * one->n_buffers);
+    int n;
+    const dn_epoch_stats *h = dn_net_history(one, &n);
+    assert_int_equal(n, 3);
+    assert_true(h[2].accuracy > 0.5); /* it learns: batchnorm's gradients reach the first convolution */
+    dn_net_free(one);
+    dn_net_free(two);
+    dn_dataset_free(&part);
+}
+
 /* ---------------------------------------------------------------- data-parallel training */
 
 /* Ranks of a data-parallel run simulated by threads, each with its own net, exchanging through one
@@ -704,6 +744,7 @@ int main(void)
         cmocka_unit_test(test_flush_to_zero),
         cmocka_unit_test(test_accuracy_floor),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_batchnorm_threads),
         cmocka_unit_test(test_data_parallel),
         cmocka_unit_test(test_divergence),
         cmocka_unit_test(test_nan_weight_is_enan),

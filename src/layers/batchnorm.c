@@ -6,6 +6,7 @@
 #include "layers/layer.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,6 +39,17 @@ static void batchnorm_print(const dn_layer *L, char *buf, size_t size)
     snprintf(buf, size, "batchnorm momentum=%g epsilon=%g", (double)cfg->momentum, (double)cfg->epsilon);
 }
 
+/* The batch statistics are sums over every pixel of every row. They are cut into a fixed number
+ * of row chunks (from the sizes alone, never the thread count), summed in double, chunk partial
+ * sums added in chunk order: any thread count gives the same bits. */
+#define MAX_CHUNKS 16
+
+static int stat_chunks(size_t rows)
+{
+    size_t chunks = rows / 256;
+    return chunks < 1 ? 1 : chunks > MAX_CHUNKS ? MAX_CHUNKS : (int)chunks;
+}
+
 static dn_status batchnorm_shape(dn_layer *L, const char *where, dn_error *err)
 {
     (void)where, (void)err;
@@ -45,7 +57,9 @@ static dn_status batchnorm_shape(dn_layer *L, const char *where, dn_error *err)
     L->n_params = 2 * (size_t)L->in.c;  /* gamma, beta */
     L->n_buffers = 2 * (size_t)L->in.c; /* moving mean, moving variance */
     L->scratch_per_item = dn_shape_size(L->in); /* normalised input x_hat */
-    L->scratch_fixed = (size_t)L->in.c;         /* 1 / sqrt(batch variance + epsilon) */
+    /* training: inv_std (C), alignment, doubles partial (MAX_CHUNKS, 2, C) and two sums (C each),
+     * then three float arrays (C each): see train_scratch */
+    L->scratch_fixed = (size_t)L->in.c * (1 + 2 * (2 * MAX_CHUNKS + 2) + 3) + 2;
     return DN_OK;
 }
 
@@ -61,6 +75,67 @@ static void batchnorm_init(dn_layer *L, dn_rng *rng)
     }
 }
 
+/* Per channel, the sums of a and of a * b (b NULL: a * a, after subtracting shift) over rows,
+ * chunk by chunk into partial (chunks, 2, C), then added in chunk order into sum_a and sum_ab. */
+static void channel_sums(const float *a, const float *b, const float *shift, size_t rows, int C, double *partial,
+                         double *sum_a, double *sum_ab)
+{
+    const int chunks = stat_chunks(rows);
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > 1 << 15)
+    for (int k = 0; k < chunks; k++) {
+        const size_t r0 = rows * k / chunks, r1 = rows * (k + 1) / chunks;
+        double *pa = partial + (size_t)k * 2 * C, *pab = pa + C;
+        for (int c = 0; c < C; c++)
+            pa[c] = pab[c] = 0.0;
+        for (size_t r = r0; r < r1; r++) {
+            const float *ar = a + r * C;
+            if (b) {
+                const float *br = b + r * C;
+                for (int c = 0; c < C; c++) {
+                    pa[c] += ar[c];
+                    pab[c] += (double)ar[c] * br[c];
+                }
+            } else {
+                for (int c = 0; c < C; c++) {
+                    double d = (double)ar[c] - shift[c];
+                    pa[c] += d;
+                    pab[c] += d * d;
+                }
+            }
+        }
+    }
+    for (int c = 0; c < C; c++)
+        sum_a[c] = sum_ab[c] = 0.0;
+    for (int k = 0; k < chunks; k++)
+        for (int c = 0; c < C; c++) {
+            sum_a[c] += partial[(size_t)k * 2 * C + c];
+            sum_ab[c] += partial[(size_t)k * 2 * C + C + c];
+        }
+}
+
+/* The training pass's per-channel work space after inv_std (C floats): 8-byte aligned doubles,
+ * partial (MAX_CHUNKS, 2, C), then three more arrays of C. */
+static double *train_scratch(const dn_layer *L, size_t rows)
+{
+    uintptr_t p = (uintptr_t)(L->scratch + rows * (size_t)L->in.c + L->in.c);
+    return (double *)(void *)((p + 7) & ~(uintptr_t)7);
+}
+
+/* Training: x_hat and out = gamma * x_hat + beta per channel, rows on all threads. */
+static void normalise_rows(const float *in, float *out, float *xhat, const float *mean, const float *inv_std,
+                       const float *gamma, const float *beta, size_t rows, int C)
+{
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > 1 << 15)
+    for (size_t r = 0; r < rows; r++) {
+        const float *x = in + r * C;
+        float *o = out + r * C, *h = xhat + r * C;
+        for (int c = 0; c < C; c++) {
+            h[c] = (x[c] - mean[c]) * inv_std[c];
+            o[c] = gamma[c] * h[c] + beta[c];
+        }
+    }
+}
+
 static void batchnorm_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     (void)first; /* rows are split only in inference, which keeps nothing per row */
@@ -70,31 +145,43 @@ static void batchnorm_forward(dn_layer *L, const float *in, float *out, int firs
     const float *gamma = L->params, *beta = L->params + C;
     float *mmean = L->buffers, *mvar = L->buffers + C;
     if (!training) {
-        for (size_t r = 0; r < rows; r++)
-            for (int c = 0; c < C; c++)
-                out[r * C + c] = gamma[c] * (in[r * C + c] - mmean[c]) / sqrtf(mvar[c] + cfg->epsilon) + beta[c];
+        /* Row blocks may run this at once on several threads: only the stack is written. */
+        enum { GROUP = 128 };
+        for (int c0 = 0; c0 < C; c0 += GROUP) {
+            const int g = C - c0 < GROUP ? C - c0 : GROUP;
+            float scale[GROUP], offset[GROUP];
+            for (int c = 0; c < g; c++) {
+                scale[c] = gamma[c0 + c] / sqrtf(mvar[c0 + c] + cfg->epsilon);
+                offset[c] = beta[c0 + c] - mmean[c0 + c] * scale[c];
+            }
+            for (size_t r = 0; r < rows; r++) {
+                const float *x = in + r * C + c0;
+                float *o = out + r * C + c0;
+                for (int c = 0; c < g; c++)
+                    o[c] = x[c] * scale[c] + offset[c];
+            }
+        }
         return;
     }
     float *xhat = L->scratch, *inv_std = L->scratch + rows * C;
+    double *partial = train_scratch(L, rows);
+    double *sum = partial + (size_t)2 * MAX_CHUNKS * C, *sq = sum + C;
+    float *shift = (float *)(sq + C), *mean_f = shift + C;
+    for (int c = 0; c < C; c++) /* shifting by one sample keeps the sum of squares from cancelling */
+        shift[c] = in[c];
+    channel_sums(in, NULL, shift, rows, C, partial, sum, sq);
     for (int c = 0; c < C; c++) {
-        double sum = 0.0, sq = 0.0; /* double: batches of thousands of rows lose digits in float */
-        for (size_t r = 0; r < rows; r++)
-            sum += in[r * C + c];
-        double mean = sum / (double)rows;
-        for (size_t r = 0; r < rows; r++) {
-            double d = in[r * C + c] - mean;
-            sq += d * d;
-        }
-        double var = sq / (double)rows;
+        double m = sum[c] / (double)rows;
+        double var = sq[c] / (double)rows - m * m;
+        var = var < 0.0 ? 0.0 : var;
+        double mean = (double)shift[c] + m;
         inv_std[c] = (float)(1.0 / sqrt(var + cfg->epsilon));
-        for (size_t r = 0; r < rows; r++) {
-            xhat[r * C + c] = (float)((in[r * C + c] - mean) * inv_std[c]);
-            out[r * C + c] = gamma[c] * xhat[r * C + c] + beta[c];
-        }
+        mean_f[c] = (float)mean;
         /* Keras updates the moving variance with the (biased) batch variance. */
         mmean[c] = cfg->momentum * mmean[c] + (1.0f - cfg->momentum) * (float)mean;
         mvar[c] = cfg->momentum * mvar[c] + (1.0f - cfg->momentum) * (float)var;
     }
+    normalise_rows(in, out, xhat, mean_f, inv_std, gamma, beta, rows, C);
 }
 
 static void batchnorm_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
@@ -105,21 +192,27 @@ static void batchnorm_backward(dn_layer *L, const float *in, const float *out, f
     const size_t rows = (size_t)n * L->in.h * L->in.w;
     const float *gamma = L->params;
     const float *xhat = L->scratch, *inv_std = L->scratch + rows * C;
+    double *partial = train_scratch(L, rows);
+    double *sum_dy = partial + (size_t)2 * MAX_CHUNKS * C, *sum_dy_xhat = sum_dy + C;
+    float *k = (float *)(sum_dy_xhat + C), *mean_dy = k + C, *mean_dyx = mean_dy + C;
     float *dgamma = grads, *dbeta = grads + C;
+    channel_sums(dout, xhat, NULL, rows, C, partial, sum_dy, sum_dy_xhat);
     for (int c = 0; c < C; c++) {
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (size_t r = 0; r < rows; r++) {
-            sum_dy += dout[r * C + c];
-            sum_dy_xhat += (double)dout[r * C + c] * xhat[r * C + c];
-        }
-        dgamma[c] += (float)sum_dy_xhat;
-        dbeta[c] += (float)sum_dy;
-        if (!din)
-            continue;
-        /* dx = gamma * inv_std / N * (N dy - sum(dy) - x_hat sum(dy x_hat)) */
-        double k = gamma[c] * inv_std[c] / (double)rows;
-        for (size_t r = 0; r < rows; r++)
-            din[r * C + c] = (float)(k * ((double)rows * dout[r * C + c] - sum_dy - xhat[r * C + c] * sum_dy_xhat));
+        dgamma[c] += (float)sum_dy_xhat[c];
+        dbeta[c] += (float)sum_dy[c];
+        k[c] = gamma[c] * inv_std[c];
+        mean_dy[c] = (float)(sum_dy[c] / (double)rows);
+        mean_dyx[c] = (float)(sum_dy_xhat[c] / (double)rows);
+    }
+    if (!din)
+        return;
+    /* dx = gamma * inv_std * (dy - mean(dy) - x_hat mean(dy x_hat)) */
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > 1 << 15)
+    for (size_t r = 0; r < rows; r++) {
+        const float *dy = dout + r * C, *h = xhat + r * C;
+        float *dx = din + r * C;
+        for (int c = 0; c < C; c++)
+            dx[c] = k[c] * (dy[c] - mean_dy[c] - h[c] * mean_dyx[c]);
     }
 }
 
