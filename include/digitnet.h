@@ -345,6 +345,12 @@ dn_status dn_augment_parse(const char *text, dn_augment *a, dn_error *err);
 int dn_augment_print(const dn_augment *a, char *buf, size_t size);
 /* Non-zero when any transform is switched on. */
 int dn_augment_active(const dn_augment *a);
+/* Applies a's transforms (all but mixup) in place to images (n, h, w, c) of the given shape, values
+ * 0..1, as training does: image i is transformed as the image at position first_position + i of the
+ * given epoch (1 for the first) of a run with this seed, on any thread count. Allocates its scratch;
+ * returns DN_EARG or DN_ENOMEM (images untouched) on failure. */
+dn_status dn_augment_images(const dn_augment *a, uint64_t seed, int epoch, long first_position, float *images, int n,
+                            dn_shape shape, dn_error *err);
 
 /* Learning-rate schedules, applied per batch on top of warm-up. */
 typedef enum dn_schedule {
