@@ -127,6 +127,31 @@ static void test_subpixel_shift(void **state)
     free(src);
 }
 
+/* The drawn parameters cover the requested ranges and stay inside them. */
+static void test_draw_ranges(void **state)
+{
+    (void)state;
+    const dn_augment a = {.shift = 2.0f, .rotate = 12.0f, .scale = 0.1f, .shear = 5.0f, .flip = 0.5f};
+    const float deg = 3.14159265f / 180.0f;
+    float most[4] = {0};
+    int flips = 0;
+    for (int i = 0; i < 2000; i++) {
+        dn_augment_draw d;
+        dn_augment_draw_params(&a, dn_augment_key(1, 1, i), &d);
+        assert_true(d.apply);
+        float v[4] = {fabsf(d.dx), fabsf(d.angle) / deg, fabsf(d.zoom - 1.0f), fabsf(d.shear) / deg};
+        const float range[4] = {2.0f, 12.0f, 0.1f, 5.0f};
+        for (int k = 0; k < 4; k++) {
+            assert_true(v[k] <= range[k] * 1.0001f);
+            most[k] = fmaxf(most[k], v[k] / range[k]);
+        }
+        flips += d.flip;
+    }
+    for (int k = 0; k < 4; k++)
+        assert_true(most[k] > 0.95f);
+    assert_true(flips > 900 && flips < 1100);
+}
+
 /* A soft blob of ink in the middle of a 28x28 image. */
 static void blob(float *img)
 {
@@ -334,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_quarter_turn),
         cmocka_unit_test(test_flip_mirrors),
         cmocka_unit_test(test_subpixel_shift),
+        cmocka_unit_test(test_draw_ranges),
         cmocka_unit_test(test_elastic),
         cmocka_unit_test(test_noise),
         cmocka_unit_test(test_probability_gate),
