@@ -565,6 +565,14 @@ int dn_top_k(const float *probs, int n_classes, int k, int *classes);
 dn_status dn_plot_samples(const dn_dataset *data, const int *indices, int n, const char *const *titles,
                           const char *title, const char *path, dn_error *err);
 
+/* What augmentation a does to n images of data (rows indices[0..n)): a grid with one row per image,
+ * the image itself first, then `versions` augmented versions of it (dn_augment_images with seed,
+ * epochs 1..versions), under an overall title (may be NULL). n * (versions + 1) must be at most
+ * DN_PLOT_MAX_IMAGES. The first channel is drawn. Size: width 24 + 104 * (versions + 1), height
+ * 52 + 124 * n. */
+dn_status dn_plot_augmented(const dn_dataset *data, const int *indices, int n, const dn_augment *a, int versions,
+                            uint64_t seed, const char *title, const char *path, dn_error *err);
+
 /* Picks one row of each class present in data, at random from seed (the R1 notebook's picture):
  * fills indices[0..k) in class order and returns k (0..DN_N_CLASSES). */
 int dn_plot_pick_per_class(const dn_dataset *data, uint64_t seed, int indices[DN_N_CLASSES]);
