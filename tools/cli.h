@@ -102,6 +102,7 @@ typedef struct cli_report {
     const double *fold_loss, *fold_accuracy;
     int n_folds;
     const cJSON *json;           /* the same object --json prints; written as metrics.json */
+    const dn_dataset *train;     /* train: the training rows (the augmented samples); NULL: the test rows */
 } cli_report;
 
 /* Writes DIR/index.html, DIR/metrics.json, DIR/confusion.csv and the pictures. Returns a dn_status. */

@@ -42,5 +42,24 @@ expect_error "show --augment: a value out of range named" "augment option rotate
 expect_error "show --augment: not key=value" "is not key=value" \
     $DN show --data optdigits --augment "shift" --out "$T/bad.png"
 check "show --augment: nothing written after a bad option" test ! -e "$T/bad.png"
+# --- the report: a model whose "augment" note (run.augment in the file) is set draws the grid and
+# lists the settings; one without it does not.
+$DN train --data optdigits --model models/optdigits.cnn --epochs 1 --out "$T/m.safetensors" --quiet >/dev/null 2>&1
+python3 - "$T/m.safetensors" "$T/aug.safetensors" <<'PY'
+import json, struct, sys
+d = open(sys.argv[1], 'rb').read()
+n = struct.unpack('<Q', d[:8])[0]
+h = json.loads(d[8:8 + n])
+h['__metadata__']['run.augment'] = 'shift=1 rotate=10 noise=0.03'
+hb = json.dumps(h).encode()
+hb += b' ' * ((8 - len(hb) % 8) % 8)
+open(sys.argv[2], 'wb').write(struct.pack('<Q', len(hb)) + hb + d[8 + n:])
+PY
+$DN eval --model "$T/aug.safetensors" --data optdigits --report "$T/rep" --quiet >/dev/null 2>&1
+check "report: the augment note draws augmented.png (10 x 8 grid)" png_size "$T/rep/augmented.png" 856 1292
+check "report: the page shows the picture" grep -q 'src="augmented.png"' "$T/rep/index.html"
+check "report: the settings list the augmentation" grep -q "augmentation</th><td>shift=1 rotate=10 noise=0.03" "$T/rep/index.html"
+$DN eval --model "$T/m.safetensors" --data optdigits --report "$T/plain" --quiet >/dev/null 2>&1
+check "report: no augment note, no augmentation picture" sh -c "test -s '$T/plain/index.html' && test ! -e '$T/plain/augmented.png' && ! grep -q augmentation '$T/plain/index.html'"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
