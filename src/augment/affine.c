@@ -69,6 +69,14 @@ void dn_augment_warp(const float *src, float *dst, dn_shape s, const dn_augment_
             const float fx0 = floorf(px), fy0 = floorf(py);
             const int x0 = (int)fx0, y0 = (int)fy0;
             const float fx = px - fx0, fy = py - fy0;
+            if (x0 >= 0 && x0 + 1 < w && y0 >= 0 && y0 + 1 < h) { /* inside: the four taps, no checks */
+                const float *p00 = src + ((size_t)y0 * w + x0) * c, *p10 = p00 + (size_t)w * c;
+                for (int k = 0; k < c; k++) {
+                    float top = p00[k] + fx * (p00[c + k] - p00[k]), bottom = p10[k] + fx * (p10[c + k] - p10[k]);
+                    out[k] = top + fy * (bottom - top);
+                }
+                continue;
+            }
             const float wts[4] = {(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy};
             const int xs[4] = {x0, x0 + 1, x0, x0 + 1}, ys[4] = {y0, y0, y0 + 1, y0 + 1};
             for (int k = 0; k < c; k++)

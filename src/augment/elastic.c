@@ -10,19 +10,39 @@ float dn_augment_default_sigma(dn_shape s)
     return 4.0f * (float)(s.h + s.w) / 56.0f;
 }
 
-/* out = in blurred along one axis with kernel[0..2r]: n lines of len values, stride between
- * neighbours along the axis, line_step between lines. Zero outside the image. */
-static void blur(const float *in, float *out, int n, int len, int stride, int line_step, const float *kernel, int r)
+/* out (h, w) = in blurred along x with kernel[0..2r], zero outside the image. Tap by tap over whole
+ * rows, so that the inner loops run over contiguous pixels and vectorise. */
+static void blur_rows(const float *in, float *out, int h, int w, const float *kernel, int r)
 {
-    for (int l = 0; l < n; l++) {
-        const float *src = in + (size_t)l * line_step;
-        float *dst = out + (size_t)l * line_step;
-        for (int i = 0; i < len; i++) {
-            int lo = i - r < 0 ? 0 : i - r, hi = i + r >= len ? len - 1 : i + r;
-            float sum = 0.0f;
-            for (int j = lo; j <= hi; j++)
-                sum += kernel[j - i + r] * src[(size_t)j * stride];
-            dst[(size_t)i * stride] = sum;
+    for (int y = 0; y < h; y++) {
+        const float *src = in + (size_t)y * w;
+        float *dst = out + (size_t)y * w;
+        for (int x = 0; x < w; x++)
+            dst[x] = 0.0f;
+        for (int t = -r; t <= r; t++) {
+            const float k = kernel[t + r];
+            const int lo = t < 0 ? -t : 0, hi = t > 0 ? w - t : w;
+#pragma omp simd
+            for (int x = lo; x < hi; x++)
+                dst[x] += k * src[x + t];
+        }
+    }
+}
+
+/* The same along y. */
+static void blur_cols(const float *in, float *out, int h, int w, const float *kernel, int r)
+{
+    for (int y = 0; y < h; y++) {
+        float *dst = out + (size_t)y * w;
+        for (int x = 0; x < w; x++)
+            dst[x] = 0.0f;
+        const int lo = y - r < 0 ? -y : -r, hi = y + r >= h ? h - 1 - y : r;
+        for (int t = lo; t <= hi; t++) {
+            const float k = kernel[t + r];
+            const float *src = in + (size_t)(y + t) * w;
+#pragma omp simd
+            for (int x = 0; x < w; x++)
+                dst[x] += k * src[x];
         }
     }
 }
@@ -46,8 +66,8 @@ void dn_augment_elastic_field(uint64_t key, float alpha, float sigma, int h, int
         float *field = fields[f];
         for (int i = 0; i < plane; i++)
             field[i] = 2.0f * dn_rng_to_unit(dn_rng_draw_at(key, (uint64_t)f * plane + i)) - 1.0f;
-        blur(field, tmp, h, w, 1, w, kernel, r); /* along rows */
-        blur(tmp, field, w, h, w, 1, kernel, r); /* along columns */
+        blur_rows(field, tmp, h, w, kernel, r);
+        blur_cols(tmp, field, h, w, kernel, r);
         for (int i = 0; i < plane; i++)
             field[i] *= alpha;
     }
