@@ -345,6 +345,12 @@ dn_status dn_augment_parse(const char *text, dn_augment *a, dn_error *err);
 int dn_augment_print(const dn_augment *a, char *buf, size_t size);
 /* Non-zero when any transform is switched on. */
 int dn_augment_active(const dn_augment *a);
+/* Applies a's transforms (all but mixup) in place to images (n, h, w, c) of the given shape, values
+ * 0..1, as training does: image i is transformed as the image at position first_position + i of the
+ * given epoch (1 for the first) of a run with this seed, on any thread count. Allocates its scratch;
+ * returns DN_EARG or DN_ENOMEM (images untouched) on failure. */
+dn_status dn_augment_images(const dn_augment *a, uint64_t seed, int epoch, long first_position, float *images, int n,
+                            dn_shape shape, dn_error *err);
 
 /* Learning-rate schedules, applied per batch on top of warm-up. */
 typedef enum dn_schedule {
@@ -558,6 +564,14 @@ int dn_top_k(const float *probs, int n_classes, int k, int *classes);
  * overall title (may be NULL). Size: width 24 + 104 * cols, height 52 + 124 * rows. */
 dn_status dn_plot_samples(const dn_dataset *data, const int *indices, int n, const char *const *titles,
                           const char *title, const char *path, dn_error *err);
+
+/* What augmentation a does to n images of data (rows indices[0..n)): a grid with one row per image,
+ * the image itself first, then `versions` augmented versions of it (dn_augment_images with seed,
+ * epochs 1..versions), under an overall title (may be NULL). n * (versions + 1) must be at most
+ * DN_PLOT_MAX_IMAGES. The first channel is drawn. Size: width 24 + 104 * (versions + 1), height
+ * 52 + 124 * n. */
+dn_status dn_plot_augmented(const dn_dataset *data, const int *indices, int n, const dn_augment *a, int versions,
+                            uint64_t seed, const char *title, const char *path, dn_error *err);
 
 /* Picks one row of each class present in data, at random from seed (the R1 notebook's picture):
  * fills indices[0..k) in class order and returns k (0..DN_N_CLASSES). */

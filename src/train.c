@@ -3,6 +3,7 @@
 #include "net.h"
 #include "kernels/kernels.h"
 #include "optim.h"
+#include "augment/augment.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -224,7 +225,10 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     const size_t in_size = dn_shape_size(net->input);
     float *xb = malloc(sizeof(float) * in_size * (size_t)batch); /* (batch, h, w, c) gathered rows */
     uint8_t *yb = malloc((size_t)batch);
-    if (!xb || !yb)
+    /* Augmentation's per-image work space, (batch, dn_augment_scratch_floats) */
+    const int augmenting = dn_augment_active(&params->augment);
+    float *augment_scratch = augmenting ? malloc(sizeof(float) * dn_augment_scratch_floats(net->input) * (size_t)batch) : NULL;
+    if (!xb || !yb || (augmenting && !augment_scratch))
         st = dn_fail(err, DN_ENOMEM, "out of memory for the training batches");
     if (st == DN_OK)
         st = dn_net_reserve(net, batch, err);
@@ -251,6 +255,9 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
             int lo, hi; /* the rows whose images this process reads (all but in shared training) */
             dn_net_share_rows(net, rows, &lo, &hi);
             dn_dataset_gather(train, net->order + start + lo, hi - lo, xb + (size_t)lo * in_size);
+            if (augmenting) /* each image keyed by (seed, epoch, its position in the epoch) */
+                dn_augment_batch(&params->augment, params->seed, epoch, start + lo, xb + (size_t)lo * in_size, hi - lo,
+                                 net->input, augment_scratch);
             for (int r = 0; r < rows; r++)
                 yb[r] = train->labels[net->order[start + r]];
             dn_status step = train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct);
@@ -304,6 +311,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     }
     free(xb);
     free(yb);
+    free(augment_scratch);
     return st;
 }
 

@@ -96,10 +96,46 @@ static void test_no_allocation_per_step(void **state)
     dn_dataset_free(&tra);
 }
 
+/* With augmentation on (every transform): its scratch is allocated with the batch, before the
+ * first epoch, so three epochs allocate what one does. */
+static void test_no_allocation_per_step_augmented(void **state)
+{
+    (void)state;
+    dn_set_threads(2);
+    dn_dataset tra = {0}, train = {0};
+    dn_error err = {0};
+    if (dn_optdigits_load(OPTDIGITS_TRA, &tra, &err) != DN_OK)
+        fail_msg("%s", err.msg);
+    assert_int_equal(dn_dataset_slice(&tra, 0, 500, &train, NULL), DN_OK);
+    dn_net *net = NULL;
+    if (dn_net_load_spec("models/optdigits.cnn", 1, &net, &err) != DN_OK)
+        fail_msg("%s", err.msg);
+    size_t counts[2];
+    for (int i = 0; i < 2; i++) {
+        dn_train_params p = dn_train_default_params();
+        p.epochs = i ? 3 : 1;
+        p.batch_size = 32;
+        p.augment = (dn_augment){.shift = 1, .rotate = 10, .scale = 0.1f, .shear = 5, .elastic = 8, .noise = 0.05f};
+        if (i == 0 && dn_train(net, &train, NULL, &p, &err) != DN_OK) /* the arena, moments, order */
+            fail_msg("%s", err.msg);
+        size_t before = __atomic_load_n(&allocations, __ATOMIC_RELAXED);
+        if (dn_train(net, &train, NULL, &p, &err) != DN_OK)
+            fail_msg("%s", err.msg);
+        counts[i] = __atomic_load_n(&allocations, __ATOMIC_RELAXED) - before;
+    }
+    print_message("allocations with augmentation: %zu for 1 epoch and %zu for 3\n", counts[0], counts[1]);
+    assert_int_equal(counts[0], counts[1]);
+    dn_net_free(net);
+    dn_dataset_free(&train);
+    dn_dataset_free(&tra);
+    dn_set_threads(1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_allocation_per_step),
+        cmocka_unit_test(test_no_allocation_per_step_augmented),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,7 @@ typedef struct cli_options {
     int calibration;          /* --calibration N training rows (default DN_QUANT_DEFAULT_CALIBRATION) */
     const char *format, *name; /* export: --format c|onnx, --name NAME */
     const char *sweep_lr, *sweep_batch; /* sweep: --lr A,B,... --batch M,N,... */
+    const char *augment; /* --augment "k=v ..." */
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;
@@ -101,6 +102,7 @@ typedef struct cli_report {
     const double *fold_loss, *fold_accuracy;
     int n_folds;
     const cJSON *json;           /* the same object --json prints; written as metrics.json */
+    const dn_dataset *train;     /* train: the training rows (the augmented samples); NULL: the test rows */
 } cli_report;
 
 /* Writes DIR/index.html, DIR/metrics.json, DIR/confusion.csv and the pictures. Returns a dn_status. */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SHOW_VERSIONS 7 /* show --augment: augmented versions beside each image */
+
 int cmd_show(cli_options *o)
 {
     if (!o->out)
@@ -11,6 +13,9 @@ int cmd_show(cli_options *o)
     if (o->per_class && o->first)
         return cli_failf("show: choose one of --per-class and --first N");
     dn_error err = {0};
+    dn_augment augment = {0};
+    if (o->augment && dn_augment_parse(o->augment, &augment, &err) != DN_OK)
+        return cli_failf("--augment: %s", err.msg);
     dn_dataset train = {0}, test = {0};
     const char *name = o->data ? o->data : "optdigits";
     if (cli_open_data(o, &train, &test, &err) != DN_OK)
@@ -18,7 +23,7 @@ int cmd_show(cli_options *o)
     const dn_dataset *d = train.n ? &train : &test; /* the training rows, as the notebooks show */
     int status = 0, n = 0;
     int *idx = malloc(sizeof(int) * (size_t)(o->first > DN_N_CLASSES ? o->first : DN_N_CLASSES));
-    char text[DN_N_CLASSES][16], title[160];
+    char text[DN_N_CLASSES][16], title[480];
     const char *titles[DN_N_CLASSES];
     if (!idx) {
         status = cli_failf("out of memory");
@@ -39,6 +44,21 @@ int cmd_show(cli_options *o)
     }
     if (n < 1) {
         status = cli_failf("%s: no images to show", name);
+        goto done;
+    }
+    if (o->augment) {
+        char settings[256];
+        dn_augment_print(&augment, settings, sizeof settings);
+        if (n * (SHOW_VERSIONS + 1) > DN_PLOT_MAX_IMAGES)
+            n = DN_PLOT_MAX_IMAGES / (SHOW_VERSIONS + 1);
+        snprintf(title, sizeof title, "%s: each image, then %d augmented versions (%s)", name, SHOW_VERSIONS,
+                 settings[0] ? settings : "no transform");
+        if (dn_plot_augmented(d, idx, n, &augment, SHOW_VERSIONS, o->seed, title, o->out, &err) != DN_OK) {
+            status = cli_fail(&err);
+            goto done;
+        }
+        if (!o->quiet)
+            printf("Wrote %s (%d images, %d augmented versions each)\n", o->out, n, SHOW_VERSIONS);
         goto done;
     }
     if (dn_plot_samples(d, idx, n, o->first ? NULL : titles, title, o->out, &err) != DN_OK) {

@@ -307,6 +307,7 @@ int cmd_train(cli_options *o)
     }
     cli_report r = {.command = "train", .net = net, .test = &data.test, .probs = probs,
                     .metrics = data.test.n ? &m : NULL};
+    r.train = &data.train;
     status = cli_finish(o, &r, j);
     free(probs);
 done:

@@ -22,7 +22,8 @@ static const command commands[] = {
     {"summary", cmd_summary, "print the layer table of a spec or saved model: summary SPEC|MODEL"},
     {"predict", cmd_predict, "predict image files (PNG, JPEG, BMP, PGM/PPM): --model FILE IMAGE... [--top K --save-preprocessed DIR];\n"
                              "           or images of a data set: --model FILE --data NAME --index I [--count N]"},
-    {"show", cmd_show, "draw images of a data set: --data NAME [--per-class | --first N] --out FILE.png"},
+    {"show", cmd_show, "draw images of a data set: --data NAME [--per-class | --first N] --out FILE.png;\n"
+                       "           with --augment \"shift=2 rotate=12 ...\" each followed by augmented versions"},
     {"features", cmd_features, "draw every conv/pool layer's output for one image: --model M --data NAME --index I --out DIR"},
     {"serve", cmd_serve, "serve the drawing page and /api/predict: --model FILE [--host 127.0.0.1 --port 8080]"},
     {"info", cmd_info, "what this machine and build compute with: CPU, SIMD kernels, threads, build flags"},
@@ -184,6 +185,8 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->host = v;
         else if (!strcmp(a, "--save-preprocessed"))
             o->save_preprocessed = v;
+        else if (!strcmp(a, "--augment"))
+            o->augment = v;
         else if (!strcmp(a, "--optimizer")) {
             if (strcmp(v, "adam") && strcmp(v, "sgd"))
                 return cli_failf("--optimizer: '%s' is not adam or sgd", v), -1;

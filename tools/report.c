@@ -137,6 +137,35 @@ static dn_status draw_samples(report_state *s, dn_error *err)
     return st;
 }
 
+#define AUGMENT_VERSIONS 7 /* augmented versions beside each sample */
+
+/* The model's "augment" note (its training recipe): the transforms it was trained with, drawn on
+ * one training image per class. An empty or missing note draws nothing; a note that does not parse
+ * is skipped too (the rest of the report stays useful). */
+static dn_status draw_augmented(report_state *s, dn_error *err)
+{
+    const cli_report *r = s->r;
+    const char *note = r->net ? dn_net_note(r->net, "augment") : NULL;
+    const dn_dataset *d = r->train && r->train->n > 0 ? r->train : r->test;
+    dn_augment a = {0};
+    if (!note || !*note || !d || d->n < 1 || dn_augment_parse(note, &a, NULL) != DN_OK)
+        return DN_OK;
+    int idx[DN_N_CLASSES];
+    int n = dn_plot_pick_per_class(d, r->options->seed, idx);
+    if (n == 0)
+        return DN_OK;
+    char title[320], caption[192];
+    snprintf(title, sizeof title, "Augmented %s images: %.240s", d == r->train ? "training" : "test", note);
+    dn_status st = dn_plot_augmented(d, idx, n, &a, AUGMENT_VERSIONS, r->options->seed, title,
+                                     in_dir(s, "augmented.png"), err);
+    if (st == DN_OK) {
+        snprintf(caption, sizeof caption, "What the network was fed: each image, then %d random versions (augment %.100s).",
+                 AUGMENT_VERSIONS, note);
+        add_picture(s, "Augmentation", "augmented.png", caption);
+    }
+    return st;
+}
+
 static dn_status draw_features(report_state *s, dn_error *err)
 {
     const cli_report *r = s->r;
@@ -208,6 +237,8 @@ static dn_status draw_pictures(report_state *s, dn_error *err)
         st = draw_samples(s, err);
     if (st == DN_OK && have_test && r->net && !is_command(r, "cv"))
         st = draw_features(s, err);
+    if (st == DN_OK)
+        st = draw_augmented(s, err);
     return st;
 }
 
@@ -318,6 +349,9 @@ static void html_settings(FILE *f, const cli_report *r)
         snprintf(buf, sizeof buf, cv ? "%d (out-of-fold predictions on every row)" : "%d", r->test->n);
         row_text(f, cv ? "rows measured" : "test rows", buf);
     }
+    const char *augment = r->net ? dn_net_note(r->net, "augment") : NULL;
+    if (augment && *augment)
+        row_text(f, "augmentation", augment);
     if (o->threads)
         row_number(f, "threads", "%.0f", o->threads);
     else

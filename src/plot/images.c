@@ -105,6 +105,65 @@ dn_status dn_plot_samples(const dn_dataset *data, const int *indices, int n, con
     return draw_grid(data, indices, n, titles, DN_PLOT_GRID_COLS, SAMPLE_CELL_W, title, NULL, path, err);
 }
 
+dn_status dn_plot_augmented(const dn_dataset *data, const int *indices, int n, const dn_augment *a, int versions,
+                            uint64_t seed, const char *title, const char *path, dn_error *err)
+{
+    dn_status st = check_data("dn_plot_augmented", data, err);
+    if (st != DN_OK)
+        return st;
+    const int cols = versions + 1;
+    if (!a || !indices || n < 1 || versions < 1 || (long)n * cols > DN_PLOT_MAX_IMAGES)
+        return dn_fail(err, DN_EARG, "dn_plot_augmented: %d images with %d versions each (1 to %d pictures can be drawn)",
+                       n, versions, DN_PLOT_MAX_IMAGES);
+    for (int i = 0; i < n; i++)
+        if (indices[i] < 0 || indices[i] >= data->n)
+            return dn_fail(err, DN_EARG, "dn_plot_augmented: row %d is outside the data set's %d rows", indices[i],
+                           data->n);
+    /* The pictures as a data set of their own, 8-bit like every data set, drawn by draw_grid. */
+    const int total = n * cols;
+    const dn_shape shape = {data->h, data->w, data->c};
+    const size_t values = (size_t)data->h * data->w * data->c;
+    dn_dataset grid = {.n = total, .h = data->h, .w = data->w, .c = data->c, .raw_max = 255};
+    float *images = malloc(sizeof(float) * values * (size_t)cols); /* (cols, h, w, c): the image, its versions */
+    grid.pixels = malloc(values * (size_t)total);
+    grid.labels = malloc((size_t)total);
+    int *rows = malloc(sizeof(int) * (size_t)total);
+    char(*text)[32] = malloc(sizeof *text * (size_t)total);
+    const char **titles = malloc(sizeof *titles * (size_t)total);
+    if (!images || !grid.pixels || !grid.labels || !rows || !text || !titles)
+        st = dn_fail(err, DN_ENOMEM, "%s: out of memory", path);
+    for (int i = 0; st == DN_OK && i < n; i++) {
+        for (int v = 0; v < cols; v++)
+            dn_dataset_rows(data, indices[i], 1, images + (size_t)v * values);
+        /* Version v: the image as training would see it at this place in epoch v */
+        for (int v = 1; st == DN_OK && v < cols; v++)
+            st = dn_augment_images(a, seed, v, indices[i], images + (size_t)v * values, 1, shape, err);
+        for (int v = 0; v < cols; v++) {
+            const int k = i * cols + v;
+            const float *f = images + (size_t)v * values;
+            uint8_t *px = grid.pixels + (size_t)k * values;
+            for (size_t j = 0; j < values; j++)
+                px[j] = (uint8_t)lrintf((f[j] < 0.0f ? 0.0f : f[j] > 1.0f ? 1.0f : f[j]) * 255.0f);
+            grid.labels[k] = data->labels[indices[i]];
+            rows[k] = k;
+            if (v == 0)
+                snprintf(text[k], sizeof text[k], "label %d", data->labels[indices[i]]);
+            else
+                snprintf(text[k], sizeof text[k], "augmented %d", v);
+            titles[k] = text[k];
+        }
+    }
+    if (st == DN_OK)
+        st = draw_grid(&grid, rows, total, titles, cols, SAMPLE_CELL_W, title, NULL, path, err);
+    free(images);
+    free(grid.pixels);
+    free(grid.labels);
+    free(rows);
+    free(text);
+    free(titles);
+    return st;
+}
+
 int dn_plot_pick_per_class(const dn_dataset *data, uint64_t seed, int indices[DN_N_CLASSES])
 {
     /* Reservoir sampling, one pass: row i replaces the pick of its class with probability 1/seen. */
