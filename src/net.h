@@ -6,6 +6,7 @@
 
 #define DN_MAX_LAYERS 64
 #define DN_MAX_NOTES 32
+#define DN_MAX_RECIPE 16
 /* Row blocks of the row-wise leading layers (dn_net_forward / dn_net_backward) are sized so that
  * a block's largest activation fills about this much cache: 4 rows of the MNIST network's first
  * convolution forward, 8 backward; small images get larger blocks, but at least 8 (forward) or 4
@@ -58,6 +59,11 @@ struct dn_net {
     double epoch_seconds;
     uint64_t seed;
     int raw_max;
+
+    /* The spec's recipe lines ("train key=value ..." and "augment key=value ..."), canonical text,
+     * owned; kept at the end of the canonical spec and applied by dn_net_recipe. */
+    int n_recipe;
+    char *recipe[DN_MAX_RECIPE];
 
     int n_notes;
     char *note_keys[DN_MAX_NOTES], *note_values[DN_MAX_NOTES];
