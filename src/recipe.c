@@ -143,34 +143,46 @@ dn_status dn_train_parse(const char *text, dn_train_params *p, double *val_split
     return DN_OK;
 }
 
+/* The shortest text of f that reads back as the same float ("0.002", not "0.00200000009"). */
+static const char *short_float(double f, char *buf)
+{
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(buf, 32, "%.*g", digits, f);
+        if ((float)strtod(buf, NULL) == (float)f)
+            break;
+    }
+    return buf;
+}
+
 int dn_train_print(const dn_train_params *p, double val_split, char *buf, size_t size)
 {
+    char f1[32], f2[32];
     const float lr = p->lr != 0.0f ? p->lr : p->optimizer == DN_OPT_SGD ? DN_SGD_DEFAULT_LR : DN_ADAM_DEFAULT_LR;
     char text[1024];
-    int n = snprintf(text, sizeof text, "epochs=%d batch=%d lr=%.9g optimizer=%s", p->epochs, p->batch_size, lr,
+    int n = snprintf(text, sizeof text, "epochs=%d batch=%d lr=%s optimizer=%s", p->epochs, p->batch_size, short_float(lr, f1),
                      p->optimizer == DN_OPT_SGD ? "sgd" : "adam");
 #define ADD(...) n += snprintf(text + n, sizeof text - (size_t)n, __VA_ARGS__)
     if (p->optimizer == DN_OPT_SGD)
-        ADD(" momentum=%.9g", p->momentum);
+        ADD(" momentum=%s", short_float(p->momentum, f1));
     if (p->schedule != DN_SCHEDULE_CONSTANT && (unsigned)p->schedule < 4)
         ADD(" schedule=%s", schedule_names[p->schedule]);
     if (p->warmup > 0.0f)
-        ADD(" warmup=%.9g", p->warmup);
+        ADD(" warmup=%s", short_float(p->warmup, f1));
     if (p->schedule == DN_SCHEDULE_STEP)
-        ADD(" step_every=%d step_gamma=%.9g", p->step_every > 0 ? p->step_every : 10,
-            p->step_gamma > 0.0f ? p->step_gamma : 0.1f);
+        ADD(" step_every=%d step_gamma=%s", p->step_every > 0 ? p->step_every : 10,
+            short_float(p->step_gamma > 0.0f ? p->step_gamma : 0.1f, f2));
     if (p->min_lr > 0.0f)
-        ADD(" min_lr=%.9g", p->min_lr);
+        ADD(" min_lr=%s", short_float(p->min_lr, f1));
     if (p->weight_decay > 0.0f)
-        ADD(" weight_decay=%.9g", p->weight_decay);
+        ADD(" weight_decay=%s", short_float(p->weight_decay, f1));
     if (p->label_smoothing > 0.0f)
-        ADD(" label_smoothing=%.9g", p->label_smoothing);
+        ADD(" label_smoothing=%s", short_float(p->label_smoothing, f1));
     if (p->patience > 0)
         ADD(" patience=%d", p->patience);
     if (p->ensemble > 1)
         ADD(" ensemble=%d", p->ensemble);
     if (val_split > 0.0)
-        ADD(" val_split=%.9g", val_split);
+        ADD(" val_split=%s", short_float(val_split, f1));
 #undef ADD
     return snprintf(buf, size, "%s", text);
 }

@@ -52,20 +52,8 @@ dn_status dn_net_check_input(const dn_net *net, dn_shape shape, dn_error *err)
     return check_shape(net, shape, "input", err);
 }
 
-/* Soft targets for the training loss: row r's target is lam[r] on labels[r] and 1 - lam[r] on
- * partner[r] (mixup; partner NULL: all on labels[r]), then label smoothing: (1 - smoothing) times
- * that plus smoothing / classes on every class. */
-typedef struct soft_targets {
-    float smoothing;
-    const uint8_t *partner; /* (n) the mixed-in images' labels, or NULL */
-    const float *lam;       /* (n) the weights of labels[r], with partner */
-} soft_targets;
-
-/* The loss with soft targets t: -sum_j t_j log(p_j) (each p_j clipped as below) and
- * d(loss)/d(logits) = (p - t) / n. A mixed row counts as correct when the prediction is its
- * dominant label (the one weighted >= 0.5). */
-static void soft_xent(const float *probs, const uint8_t *labels, const soft_targets *t, int n, int classes,
-                      float *dlogits, double *loss_sum, int *correct)
+void dn_soft_xent(const float *probs, const uint8_t *labels, const dn_soft_targets *t, int n, int classes,
+                  float *dlogits, double *loss_sum, int *correct)
 {
     const float inv_n = 1.0f / (float)n, base = t->smoothing / (float)classes;
     for (int r = 0; r < n; r++) {
@@ -178,13 +166,13 @@ static dn_status prepare_order(dn_net *net, int n, dn_error *err)
 
 /* One optimizer step at learning rate lr on rows xb / yb (soft targets t: label smoothing and
  * mixup); adds the batch's loss and correct count. */
-static dn_status train_step(dn_net *net, const dn_train_params *params, float lr, const soft_targets *t,
+static dn_status train_step(dn_net *net, const dn_train_params *params, float lr, const dn_soft_targets *t,
                             const float *xb, const uint8_t *yb, int rows, double *loss_sum, int *correct)
 {
     const float *probs = dn_net_forward(net, xb, rows, 1);
     double batch_loss = 0.0;
     if (t->smoothing > 0.0f || t->partner)
-        soft_xent(probs, yb, t, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
+        dn_soft_xent(probs, yb, t, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
     else /* hard labels: the exact arithmetic of the runs before soft targets existed */
         softmax_xent(probs, yb, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
     if (!isfinite(batch_loss))
@@ -342,7 +330,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
         if (!mx.perm || !mx.rows || !mx.partner || !mx.lam || !mx.images)
             st = dn_fail(err, DN_ENOMEM, "out of memory for mixup");
     }
-    const soft_targets targets = {params->label_smoothing, mixing ? mx.partner : NULL, mx.lam};
+    const dn_soft_targets targets = {params->label_smoothing, mixing ? mx.partner : NULL, mx.lam};
     /* Early stopping keeps the best epoch's weights and non-trainable buffers (batchnorm's moving
      * statistics) here: (n_params + n_buffers). */
     float *best = NULL;
