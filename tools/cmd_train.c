@@ -443,6 +443,8 @@ int cmd_cv(cli_options *o)
                 dn_dataset oof = {0};
                 st = dn_net_load_spec(o->model, o->seed, &spec_net, &err);
                 if (st == DN_OK)
+                    st = cli_note_recipe(spec_net, o, &err); /* the report's "Training recipe" */
+                if (st == DN_OK)
                     st = dn_dataset_take(&all, perm, n, &oof, &err);
                 cli_report r = {.dir = o->report, .command = "cv", .options = o, .net = spec_net, .test = &oof,
                                 .probs = probs, .metrics = &pooled, .fold_loss = loss, .fold_accuracy = acc,
