@@ -95,6 +95,20 @@ for flag in --schedule --warmup --step-every --step-gamma --min-lr --weight-deca
     fi
 done
 
+# a resumed run continues the recipe and the schedule of the run it resumes: a 3-epoch cosine run
+# resumed from its checkpoint of epoch 2 ends, bit for bit, where the uninterrupted run ends
+printf 'input 8x8x1\ntrain batch=128 lr=0.005 schedule=cosine warmup=1 weight_decay=0.001 label_smoothing=0.1\nconv2d 4 3x3 same relu\nmaxpool 2x2\nflatten\ndense 10 softmax\n' >"$T/cos.cnn"
+$DN train $ARGS --model "$T/cos.cnn" --epochs 3 --quiet --checkpoint "$T/two.ckpt" --checkpoint-every 2 --out "$T/four.safetensors" >/dev/null
+$DN train --resume "$T/two.ckpt" --threads 1 --quiet --out "$T/resumed.safetensors" >/dev/null
+python3 - "$T/four.safetensors" "$T/resumed.safetensors" <<'PY'
+import struct, sys
+def data(p):
+    b = open(p, "rb").read()
+    return b[8 + struct.unpack("<Q", b[:8])[0]:]
+sys.exit(0 if data(sys.argv[1]) == data(sys.argv[2]) else 1)
+PY
+check "cosine + warm-up: 3 epochs == checkpoint of epoch 2 resumed, bit for bit" test $? -eq 0
+
 # cv and the report show the recipe
 $DN cv $ARGS --model "$T/r.cnn" --folds 2 --patience 0 --epochs 1 --report "$T/rep" >"$T/cv.out" 2>&1
 check "cv trains with the spec's recipe" grep -q "^Recipe: epochs=1 batch=64 lr=0.002" "$T/cv.out"
