@@ -160,6 +160,8 @@ int cmd_sweep(cli_options *o)
     int first, end; /* the settings this rank trains */
     cli_dist_range(n, cli_dist_rank(), &first, &end);
     dn_status st = DN_OK;
+    if (!o->quiet) /* the settings every run shares; lr and batch are the grid's */
+        cli_print_recipe(text, o);
     for (int i = 0; i < n; i++) {
         s[i].lr = lrs[i / n_batch];
         s[i].batch = batches[i % n_batch];

@@ -109,6 +109,11 @@ sys.exit(0 if data(sys.argv[1]) == data(sys.argv[2]) else 1)
 PY
 check "cosine + warm-up: 3 epochs == checkpoint of epoch 2 resumed, bit for bit" test $? -eq 0
 
+# sweep: the spec's recipe under the grid's lr and batch
+$DN sweep $ARGS --model "$T/r.cnn" --lr 0.002,0.004 --patience 0 >"$T/sweep.out" 2>&1
+check "sweep trains the spec's epochs and val_split" grep -q "2 settings, 2 epochs each, validating on 765 images" "$T/sweep.out"
+check "sweep prints the recipe" grep -q "^Recipe: epochs=2 batch=64 lr=0.002 optimizer=adam schedule=cosine" "$T/sweep.out"
+
 # cv and the report show the recipe
 $DN cv $ARGS --model "$T/r.cnn" --folds 2 --patience 0 --epochs 1 --report "$T/rep" >"$T/cv.out" 2>&1
 check "cv trains with the spec's recipe" grep -q "^Recipe: epochs=1 batch=64 lr=0.002" "$T/cv.out"
