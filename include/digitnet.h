@@ -390,6 +390,31 @@ typedef struct dn_train_params {
 
 dn_train_params dn_train_default_params(void);
 
+/* The learning rate of a training step (src/recipe.c): the step ends `done` (0 < done <= 1) of the
+ * way through epoch `epoch` (0-based) of a run of total_epochs. Constant: lr. Step: lr *
+ * step_gamma^floor(epoch / step_every). Cosine: from lr at the start down to lr * min_lr at the end.
+ * One-cycle: a cosine rise from lr / 25 to lr over the first 30% of the run, then a cosine fall to
+ * lr * min_lr. Warm-up multiplies any of them by (epoch + done) / warmup while that is below 1.
+ * lr 0 means the optimizer's default. dn_train calls it every batch with total_epochs = the epochs
+ * in the net's history when the call started + params->epochs, so a run resumed from a checkpoint
+ * (with the epochs that are left) gets the same rates as one that was never stopped. */
+float dn_schedule_lr(const dn_train_params *p, int epoch, double done, int total_epochs);
+
+/* Parses a recipe's "key=value ..." (the keys: epochs batch lr optimizer=adam|sgd momentum
+ * schedule=constant|step|cosine|onecycle warmup step_every step_gamma min_lr weight_decay
+ * label_smoothing patience ensemble val_split) onto *p, changing only the keys named; val_split
+ * goes to *val_split (may be NULL). Returns DN_EFORMAT naming the key when a key is unknown or a
+ * value is not valid. */
+dn_status dn_train_parse(const char *text, dn_train_params *p, double *val_split, dn_error *err);
+/* Writes p's settings as "epochs=.. batch=.. lr=.. optimizer=.. [the others that are not off]" (the
+ * form dn_train_parse reads) into buf of size bytes; returns the length it needed, as snprintf. */
+int dn_train_print(const dn_train_params *p, double val_split, char *buf, size_t size);
+/* A spec may carry its recipe on `train key=value ...` and `augment key=value ...` lines anywhere
+ * after its `input` line (they are not layers; dn_net_spec keeps them, so a saved model keeps its
+ * recipe). Applies them, in spec order, onto *params (and val_split onto *val_split, which may be
+ * NULL), changing only the keys they name: callers apply their own overrides afterwards. */
+dn_status dn_net_recipe(const dn_net *net, dn_train_params *params, double *val_split, dn_error *err);
+
 /* Data-parallel training over several processes (an MPI job, say). Every process calls
  * dn_train_shared with the same net, data and params and its own rank. Each computes the row-wise
  * leading layers (convolutions, pooling, dropout, flatten) for its share of every batch's row

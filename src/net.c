@@ -66,6 +66,37 @@ static dn_status spec_append(char **spec, size_t *len, const char *line, dn_erro
     return DN_OK;
 }
 
+/* A recipe line (`train key=value ...` or `augment key=value ...`): not a layer; checked here,
+ * kept as canonical text (single spaces) and applied later by dn_net_recipe. */
+static dn_status parse_recipe_line(dn_net *net, char **tokens, int nt, const char *where, dn_error *err)
+{
+    if (net->n_recipe == DN_MAX_RECIPE)
+        return dn_fail(err, DN_ELIMIT, "%s: too many train / augment lines (at most %d)", where, DN_MAX_RECIPE);
+    size_t len = 0;
+    for (int i = 0; i < nt; i++)
+        len += strlen(tokens[i]) + 1;
+    char *line = malloc(len + 1);
+    if (!line)
+        return dn_fail(err, DN_ENOMEM, "out of memory reading %s", where);
+    line[0] = '\0';
+    for (int i = 0; i < nt; i++) {
+        strcat(line, tokens[i]);
+        if (i + 1 < nt)
+            strcat(line, " ");
+    }
+    const char *values = line + strlen(tokens[0]);
+    dn_train_params check = dn_train_default_params();
+    dn_error why = {0};
+    dn_status st = tokens[0][0] == 't' ? dn_train_parse(values, &check, NULL, &why)
+                                       : dn_augment_parse(values, &check.augment, &why);
+    if (st != DN_OK) {
+        free(line);
+        return dn_fail(err, st, "%s: %s: %s", where, tokens[0], why.msg);
+    }
+    net->recipe[net->n_recipe++] = line;
+    return DN_OK;
+}
+
 /* Reads the layers of the spec into net->layers and computes every shape. */
 static dn_status parse_layers(dn_net *net, const char *text, const char *source, dn_error *err)
 {
@@ -99,6 +130,10 @@ static dn_status parse_layers(dn_net *net, const char *text, const char *source,
             }
             net->input = shape;
             have_input = 1;
+            continue;
+        }
+        if (strcmp(tokens[0], "train") == 0 || strcmp(tokens[0], "augment") == 0) {
+            st = parse_recipe_line(net, tokens, nt, where, err);
             continue;
         }
         dn_layer_kind kind = dn_layer_lookup(tokens[0]);
@@ -177,6 +212,8 @@ static dn_status build_spec_text(dn_net *net, dn_error *err)
         net->layers[i].ops->print(&net->layers[i], line, sizeof line);
         st = spec_append(&net->spec, &len, line, err);
     }
+    for (int i = 0; i < net->n_recipe && st == DN_OK; i++)
+        st = spec_append(&net->spec, &len, net->recipe[i], err);
     return st;
 }
 
@@ -279,6 +316,8 @@ void dn_net_free(dn_net *net)
     free(net->arena);
     free(net->history);
     free(net->order);
+    for (int i = 0; i < net->n_recipe; i++)
+        free(net->recipe[i]);
     for (int i = 0; i < net->n_notes; i++) {
         free(net->note_keys[i]);
         free(net->note_values[i]);

@@ -6,6 +6,7 @@
 
 #define DN_MAX_LAYERS 64
 #define DN_MAX_NOTES 32
+#define DN_MAX_RECIPE 16
 /* Row blocks of the row-wise leading layers (dn_net_forward / dn_net_backward) are sized so that
  * a block's largest activation fills about this much cache: 4 rows of the MNIST network's first
  * convolution forward, 8 backward; small images get larger blocks, but at least 8 (forward) or 4
@@ -61,6 +62,11 @@ struct dn_net {
     uint64_t seed;
     int raw_max;
 
+    /* The spec's recipe lines ("train key=value ..." and "augment key=value ..."), canonical text,
+     * owned; kept at the end of the canonical spec and applied by dn_net_recipe. */
+    int n_recipe;
+    char *recipe[DN_MAX_RECIPE];
+
     int n_notes;
     char *note_keys[DN_MAX_NOTES], *note_values[DN_MAX_NOTES];
 
@@ -112,6 +118,20 @@ void dn_net_backward(dn_net *net, float *dlogits, int n);
 /* After dn_net_backward(net, dlogits, n): row `row` of the d(input) layer `layer` (>= 1) wrote,
  * wherever the batch-wide or row-block pass put it. For tests. */
 const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int layer, int row);
+/* Soft targets for the training loss: row r's target is lam[r] on labels[r] and 1 - lam[r] on
+ * partner[r] (mixup; partner NULL: all on labels[r]), then label smoothing: (1 - smoothing) times
+ * that plus smoothing / classes on every class. */
+typedef struct dn_soft_targets {
+    float smoothing;
+    const uint8_t *partner; /* (n) the mixed-in images' labels, or NULL */
+    const float *lam;       /* (n) the weights of labels[r], with partner */
+} dn_soft_targets;
+/* The training loss with soft targets t on softmax outputs probs (n, classes): adds
+ * -sum_j t_j log(p_j) (each p_j clipped to [1e-7, 1 - 1e-7]) to *loss_sum and writes
+ * d(loss)/d(logits) = (p - t) / n into dlogits (n, classes). A mixed row counts as correct when
+ * the prediction is its dominant label (the one weighted >= 0.5). */
+void dn_soft_xent(const float *probs, const uint8_t *labels, const dn_soft_targets *t, int n, int classes,
+                  float *dlogits, double *loss_sum, int *correct);
 /* Appends one epoch to the history. */
 dn_status dn_net_push_history(dn_net *net, const dn_epoch_stats *stats, dn_error *err);
 

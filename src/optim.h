@@ -12,4 +12,14 @@ void dn_adam_step(float *params, const float *grads, float *m, float *v, size_t 
 /* SGD with momentum as Keras: velocity = momentum * velocity - lr * g; p += velocity. */
 void dn_sgd_step(float *params, const float *grads, float *velocity, size_t n, float lr, float momentum);
 
+/* The same with decoupled weight decay (AdamW, Loshchilov and Hutter 2019, as PyTorch's AdamW):
+ * p = p * (1 - lr * weight_decay) - lr_t * m / (sqrt(v) + eps), on every parameter of the block
+ * (weights, biases and batchnorm's gamma and beta alike, PyTorch's default). lr is the step's
+ * scheduled rate. weight_decay 0 gives dn_adam_step's bits exactly. */
+void dn_adamw_step(float *params, const float *grads, float *m, float *v, size_t n, long t, float lr,
+                   float beta1, float beta2, float eps, float weight_decay);
+/* SGD with decoupled decay: velocity as dn_sgd_step, p = p * (1 - lr * weight_decay) + velocity. */
+void dn_sgdw_step(float *params, const float *grads, float *velocity, size_t n, float lr, float momentum,
+                  float weight_decay);
+
 #endif

@@ -6,6 +6,7 @@
 #include "augment/augment.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,6 +51,32 @@ dn_status dn_net_check_input(const dn_net *net, dn_shape shape, dn_error *err)
     if (!net)
         return dn_fail(err, DN_EARG, "dn_net_check_input: NULL network");
     return check_shape(net, shape, "input", err);
+}
+
+void dn_soft_xent(const float *probs, const uint8_t *labels, const dn_soft_targets *t, int n, int classes,
+                  float *dlogits, double *loss_sum, int *correct)
+{
+    const float inv_n = 1.0f / (float)n, base = t->smoothing / (float)classes;
+    for (int r = 0; r < n; r++) {
+        const float *p = probs + (size_t)r * classes;
+        float *d = dlogits + (size_t)r * classes;
+        const float lam = t->partner ? t->lam[r] : 1.0f;
+        const int other = t->partner ? t->partner[r] : labels[r];
+        int best = 0;
+        double loss = 0.0;
+        for (int j = 0; j < classes; j++) {
+            float target = base + (1.0f - t->smoothing) * ((j == labels[r] ? lam : 0.0f) + (j == other ? 1.0f - lam : 0.0f));
+            d[j] = (p[j] - target) * inv_n;
+            if (p[j] > p[best])
+                best = j;
+            if (target > 0.0f) {
+                float pj = p[j] < 1e-7f ? 1e-7f : (p[j] > 1.0f - 1e-7f ? 1.0f - 1e-7f : p[j]);
+                loss -= target * log((double)pj);
+            }
+        }
+        *loss_sum += loss;
+        *correct += best == (lam >= 0.5f ? labels[r] : other);
+    }
 }
 
 /* Softmax output probs (n, classes) and labels: adds up the clipped cross-entropy and the correct
@@ -138,13 +165,17 @@ static dn_status prepare_order(dn_net *net, int n, dn_error *err)
     return DN_OK;
 }
 
-/* One optimizer step on rows xb / yb; adds the batch's loss and correct count. */
-static dn_status train_step(dn_net *net, const dn_train_params *params, const float *xb, const uint8_t *yb, int rows,
-                            double *loss_sum, int *correct)
+/* One optimizer step at learning rate lr on rows xb / yb (soft targets t: label smoothing and
+ * mixup); adds the batch's loss and correct count. */
+static dn_status train_step(dn_net *net, const dn_train_params *params, float lr, const dn_soft_targets *t,
+                            const float *xb, const uint8_t *yb, int rows, double *loss_sum, int *correct)
 {
     const float *probs = dn_net_forward(net, xb, rows, 1);
     double batch_loss = 0.0;
-    softmax_xent(probs, yb, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
+    if (t->smoothing > 0.0f || t->partner)
+        dn_soft_xent(probs, yb, t, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
+    else /* hard labels: the exact arithmetic of the runs before soft targets existed */
+        softmax_xent(probs, yb, rows, dn_net_n_classes(net), net->dbuf[0], &batch_loss, correct);
     if (!isfinite(batch_loss))
         return DN_ENAN;
     memset(net->grads, 0, sizeof(float) * net->n_params);
@@ -153,16 +184,81 @@ static dn_status train_step(dn_net *net, const dn_train_params *params, const fl
         return DN_EIO;
     net->opt_step++;
     if (params->optimizer == DN_OPT_SGD)
-        dn_sgd_step(net->params, net->grads, net->opt_m, net->n_params, params->lr, params->momentum);
+        dn_sgdw_step(net->params, net->grads, net->opt_m, net->n_params, lr, params->momentum, params->weight_decay);
     else
-        dn_adam_step(net->params, net->grads, net->opt_m, net->opt_v, net->n_params, net->opt_step, params->lr,
-                     params->beta1, params->beta2, params->epsilon);
+        dn_adamw_step(net->params, net->grads, net->opt_m, net->opt_v, net->n_params, net->opt_step, lr,
+                      params->beta1, params->beta2, params->epsilon, params->weight_decay);
     *loss_sum += batch_loss;
     return DN_OK;
 }
 
 static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val,
                            const dn_train_params *caller_params, dn_error *err);
+
+/* Gamma(shape, 1) by Marsaglia and Tsang (2000); shapes below 1 through Gamma(shape + 1) * U^(1/shape). */
+static double gamma_draw(dn_rng *rng, double shape)
+{
+    if (shape < 1.0) {
+        double u = dn_rng_uniform(rng);
+        return gamma_draw(rng, shape + 1.0) * pow(u > 0.0 ? u : 1e-12, 1.0 / shape);
+    }
+    const double d = shape - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double u1 = dn_rng_uniform(rng), u2 = dn_rng_uniform(rng);
+        double z = sqrt(-2.0 * log(u1 > 0.0 ? u1 : 1e-12)) * cos(2.0 * M_PI * u2); /* Box-Muller */
+        double v = 1.0 + c * z;
+        if (v <= 0.0)
+            continue;
+        v = v * v * v;
+        double u = dn_rng_uniform(rng);
+        if (log(u > 0.0 ? u : 1e-12) < 0.5 * z * z + d - d * v + d * log(v))
+            return d * v;
+    }
+}
+
+/* Mixup scratch, allocated before the epoch loop when params->augment.mixup > 0. */
+typedef struct mixup_scratch {
+    int *perm;        /* (batch) partner of each row, a place in the batch */
+    int *rows;        /* (batch) the partners' data rows */
+    uint8_t *partner; /* (batch) the partners' labels */
+    float *lam;       /* (batch) each row's own weight, Beta(alpha, alpha) */
+    float *images;    /* (batch, h, w, c) the partners' images */
+} mixup_scratch;
+
+/* Mixup (Zhang et al. 2018) on the batch at `start` of the epoch's order: every row r is paired with
+ * row perm[r] of the same batch (a permutation drawn from the seed, the epoch and start only, so any
+ * thread or process count draws the same) and its image becomes lam x_r + (1 - lam) x_perm[r], with
+ * lam ~ Beta(alpha, alpha) per row; the loss then takes the soft target of the two labels. Only rows
+ * [lo, hi) of xb are mixed (the ones this process reads); the labels of all rows are set. It runs
+ * before the geometric augmentation, which then moves both images of a pair alike. */
+static void mix_batch(const dn_net *net, const dn_train_params *params, const dn_dataset *train, int epoch, int start,
+                      int rows, int lo, int hi, float *xb, mixup_scratch *mx)
+{
+    dn_rng rng;
+    dn_rng_seed(&rng, params->seed ^ ((uint64_t)epoch << 40) ^ ((uint64_t)start * DN_RNG_GAMMA) ^ 0x6D69787570ull);
+    for (int r = 0; r < rows; r++)
+        mx->perm[r] = r;
+    for (int r = rows - 1; r > 0; r--) {
+        int j = (int)dn_rng_below(&rng, (uint32_t)r + 1), t = mx->perm[r];
+        mx->perm[r] = mx->perm[j];
+        mx->perm[j] = t;
+    }
+    const double alpha = params->augment.mixup;
+    for (int r = 0; r < rows; r++) {
+        double a = gamma_draw(&rng, alpha), b = gamma_draw(&rng, alpha);
+        mx->lam[r] = a + b > 0.0 ? (float)(a / (a + b)) : 1.0f;
+        mx->rows[r] = net->order[start + mx->perm[r]];
+        mx->partner[r] = train->labels[mx->rows[r]];
+    }
+    const size_t in_size = dn_shape_size(net->input);
+    dn_dataset_gather(train, mx->rows + lo, hi - lo, mx->images + (size_t)lo * in_size);
+    for (int r = lo; r < hi; r++) {
+        float *x = xb + (size_t)r * in_size;
+        const float *y = mx->images + (size_t)r * in_size, lam = mx->lam[r];
+        for (size_t i = 0; i < in_size; i++)
+            x[i] = lam * x[i] + (1.0f - lam) * y[i];
+    }
+}
 
 /* The whole run with flush-to-zero and denormals-are-zero on every compute thread (kernels/fp_mode.c). */
 dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, const dn_train_params *caller_params,
@@ -230,6 +326,29 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     float *augment_scratch = augmenting ? malloc(sizeof(float) * dn_augment_scratch_floats(net->input) * (size_t)batch) : NULL;
     if (!xb || !yb || (augmenting && !augment_scratch))
         st = dn_fail(err, DN_ENOMEM, "out of memory for the training batches");
+    const int mixing = params->augment.mixup > 0.0f;
+    mixup_scratch mx = {0};
+    if (st == DN_OK && mixing) {
+        mx = (mixup_scratch){malloc(sizeof(int) * (size_t)batch), malloc(sizeof(int) * (size_t)batch), malloc((size_t)batch),
+                             malloc(sizeof(float) * (size_t)batch), malloc(sizeof(float) * in_size * (size_t)batch)};
+        if (!mx.perm || !mx.rows || !mx.partner || !mx.lam || !mx.images)
+            st = dn_fail(err, DN_ENOMEM, "out of memory for mixup");
+    }
+    const dn_soft_targets targets = {params->label_smoothing, mixing ? mx.partner : NULL, mx.lam};
+    /* Early stopping keeps the best epoch's weights and non-trainable buffers (batchnorm's moving
+     * statistics) here: (n_params + n_buffers). */
+    float *best = NULL;
+    double best_loss = INFINITY;
+    int best_epoch = 0, stale = 0, stopped_early = 0;
+    if (st == DN_OK && params->patience > 0) {
+        if (!val || val->n <= 0)
+            st = dn_fail(err, DN_EARG, "early stopping (patience %d) needs a validation set", params->patience);
+        else if (!(best = malloc(sizeof(float) * (net->n_params + net->n_buffers + 1))))
+            st = dn_fail(err, DN_ENOMEM, "out of memory for the best weights");
+    }
+    /* The schedule's run: the epochs already trained and the ones asked for now (a resumed run asks
+     * for the rest, so its rates continue those of the run it resumes). */
+    const int run_epochs = net->n_history + params->epochs;
     if (st == DN_OK)
         st = dn_net_reserve(net, batch, err);
     if (st == DN_OK)
@@ -260,7 +379,10 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                                  net->input, augment_scratch);
             for (int r = 0; r < rows; r++)
                 yb[r] = train->labels[net->order[start + r]];
-            dn_status step = train_step(net, params, xb, yb, rows, &net->epoch_loss, &net->epoch_correct);
+            if (mixing)
+                mix_batch(net, params, train, epoch, start, rows, lo, hi, xb, &mx);
+            const float lr = dn_schedule_lr(params, epoch - 1, (double)(start + rows) / train->n, run_epochs);
+            dn_status step = train_step(net, params, lr, &targets, xb, yb, rows, &net->epoch_loss, &net->epoch_correct);
             if (step == DN_EIO) {
                 st = dn_fail(err, DN_EIO, "exchanging gradients with the other processes failed at epoch %d, batch %d",
                              epoch, start / batch + 1);
@@ -304,11 +426,38 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                 st = dn_fail(err, DN_ENAN, "the weights stopped being finite numbers in epoch %d; try a lower learning rate", epoch);
         if (st == DN_OK)
             st = dn_net_push_history(net, &stats, err);
+        if (st == DN_OK && best) {
+            if (stats.val_loss < best_loss) {
+                best_loss = stats.val_loss;
+                best_epoch = epoch;
+                stale = 0;
+                memcpy(best, net->params, sizeof(float) * net->n_params);
+                memcpy(best + net->n_params, net->buffers, sizeof(float) * net->n_buffers);
+            } else if (++stale >= params->patience)
+                stopped_early = 1;
+        }
         if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))
             stop_requested = 1;
+        if (st == DN_OK && stopped_early)
+            break; /* early stopping is a normal end: DN_OK */
         if (st == DN_OK && stop_requested && e + 1 < params->epochs)
             st = dn_fail(err, DN_ESTOPPED, "training stopped after epoch %d", epoch);
     }
+    if (st == DN_OK && best && best_epoch > 0) {
+        /* Whether it stopped early or ran to the end, the run leaves the best epoch's state. */
+        memcpy(net->params, best, sizeof(float) * net->n_params);
+        memcpy(net->buffers, best + net->n_params, sizeof(float) * net->n_buffers);
+        char note[160];
+        snprintf(note, sizeof note, "restored epoch %d of %d (validation loss %.6g)%s", best_epoch, net->n_history,
+                 best_loss, stopped_early ? ", stopped early" : "");
+        st = dn_net_set_note(net, "early_stopping", note, err);
+    }
+    free(best);
+    free(mx.perm);
+    free(mx.rows);
+    free(mx.partner);
+    free(mx.lam);
+    free(mx.images);
     free(xb);
     free(yb);
     free(augment_scratch);

@@ -40,6 +40,10 @@ typedef struct cli_options {
     const char *augment; /* --augment "k=v ..." */
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
+    int ensemble;        /* --ensemble K: members to train (the library's params.ensemble) */
+    char train_flags[512]; /* --schedule, --warmup, ... (tools/recipe.c): the command line's recipe keys, "key=value ..." */
+    dn_train_params recipe; /* the effective recipe, set by cli_apply_recipe */
+    int have_recipe;
 } cli_options;
 
 /* Parses argv after the command name. Prints a one-line error and returns -1 on a bad option. */
@@ -140,6 +144,21 @@ dn_status cli_load_saved(cli_options *o, dn_net **net, dn_error *err);
  * --calibration N of its training rows. */
 dn_status cli_quantize(cli_options *o, const dn_net *net, cli_data *data, dn_qnet **q, dn_error *err);
 int cmd_sweep(cli_options *o);
+
+/* Recipes (tools/recipe.c). cli_recipe_flag: --schedule, --warmup, --step-every, --step-gamma,
+ * --min-lr, --weight-decay, --label-smoothing, --patience; returns 1 when flag is one of them (kept
+ * in o->train_flags), 0 when it is not, -1 after printing an error about its value. */
+int cli_recipe_flag(cli_options *o, const char *flag, const char *value);
+/* Precedence: the defaults < the spec's `train` / `augment` lines (with --resume: the checkpoint's
+ * "train" / "augment" notes) < the command line. net may be NULL (no spec). Writes the effective
+ * epochs, batch, lr, momentum, optimizer and val_split back into o and the rest into o->recipe. */
+dn_status cli_apply_recipe(cli_options *o, const dn_net *net, dn_error *err);
+/* Copies o->recipe's schedule, regularisation, ensemble and augmentation fields into p. */
+void cli_recipe_params(const cli_options *o, dn_train_params *p);
+/* "Recipe: epochs=.. batch=.. ...; augment ..." on one line. */
+void cli_print_recipe(FILE *f, const cli_options *o);
+/* The "train" and "augment" notes of a trained model. */
+dn_status cli_note_recipe(dn_net *net, const cli_options *o, dn_error *err);
 
 /* eval, predict, features: without --data / --test-split / --seed, use what the model recorded at
  * training time, so that the same test rows come back. */

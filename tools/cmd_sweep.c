@@ -69,6 +69,7 @@ static dn_status train_setting(const cli_options *o, const cli_data *d, setting 
     p.on_batch = cli_progress_batch;
     p.on_epoch = cli_progress_epoch;
     p.user = &progress;
+    cli_recipe_params(o, &p);
     st = dn_train(net, &d->train, &d->val, &p, err);
     int n_epochs = 0;
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
@@ -123,9 +124,17 @@ int cmd_sweep(cli_options *o)
 {
     if (!o->model)
         return cli_failf("sweep needs --model SPEC (a .cnn file)");
+    dn_net *spec = NULL;
+    dn_error recipe_err = {0};
+    dn_status recipe_st = dn_net_load_spec(o->model, o->seed, &spec, &recipe_err);
+    if (recipe_st == DN_OK) /* the spec's recipe, under the command line's flags */
+        recipe_st = cli_apply_recipe(o, spec, &recipe_err);
+    dn_net_free(spec);
+    if (recipe_st != DN_OK)
+        return cli_fail(&recipe_err);
     double lrs[MAX_VALUES], batches[MAX_VALUES];
     int n_lr = 1, n_batch = 1;
-    lrs[0] = o->optimizer && !strcmp(o->optimizer, "sgd") ? 0.01 : 0.001;
+    lrs[0] = o->lr != 0 ? o->lr : o->optimizer && !strcmp(o->optimizer, "sgd") ? 0.01 : 0.001;
     batches[0] = o->batch;
     if (o->sweep_lr && (n_lr = parse_list("--lr", o->sweep_lr, 1e-12, 1e6, 0, lrs)) < 0)
         return EXIT_USAGE;
@@ -151,6 +160,8 @@ int cmd_sweep(cli_options *o)
     int first, end; /* the settings this rank trains */
     cli_dist_range(n, cli_dist_rank(), &first, &end);
     dn_status st = DN_OK;
+    if (!o->quiet) /* the settings every run shares; lr and batch are the grid's */
+        cli_print_recipe(text, o);
     for (int i = 0; i < n; i++) {
         s[i].lr = lrs[i / n_batch];
         s[i].batch = batches[i % n_batch];

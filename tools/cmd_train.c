@@ -25,6 +25,7 @@ static dn_train_params train_params(const cli_options *o, cli_progress *progress
     p.on_batch = cli_progress_batch;
     p.on_epoch = cli_progress_epoch;
     p.user = progress;
+    cli_recipe_params(o, &p);
     return p;
 }
 
@@ -44,6 +45,8 @@ static dn_status note_run(dn_net *net, const cli_options *o, dn_error *err)
     dn_status st = dn_net_note_split(net, o->data ? o->data : "optdigits", &split, err);
     for (int i = 0; st == DN_OK && i < 5; i++)
         st = dn_net_set_note(net, keys[i], values[i], err);
+    if (st == DN_OK)
+        st = cli_note_recipe(net, o, err);
     return st;
 }
 
@@ -187,13 +190,14 @@ int cmd_train(cli_options *o)
             return cli_fail(&err);
         settings_from_checkpoint(o, net);
         saved = 1;
-    }
-    if (cli_load_data(o, &data, &err) != DN_OK) {
+    } else if (cli_open_model(o->model, o->seed, &net, &saved, &err) != DN_OK)
+        return cli_fail(&err);
+    if (cli_apply_recipe(o, net, &err) != DN_OK) { /* before the data: the recipe may set val_split */
         dn_net_free(net);
         return cli_fail(&err);
     }
-    if (!net && cli_open_model(o->model, o->seed, &net, &saved, &err) != DN_OK) {
-        cli_data_free(&data);
+    if (cli_load_data(o, &data, &err) != DN_OK) {
+        dn_net_free(net);
         return cli_fail(&err);
     }
     if (dn_net_set_raw_max(net, data.train.raw_max) != DN_OK) {
@@ -207,6 +211,7 @@ int cmd_train(cli_options *o)
         cli_print_summary(text, net, o->model ? o->model : o->resume);
         fprintf(text, "Training on %d images, validating on %d, testing on %s\n", data.train.n, data.val.n,
                 data.test_desc);
+        cli_print_recipe(text, o);
     }
     size_t row_floats, block_floats;
     int blocks;
@@ -395,6 +400,10 @@ int cmd_cv(cli_options *o)
     dn_net *spec_net = NULL;
     if (st == DN_OK)
         st = dn_net_load_spec(o->model, o->seed, &spec_net, &err);
+    if (st == DN_OK)
+        st = cli_apply_recipe(o, spec_net, &err);
+    if (st == DN_OK && !o->quiet)
+        cli_print_recipe(text, o);
     cli_progress progress;
     cli_progress_init(&progress, text, !o->quiet, o->epochs, o->batch);
     dn_train_params params = train_params(o, &progress);
@@ -434,6 +443,8 @@ int cmd_cv(cli_options *o)
                 dn_net *spec_net = NULL;
                 dn_dataset oof = {0};
                 st = dn_net_load_spec(o->model, o->seed, &spec_net, &err);
+                if (st == DN_OK)
+                    st = cli_note_recipe(spec_net, o, &err); /* the report's "Training recipe" */
                 if (st == DN_OK)
                     st = dn_dataset_take(&all, perm, n, &oof, &err);
                 cli_report r = {.dir = o->report, .command = "cv", .options = o, .net = spec_net, .test = &oof,

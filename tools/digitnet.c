@@ -55,6 +55,19 @@ static void usage(FILE *f)
                "  --seed N            seed for initialisation, splits, shuffling and dropout (default 1)\n"
                "  --test-split F      hold out fraction F of all rows as the test set\n"
                "  --val-split F       validate on the last fraction F of the training rows\n"
+               "  --schedule S        train/cv/sweep: learning-rate schedule per batch: constant (default),\n"
+               "                      step, cosine or onecycle\n"
+               "  --warmup E          linear warm-up from 0 over E epochs (fractions allowed), on top of the schedule\n"
+               "  --step-every N --step-gamma F   step schedule: lr times F every N epochs (default 10 and 0.1)\n"
+               "  --min-lr F          cosine/onecycle: the final rate as a fraction of --lr (default 0)\n"
+               "  --weight-decay F    decoupled weight decay (AdamW; SGD too) on every parameter (default 0)\n"
+               "  --label-smoothing F targets 1 - F on the label and F / 10 on every class (default 0)\n"
+               "  --patience N        early stopping: stop after N epochs without a better validation loss\n"
+               "                      and keep the best epoch's weights (needs --val-split)\n"
+               "  --augment \"k=v ...\" augmentation (shift rotate scale shear elastic elastic_sigma noise flip\n"
+               "                      mixup p), on top of the spec's augment line\n"
+               "  --ensemble K        train K members with seeds S, S+1, ... into one model\n"
+               "                      (a spec's train/augment lines set all of these; flags override them)\n"
                "  --folds K           folds for cv (default 5)\n"
                "  --threads N         threads (default: all cores)\n"
                "  --out FILE          save the trained model (safetensors)\n"
@@ -148,6 +161,7 @@ int cli_parse(int argc, char **argv, cli_options *o)
             return cli_failf("%s needs a value", a), -1;
         const char *v = argv[++i];
         double x;
+        int recipe_flag;
         if (o->command && !strcmp(o->command, "sweep") && (!strcmp(a, "--lr") || !strcmp(a, "--batch"))) {
             *(!strcmp(a, "--lr") ? &o->sweep_lr : &o->sweep_batch) = v; /* comma lists: cmd_sweep.c */
             continue;
@@ -187,7 +201,10 @@ int cli_parse(int argc, char **argv, cli_options *o)
             o->save_preprocessed = v;
         else if (!strcmp(a, "--augment"))
             o->augment = v;
-        else if (!strcmp(a, "--optimizer")) {
+        else if ((recipe_flag = cli_recipe_flag(o, a, v)) != 0) {
+            if (recipe_flag < 0)
+                return -1;
+        } else if (!strcmp(a, "--optimizer")) {
             if (strcmp(v, "adam") && strcmp(v, "sgd"))
                 return cli_failf("--optimizer: '%s' is not adam or sgd", v), -1;
             o->optimizer = v;
@@ -211,6 +228,7 @@ int cli_parse(int argc, char **argv, cli_options *o)
         NUM("--momentum", 0, 0.9999, (o->momentum = x, o->have_momentum = 1))
         NUM("--test-split", 0, 0.99, (o->test_split = x, o->have_test_split = 1))
         NUM("--val-split", 0, 0.99, o->val_split = x)
+        NUM("--ensemble", 1, 1000, o->ensemble = (int)x)
         else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;

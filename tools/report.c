@@ -359,6 +359,22 @@ static void html_settings(FILE *f, const cli_report *r)
     fputs("</table></div></section>\n", f);
 }
 
+/* The recipe the model was trained with: its "train", "augment" and "early_stopping" notes. */
+static void html_recipe(FILE *f, const cli_report *r)
+{
+    const char *train = r->net ? dn_net_note(r->net, "train") : NULL;
+    if (!train)
+        return;
+    const char *aug = dn_net_note(r->net, "augment"), *early = dn_net_note(r->net, "early_stopping");
+    fputs("<section id=\"recipe\"><h2>Training recipe</h2><div class=\"scroll\"><table class=\"kv\">\n", f);
+    row_text(f, "train", train);
+    row_text(f, "augment", aug && aug[0] ? aug : "none");
+    if (early)
+        row_text(f, "early stopping", early);
+    fputs("</table></div><p class=\"muted\">The spec's <code>train</code> / <code>augment</code> lines under the "
+          "command line's flags; a spec line of this text trains the same way again.</p></section>\n", f);
+}
+
 static void html_model(FILE *f, const cli_report *r)
 {
     char shape[48], num[32];
@@ -519,6 +535,7 @@ static dn_status write_html(report_state *s, dn_error *err)
         html_metrics(f, s);
     html_pictures(f, s);
     html_settings(f, r);
+    html_recipe(f, r);
     if (r->net)
         html_model(f, r);
     fputs("</main>\n</body>\n</html>\n", f);
