@@ -576,6 +576,14 @@ static dn_status load_members(dn_net *net, const char *count_text, const cJSON *
                                   &member, err);
         if (st != DN_OK)
             return st;
+        dn_shape a = net->input, b = member->input;
+        if (a.h != b.h || a.w != b.w || a.c != b.c || dn_net_n_classes(member) != dn_net_n_classes(net)) {
+            st = dn_fail(err, DN_EFORMAT,
+                         "%s: inconsistent ensemble: member %d takes %dx%dx%d images to %d classes, member 0 %dx%dx%d to %d",
+                         path, m, b.h, b.w, b.c, dn_net_n_classes(member), a.h, a.w, a.c, dn_net_n_classes(net));
+            dn_net_free(member);
+            return st;
+        }
         snprintf(prefix, sizeof prefix, "m%d.", m);
         st = load_layers(member, prefix, root, data, data_len, taken, expected, path, err);
         snprintf(key, sizeof key, "member.%d.history", m);
@@ -584,14 +592,8 @@ static dn_status load_members(dn_net *net, const char *count_text, const cJSON *
             st = restore_history(member, hist, path, err);
         if (st == DN_OK)
             st = dn_net_ensemble_add(net, member, err);
-        if (st != DN_OK) {
-            if (st == DN_ESHAPE || st == DN_EARG) { /* the library's words, with the file's name */
-                char detail[sizeof err->msg];
-                snprintf(detail, sizeof detail, "%s", err ? err->msg : "a member does not fit");
-                st = dn_fail(err, DN_EFORMAT, "%s: inconsistent ensemble: %s", path, detail);
-            }
+        if (st != DN_OK)
             dn_net_free(member);
-        }
     }
     return st;
 }

@@ -394,7 +394,8 @@ static void test_broken_files(void **state)
                    "an ensemble of 4 without metadata 'member.3.spec'");
     expect_refused(rewritten(&good, "fewer.safetensors", fewer_members, 0), DN_EFORMAT, "holds");
     expect_refused(rewritten(&good, "count.safetensors", bad_count, 0), DN_EFORMAT, "metadata 'ensemble' is 1");
-    expect_refused(rewritten(&good, "shape.safetensors", other_shape, 0), DN_EFORMAT, "inconsistent ensemble");
+    expect_refused(rewritten(&good, "shape.safetensors", other_shape, 0), DN_EFORMAT,
+                   "inconsistent ensemble: member 2 takes 8x8x2 images to 10 classes, member 0 8x8x1 to 10");
     expect_refused(rewritten(&good, "missing.safetensors", missing_tensor, 0), DN_EFORMAT,
                    "tensor 'm1.5.dense.bias' is missing");
     /* Checkpoint loading refuses an ensemble file. */
