@@ -37,6 +37,7 @@ typedef struct cli_options {
     int calibration;          /* --calibration N training rows (default DN_QUANT_DEFAULT_CALIBRATION) */
     const char *format, *name; /* export: --format c|onnx, --name NAME */
     const char *sweep_lr, *sweep_batch; /* sweep: --lr A,B,... --batch M,N,... */
+    int ensemble; /* --ensemble K */
     int n_positional;
     const char *positional[4096]; /* predict IMAGE... takes many files */
 } cli_options;

@@ -577,6 +577,8 @@ dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
 {
     if (!net || !path)
         return dn_fail(err, DN_EARG, "dn_onnx_export: net and path are required");
+    if (net->n_members > 0)
+        return dn_fail(err, DN_EARG, "ensembles cannot be exported to ONNX yet (an ensemble of %d)", net->n_members + 1);
     builder b = {0};
     dn_status st = build_layers(&b, net, err);
     if (st != DN_OK) {

@@ -483,6 +483,8 @@ dn_status dn_quantize(const dn_net *net, const dn_dataset *calibration, int n_ca
     *out = NULL;
     if (!net || !calibration || n_calibration < 1 || calibration->n < 1)
         return dn_fail(err, DN_EARG, "quantisation needs a network and at least one calibration row");
+    if (net->n_members > 0)
+        return dn_fail(err, DN_EARG, "ensembles cannot be quantised yet (an ensemble of %d)", net->n_members + 1);
     if (calibration->h != net->input.h || calibration->w != net->input.w || calibration->c != net->input.c)
         return dn_fail(err, DN_ESHAPE, "the network takes %dx%dx%d images but the calibration rows are %dx%dx%d",
                        net->input.h, net->input.w, net->input.c, calibration->h, calibration->w, calibration->c);
