@@ -381,6 +381,22 @@ static dn_status export_batchnorm(builder *b, const dn_layer *L, dn_error *err)
     return DN_OK;
 }
 
+/* GlobalAveragePool gives (N, C, 1, 1); flattened as it stands, that is digitnet's (N, C) (a 1x1 map
+ * has the same order either way). On a vector it is the identity. */
+static dn_status export_globalavgpool(builder *b, const dn_layer *L, dn_error *err)
+{
+    (void)L, (void)err;
+    if (b->cur_layout == LAYOUT_FLAT)
+        return DN_OK;
+    need_nchw(b);
+    const char *in[1] = {b->cur};
+    onnx_node(b, "GlobalAveragePool", 1, in);
+    in[0] = b->cur;
+    onnx_attr_int(b, onnx_node(b, "Flatten", 1, in), "axis", 1);
+    b->cur_layout = LAYOUT_FLAT;
+    return DN_OK;
+}
+
 static dn_status export_activation(builder *b, const dn_layer *L, dn_error *err)
 {
     (void)err;
@@ -395,7 +411,7 @@ static const layer_exporter exporters[DN_LAYER_COUNT] = {
     [DN_LAYER_CONV2D] = export_conv2d,   [DN_LAYER_MAXPOOL] = export_maxpool,  [DN_LAYER_DENSE] = export_dense,
     [DN_LAYER_DROPOUT] = export_dropout, [DN_LAYER_FLATTEN] = export_flatten,  [DN_LAYER_BATCHNORM] = export_batchnorm,
     [DN_LAYER_RELU] = export_activation, [DN_LAYER_SIGMOID] = export_activation, [DN_LAYER_TANH] = export_activation,
-    [DN_LAYER_SOFTMAX] = export_activation,
+    [DN_LAYER_SOFTMAX] = export_activation, [DN_LAYER_GLOBALAVGPOOL] = export_globalavgpool,
 };
 
 /* A float32 tensor value (N, d1, d2, ...) with a symbolic batch dimension. */
