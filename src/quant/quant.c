@@ -203,7 +203,7 @@ static dn_status lower_dense(lowering *lw, const dn_layer *L, dn_error *err)
         for (size_t i = 0; i < n_in; i++)
             op->weight_f[(size_t)u * n_in + i] =
                 area == 1 ? L->params[i * units + u] : L->params[(i % n_weights) * units + u] * share;
-    memcpy(op->bias_f, L->params + n_in * units, sizeof(float) * (size_t)units);
+    memcpy(op->bias_f, L->params + n_weights * units, sizeof(float) * (size_t)units);
     return add_activation(lw, L->act, op, err);
 }
 
