@@ -593,13 +593,29 @@ dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
 {
     if (!net || !path)
         return dn_fail(err, DN_EARG, "dn_onnx_export: net and path are required");
-    if (net->n_members > 0)
-        return dn_fail(err, DN_EARG, "ensembles cannot be exported to ONNX yet (an ensemble of %d)", net->n_members + 1);
     builder b = {0};
     dn_status st = build_layers(&b, net, err);
+    if (st != DN_OK || net->n_members == 0) {
+        if (st != DN_OK)
+            onnx_builder_free(&b);
+        return st != DN_OK ? st : onnx_write_model(&b, net, NULL, 0, path, err);
+    }
+    /* An ensemble: every member's graph from the same input, then the Mean of their probabilities
+     * (the mean dn_net_predict takes, up to the order of the additions). */
+    const char *outputs[DN_MAX_ENSEMBLE];
+    outputs[0] = b.cur;
+    for (int m = 0; st == DN_OK && m < net->n_members; m++) {
+        st = build_layers(&b, net->members[m], err);
+        outputs[m + 1] = b.cur;
+    }
+    if (st == DN_OK && !onnx_node(&b, "Mean", net->n_members + 1, outputs))
+        st = dn_fail(err, DN_ENOMEM, "out of memory building the ONNX graph");
     if (st != DN_OK) {
         onnx_builder_free(&b);
         return st;
     }
-    return onnx_write_model(&b, net, NULL, 0, path, err);
+    char members[16];
+    snprintf(members, sizeof members, "%d", net->n_members + 1);
+    const char *extra[2] = {"ensemble", members};
+    return onnx_write_model(&b, net, extra, 1, path, err);
 }

@@ -185,5 +185,19 @@ $DN import "$T/gap.onnx" --out "$T/gap-back.safetensors" >/dev/null
 check "export -> import keeps the globalavgpool" sh -c "$DN summary '$T/gap-back.safetensors' | grep -q '^ globalavgpool'"
 predict_all "$T/gap-back.safetensors" optdigits 1797 "$T/gap-back.json"
 check "export -> import -> the same probabilities" cmp -s "$T/gap.json" "$T/gap-back.json"
+
+# --- an ensemble of 3 R1 networks: three subgraphs from the one input, averaged by Mean; onnxruntime
+# against digitnet's averaged probabilities on every optdigits.tes row.
+$DN train --data optdigits --model models/optdigits.cnn --epochs 2 --batch 128 --seed 1 --ensemble 3 --quiet \
+    --out "$T/ens.safetensors" >/dev/null
+$DN export --model "$T/ens.safetensors" --format onnx --out "$T/ens.onnx" >/dev/null
+agree "onnx.checker full_check on ens.onnx" $PY "$TOOLS" check "$T/ens.onnx"
+predict_all "$T/ens.safetensors" optdigits 1797 "$T/ens.json"
+if [ -d node_modules/onnxruntime-node ]; then
+    agree "onnxruntime ensemble of 3, all 1797 optdigits.tes rows vs digitnet" \
+        node tests/onnx/ort_check.mjs "$T/ens.onnx" optdigits "$DATA/optdigits/optdigits.tes" "$T/ens.json"
+fi
+expect_error "import of an ensemble graph is refused with one line" "only sequential CNNs can be imported" \
+    $DN import "$T/ens.onnx" --out "$T/x.safetensors"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
