@@ -435,9 +435,10 @@ const dn_epoch_stats *dn_net_history(const dn_net *net, int *n_epochs);
  * params->ensemble = K > 1 trains the net itself as member 0 with params->seed, then builds members
  * 1..K-1 from the same spec with seeds seed + 1, ... and trains each in the same way (augmentation,
  * schedules and early stopping apply to every member). Layer-level functions (dn_net_layer_info,
- * feature maps, dn_workspace_layer_output) describe member 0. dn_model_save writes every member into
- * one file and dn_model_load restores them; checkpoints of ensembles are refused (DN_EARG), as are
- * int8 quantisation and the C export.
+ * dn_net_layer_count, dn_net_param_count, dn_net_spec, feature maps, dn_workspace_layer_output)
+ * describe member 0. A workspace made for an ensemble holds one workspace per member. dn_model_save
+ * writes every member into one file and dn_model_load restores them; checkpoints of ensembles are
+ * refused (DN_EARG), as are int8 quantisation and the C export.
  */
 #define DN_MAX_ENSEMBLE 64
 
