@@ -67,6 +67,22 @@ $DN cv --data optdigits --model models/optdigits.cnn --folds 2 --epochs 1 --batc
 check "cv --ensemble 2 trains two members per fold" test "$(grep -c '^Member 2/2' "$T/cv.txt")" -eq 2
 check "cv --ensemble 2 exits 0 with a mean" grep -q "2-fold cross-validation: accuracy mean" "$T/cv.txt"
 
+# --- under mpirun every member is trained data-parallel: the same file, bit for bit
+if command -v mpirun >/dev/null 2>&1 && $DN info | grep -q "^MPI: *Open MPI"; then
+    MA="--data optdigits --model models/optdigits.cnn --epochs 1 --batch 128 --seed 2 --ensemble 2 --quiet --threads 1"
+    timeout 300 mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 $DN train $MA --out "$T/mpi.safetensors" \
+        >/dev/null 2>&1
+    $DN train $MA --out "$T/one.safetensors" >/dev/null 2>&1
+    check "mpirun -np 2 train --ensemble 2 == one process, bit for bit" python3 -c "
+import struct, sys
+def data(p):
+    b = open(p, 'rb').read()
+    return b[8 + struct.unpack('<Q', b[:8])[0]:]
+sys.exit(0 if data('$T/mpi.safetensors') == data('$T/one.safetensors') else 1)"
+else
+    echo "skip - mpirun ensemble check (no mpirun or no MPI build)"
+fi
+
 # --- refusals, each one line
 expect_error "--checkpoint with --ensemble 2 is refused" "checkpoints of ensembles are not supported" \
     $DN train $ARGS --ensemble 2 --checkpoint "$T/x.ckpt"
