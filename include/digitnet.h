@@ -312,6 +312,8 @@ typedef struct dn_epoch_stats {
     double val_loss, val_accuracy; /* NaN when there is no validation set */
     double seconds;
     double images_per_sec;
+    int member;               /* ensembles (dn_train_params.ensemble > 1): which member trained this
+                                 epoch, 0-based; 0 for a single net */
 } dn_epoch_stats;
 
 /* Called after every batch (done of total images this epoch) and after every epoch.
@@ -386,6 +388,10 @@ typedef struct dn_train_params {
                               loss and restore the best epoch's weights (0: off; needs a validation set) */
     int ensemble;          /* members to train, with seeds seed, seed + 1, ...; 0 or 1: a single net */
     dn_augment augment;
+    /* Ensembles: called before each member's training starts (member 0-based, of n_members); return
+     * non-zero to stop (DN_ESTOPPED). May be NULL. on_batch / on_epoch are called for every member
+     * in turn (dn_epoch_stats.member says which; each member's epochs count from 1). */
+    int (*on_member)(void *user, int member, int n_members);
 } dn_train_params;
 
 dn_train_params dn_train_default_params(void);
@@ -447,8 +453,37 @@ size_t dn_net_exchange_floats(const dn_net *net, int batch, size_t *row_floats, 
 dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val,
                    const dn_train_params *params, dn_error *err);
 
-/* The epochs trained so far (borrowed). */
+/* The epochs trained so far (borrowed). For an ensemble: member 0's (each member keeps its own, see
+ * dn_net_ensemble_member). */
 const dn_epoch_stats *dn_net_history(const dn_net *net, int *n_epochs);
+
+/* ------------------------------------------------------------------ ensembles */
+
+/*
+ * An ensemble is a dn_net (member 0) that carries further members: networks with the same input
+ * shape and classes whose softmax outputs dn_net_predict, dn_net_predict_ws and dn_net_evaluate
+ * average (the arithmetic mean of the members' probabilities, summed in member order). dn_train with
+ * params->ensemble = K > 1 trains the net itself as member 0 with params->seed, then builds members
+ * 1..K-1 from the same spec with seeds seed + 1, ... and trains each in the same way (augmentation,
+ * schedules and early stopping apply to every member). Layer-level functions (dn_net_layer_info,
+ * dn_net_layer_count, dn_net_param_count, dn_net_spec, feature maps, dn_workspace_layer_output)
+ * describe member 0. A workspace made for an ensemble holds one workspace per member. dn_model_save
+ * writes every member into one file and dn_model_load restores them; checkpoints of ensembles are
+ * refused (DN_EARG), as are int8 quantisation and the C export.
+ */
+#define DN_MAX_ENSEMBLE 64
+
+/* Adds member to net's ensemble; on success net owns it (freed by dn_net_free(net)) and its
+ * raw_max becomes net's. DN_ESHAPE when its input shape or classes differ from net's, DN_EARG when
+ * member is net, already a member, itself an ensemble, or the ensemble would pass DN_MAX_ENSEMBLE.
+ * On failure the caller still owns member. */
+dn_status dn_net_ensemble_add(dn_net *net, dn_net *member, dn_error *err);
+
+/* The number of members: 1 for a single network (0 for NULL). */
+int dn_net_ensemble_size(const dn_net *net);
+
+/* Member i (0 is net itself), borrowed; NULL when i is out of range. */
+const dn_net *dn_net_ensemble_member(const dn_net *net, int i);
 
 /* ------------------------------------------------------------------ metrics */
 

@@ -136,6 +136,68 @@ static int add_state_header(const dn_net *net, cJSON *root, cJSON *meta, size_t 
     return 0;
 }
 
+/* Names the tensors of net's layers in the header, each "<prefix><index>.<kind>.<tensor>", from byte
+ * *offset on. */
+static int add_layer_tensors(cJSON *root, const dn_net *net, const char *prefix, size_t *offset)
+{
+    for (int i = 0; i < net->n_layers; i++) {
+        const dn_layer *L = &net->layers[i];
+        tensor_list t;
+        layer_tensors(L, &t);
+        for (int k = 0; k < t.n; k++) {
+            char name[112];
+            snprintf(name, sizeof name, "%s%d.%s.%s", prefix, i, L->ops->name, t.names[k]);
+            cJSON *entry = cJSON_CreateObject();
+            if (!entry)
+                return -1;
+            cJSON_AddItemToObject(root, name, entry);
+            cJSON_AddStringToObject(entry, "dtype", "F32");
+            cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
+            for (int d = 0; shape && d < t.ndim[k]; d++)
+                cJSON_AddItemToArray(shape, cJSON_CreateNumber(t.dims[k][d]));
+            size_t bytes = tensor_count(&t, k) * sizeof(float);
+            cJSON *offsets = cJSON_AddArrayToObject(entry, "data_offsets");
+            if (offsets) {
+                cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)*offset));
+                cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(*offset + bytes)));
+            }
+            *offset += bytes;
+        }
+    }
+    return 0;
+}
+
+/* An ensemble's further members: metadata "ensemble" = K and, for m = 1..K-1, "member.<m>.spec",
+ * "member.<m>.seed" and "member.<m>.history"; their tensors are member 0's names prefixed "m<m>.".
+ * Member 0 keeps the plain names, so a reader that knows nothing of ensembles still finds a net. */
+static int add_members_header(const dn_net *net, cJSON *root, cJSON *meta, size_t *offset)
+{
+    char key[64], text[32];
+    snprintf(text, sizeof text, "%d", net->n_members + 1);
+    cJSON_AddStringToObject(meta, "ensemble", text);
+    for (int m = 1; m <= net->n_members; m++) {
+        const dn_net *member = net->members[m - 1];
+        snprintf(key, sizeof key, "member.%d.spec", m);
+        cJSON_AddStringToObject(meta, key, member->spec);
+        snprintf(key, sizeof key, "member.%d.seed", m);
+        snprintf(text, sizeof text, "%llu", (unsigned long long)member->seed);
+        cJSON_AddStringToObject(meta, key, text);
+        cJSON *hist = history_json(member);
+        char *hist_text = hist ? cJSON_PrintUnformatted(hist) : NULL;
+        cJSON_Delete(hist);
+        if (!hist_text)
+            return -1;
+        snprintf(key, sizeof key, "member.%d.history", m);
+        cJSON_AddStringToObject(meta, key, hist_text);
+        free(hist_text);
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "m%d.", m);
+        if (add_layer_tensors(root, member, prefix, offset) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Builds the JSON header; returns a malloc'd string or NULL. */
 static char *build_header(const dn_net *net, int with_state)
 {
@@ -170,30 +232,10 @@ static char *build_header(const dn_net *net, int with_state)
     free(hist_text);
 
     size_t offset = 0;
-    for (int i = 0; i < net->n_layers; i++) {
-        const dn_layer *L = &net->layers[i];
-        tensor_list t;
-        layer_tensors(L, &t);
-        for (int k = 0; k < t.n; k++) {
-            char name[96];
-            snprintf(name, sizeof name, "%d.%s.%s", i, L->ops->name, t.names[k]);
-            cJSON *entry = cJSON_CreateObject();
-            if (!entry)
-                goto done;
-            cJSON_AddItemToObject(root, name, entry);
-            cJSON_AddStringToObject(entry, "dtype", "F32");
-            cJSON *shape = cJSON_AddArrayToObject(entry, "shape");
-            for (int d = 0; shape && d < t.ndim[k]; d++)
-                cJSON_AddItemToArray(shape, cJSON_CreateNumber(t.dims[k][d]));
-            size_t bytes = tensor_count(&t, k) * sizeof(float);
-            cJSON *offsets = cJSON_AddArrayToObject(entry, "data_offsets");
-            if (offsets) {
-                cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
-                cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)(offset + bytes)));
-            }
-            offset += bytes;
-        }
-    }
+    if (add_layer_tensors(root, net, "", &offset) != 0)
+        goto done;
+    if (net->n_members > 0 && add_members_header(net, root, meta, &offset) != 0)
+        goto done;
     if (with_state && add_state_header(net, root, meta, offset) != 0)
         goto done;
     text = cJSON_PrintUnformatted(root);
@@ -202,8 +244,7 @@ done:
     return text;
 }
 
-/* Writes the layers' tensors in header order, then a checkpoint's training state. */
-static int write_tensors(const dn_net *net, FILE *f, int with_state)
+static int write_layers(const dn_net *net, FILE *f)
 {
     for (int i = 0; i < net->n_layers; i++) {
         dn_layer *L = (dn_layer *)&net->layers[i];
@@ -215,6 +256,18 @@ static int write_tensors(const dn_net *net, FILE *f, int with_state)
                 return -1;
         }
     }
+    return 0;
+}
+
+/* Writes the layers' tensors in header order (member 0, then the other members), then a
+ * checkpoint's training state. */
+static int write_tensors(const dn_net *net, FILE *f, int with_state)
+{
+    if (write_layers(net, f) != 0)
+        return -1;
+    for (int m = 0; m < net->n_members; m++)
+        if (write_layers(net->members[m], f) != 0)
+            return -1;
     if (!with_state)
         return 0;
     static const float zero = 0.0f;
@@ -234,6 +287,9 @@ static dn_status save(const dn_net *net, const char *path, int with_state, dn_er
 {
     if (!net || !path)
         return dn_fail(err, DN_EARG, "saving a model: NULL argument");
+    if (with_state && net->n_members > 0)
+        return dn_fail(err, DN_EARG, "%s: checkpoints of ensembles are not supported (an ensemble of %d)", path,
+                       net->n_members + 1);
     char *header = build_header(net, with_state);
     if (!header)
         return dn_fail(err, DN_ENOMEM, "%s: out of memory building the model header", path);
@@ -462,13 +518,84 @@ static void clean_metadata(const cJSON *meta)
     {
         if (!cJSON_IsString(item) || !item->valuestring)
             continue;
-        int text = item->string && (!strcmp(item->string, "spec") || !strcmp(item->string, "history"));
+        size_t key_len = item->string ? strlen(item->string) : 0;
+        int text = item->string && (!strcmp(item->string, "spec") || !strcmp(item->string, "history") ||
+                                    (!strncmp(item->string, "member.", 7) &&
+                                     ((key_len > 5 && !strcmp(item->string + key_len - 5, ".spec")) ||
+                                      (key_len > 8 && !strcmp(item->string + key_len - 8, ".history")))));
         for (char *c = item->valuestring; *c; c++) {
             unsigned char u = (unsigned char)*c;
             if ((u < 0x20 && !(text && (u == '\n' || u == '\t' || u == '\r'))) || u == 0x7F)
                 *c = '?';
         }
     }
+}
+
+/* Loads the tensors of net's layers named "<prefix><index>.<kind>.<tensor>"; counts them in *expected. */
+static dn_status load_layers(dn_net *net, const char *prefix, const cJSON *root, const unsigned char *data,
+                             size_t data_len, byte_ranges *taken, int *expected, const char *path, dn_error *err)
+{
+    dn_status st = DN_OK;
+    for (int i = 0; st == DN_OK && i < net->n_layers; i++) {
+        dn_layer *L = &net->layers[i];
+        tensor_list t;
+        layer_tensors(L, &t);
+        for (int k = 0; st == DN_OK && k < t.n; k++) {
+            char name[112];
+            snprintf(name, sizeof name, "%s%d.%s.%s", prefix, i, L->ops->name, t.names[k]);
+            st = load_tensor(cJSON_GetObjectItemCaseSensitive(root, name), name, &t, k, layer_tensor_data(L, &t, k), data,
+                             data_len, taken, path, err);
+            (*expected)++;
+        }
+    }
+    return st;
+}
+
+/* Restores the members 1..K-1 that add_members_header described and adds them to net. */
+static dn_status load_members(dn_net *net, const char *count_text, const cJSON *root, const cJSON *meta,
+                              const unsigned char *data, size_t data_len, byte_ranges *taken, int *expected,
+                              const char *path, dn_error *err)
+{
+    char *end = NULL, quoted[32];
+    long k = strtol(count_text, &end, 10);
+    if (end == count_text || *end || k < 2 || k > DN_MAX_ENSEMBLE)
+        return dn_fail(err, DN_EFORMAT, "%s: metadata 'ensemble' is %s; expected 2..%d members", path,
+                       shown(count_text, quoted, sizeof quoted), DN_MAX_ENSEMBLE);
+    dn_status st = DN_OK;
+    for (int m = 1; st == DN_OK && m < k; m++) {
+        char key[64], where[600], prefix[16];
+        snprintf(key, sizeof key, "member.%d.spec", m);
+        const char *spec = meta_string(meta, key);
+        if (!spec)
+            return dn_fail(err, DN_EFORMAT, "%s: an ensemble of %ld without metadata '%s'", path, k, key);
+        snprintf(key, sizeof key, "member.%d.seed", m);
+        const char *seed_text = meta_string(meta, key);
+        snprintf(where, sizeof where, "%s (spec of ensemble member %d)", path, m);
+        dn_net *member;
+        st = dn_net_parse_limited(spec, where, seed_text ? strtoull(seed_text, NULL, 10) : 0, data_len / sizeof(float),
+                                  &member, err);
+        if (st != DN_OK)
+            return st;
+        dn_shape a = net->input, b = member->input;
+        if (a.h != b.h || a.w != b.w || a.c != b.c || dn_net_n_classes(member) != dn_net_n_classes(net)) {
+            st = dn_fail(err, DN_EFORMAT,
+                         "%s: inconsistent ensemble: member %d takes %dx%dx%d images to %d classes, member 0 %dx%dx%d to %d",
+                         path, m, b.h, b.w, b.c, dn_net_n_classes(member), a.h, a.w, a.c, dn_net_n_classes(net));
+            dn_net_free(member);
+            return st;
+        }
+        snprintf(prefix, sizeof prefix, "m%d.", m);
+        st = load_layers(member, prefix, root, data, data_len, taken, expected, path, err);
+        snprintf(key, sizeof key, "member.%d.history", m);
+        const char *hist = meta_string(meta, key);
+        if (st == DN_OK && hist)
+            st = restore_history(member, hist, path, err);
+        if (st == DN_OK)
+            st = dn_net_ensemble_add(net, member, err);
+        if (st != DN_OK)
+            dn_net_free(member);
+    }
+    return st;
 }
 
 static dn_status load_from_header(const cJSON *root, const unsigned char *data, size_t data_len, const char *path,
@@ -504,18 +631,13 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
         st = dn_fail(err, DN_EFORMAT, "%s: metadata 'raw_max' must be 1..%d", path, DN_RAW_MAX_LIMIT);
     net->raw_max = raw_max;
     int expected = 0;
-    for (int i = 0; st == DN_OK && i < net->n_layers; i++) {
-        dn_layer *L = &net->layers[i];
-        tensor_list t;
-        layer_tensors(L, &t);
-        for (int k = 0; st == DN_OK && k < t.n; k++) {
-            char name[96];
-            snprintf(name, sizeof name, "%d.%s.%s", i, L->ops->name, t.names[k]);
-            st = load_tensor(cJSON_GetObjectItemCaseSensitive(root, name), name, &t, k, layer_tensor_data(L, &t, k), data,
-                             data_len, &taken, path, err);
-            expected++;
-        }
-    }
+    if (st == DN_OK)
+        st = load_layers(net, "", root, data, data_len, &taken, &expected, path, err);
+    const char *ensemble = meta_string(meta, "ensemble");
+    if (st == DN_OK && ensemble && with_state)
+        st = dn_fail(err, DN_EFORMAT, "%s: an ensemble, not a checkpoint: ensembles cannot be resumed", path);
+    if (st == DN_OK && ensemble)
+        st = load_members(net, ensemble, root, meta, data, data_len, &taken, &expected, path, err);
     const char *checkpoint = meta_string(meta, "checkpoint");
     int is_checkpoint = checkpoint && strcmp(checkpoint, "1") == 0;
     if (with_state && !is_checkpoint && st == DN_OK)

@@ -322,6 +322,9 @@ void dn_net_free(dn_net *net)
         free(net->note_keys[i]);
         free(net->note_values[i]);
     }
+    for (int m = 0; m < net->n_members; m++)
+        dn_net_free(net->members[m]);
+    free(net->members);
     free(net);
 }
 
@@ -337,6 +340,8 @@ dn_status dn_net_set_raw_max(dn_net *net, int raw_max)
     if (!net || raw_max < 1 || raw_max > DN_RAW_MAX_LIMIT)
         return DN_EARG;
     net->raw_max = raw_max;
+    for (int m = 0; m < net->n_members; m++) /* an ensemble reads one kind of pixels */
+        net->members[m]->raw_max = raw_max;
     return DN_OK;
 }
 uint64_t dn_net_seed(const dn_net *net) { return net->seed; }
@@ -730,6 +735,18 @@ dn_status dn_workspace_init(const dn_net *net, dn_workspace **out, dn_error *err
         return dn_fail(err, DN_ENOMEM, "out of memory for an inference workspace");
     ws->net = net;
     memcpy(ws->layers, net->layers, sizeof(dn_layer) * (size_t)net->n_layers);
+    if (net->n_members > 0) {
+        ws->members = calloc((size_t)net->n_members, sizeof *ws->members);
+        int ok = ws->members != NULL;
+        for (int m = 0; ok && m < net->n_members; m++) {
+            ok = dn_workspace_init(net->members[m], &ws->members[m], NULL) == DN_OK;
+            ws->n_members += ok;
+        }
+        if (!ok) {
+            dn_workspace_free(ws);
+            return dn_fail(err, DN_ENOMEM, "out of memory for an inference workspace");
+        }
+    }
     *out = ws;
     return DN_OK;
 }
@@ -738,6 +755,9 @@ void dn_workspace_free(dn_workspace *ws)
 {
     if (!ws)
         return;
+    for (int m = 0; m < ws->n_members; m++)
+        dn_workspace_free(ws->members[m]);
+    free(ws->members);
     free(ws->arena);
     free(ws);
 }
@@ -762,6 +782,24 @@ static dn_status workspace_reserve(dn_workspace *ws, int batch, dn_error *err)
     return DN_OK;
 }
 
+/* An ensemble's chunk: probs (rows, classes) holds member 0's output; adds the other members' in
+ * member order and divides by the number of members (the mean of the members' probabilities).
+ * Member 0's activations stay in ws, so dn_workspace_layer_output describes member 0. */
+static void ensemble_average(const dn_net *net, dn_workspace *ws, const float *images, int rows, float *probs)
+{
+    const size_t count = (size_t)rows * (size_t)dn_net_n_classes(net);
+    for (int m = 0; m < ws->n_members; m++) {
+        dn_workspace *mw = ws->members[m];
+        const float *out = forward_pass(mw->net, mw->layers, mw->acts, images, rows, 0);
+        mw->last_n = rows;
+        for (size_t i = 0; i < count; i++)
+            probs[i] += out[i];
+    }
+    const float k = (float)(ws->n_members + 1);
+    for (size_t i = 0; i < count; i++)
+        probs[i] /= k;
+}
+
 dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *images, int n, float *probs,
                             dn_error *err)
 {
@@ -771,12 +809,16 @@ dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *im
         return dn_fail(err, DN_EARG, "dn_net_predict_ws: the workspace was made for another network");
     if (n == 0)
         return DN_OK;
+    if (net->n_members != ws->n_members)
+        return dn_fail(err, DN_EARG, "dn_net_predict_ws: the workspace was made for another network");
     /* A fixed chunk, whatever batch size the net trained with: the GEMMs then see the same shapes,
      * so a saved model evaluated later reproduces the numbers printed after training bit for bit.
      * (Each thread taking whole chunks through the whole net, with no waiting between layers, was
      * measured too: no faster than this, where threads share each layer.) */
     int chunk = n < DN_PREDICT_CHUNK ? n : DN_PREDICT_CHUNK;
     dn_status st = workspace_reserve(ws, chunk, err);
+    for (int m = 0; st == DN_OK && m < ws->n_members; m++)
+        st = workspace_reserve(ws->members[m], chunk, err);
     if (st != DN_OK)
         return st;
     const size_t in_size = dn_shape_size(net->input);
@@ -792,9 +834,13 @@ dn_status dn_net_predict_ws(const dn_net *net, dn_workspace *ws, const float *im
         dn_fp_fast_begin(&fp);
     for (int start = 0; start < n; start += chunk) {
         int rows = n - start < chunk ? n - start : chunk;
-        const float *out = forward_pass(net, ws->layers, ws->acts, images + (size_t)start * in_size, rows, 0);
-        memcpy(probs + (size_t)start * classes, out, sizeof(float) * (size_t)rows * classes);
+        const float *chunk_in = images + (size_t)start * in_size;
+        float *chunk_probs = probs + (size_t)start * classes;
+        const float *out = forward_pass(net, ws->layers, ws->acts, chunk_in, rows, 0);
+        memcpy(chunk_probs, out, sizeof(float) * (size_t)rows * classes);
         ws->last_n = rows;
+        if (ws->n_members > 0)
+            ensemble_average(net, ws, chunk_in, rows, chunk_probs);
     }
     if (here)
         dn_fp_fast_end_here(&fp);

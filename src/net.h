@@ -75,6 +75,10 @@ struct dn_net {
 
     /* Data-parallel training (dn_train_shared): set for its run, else NULL. */
     struct dn_net_share *share;
+
+    /* Ensembles: members 1..n_members of the ensemble this net is member 0 of, owned. */
+    int n_members;
+    struct dn_net **members; /* (n_members) */
 };
 
 /* What one thread needs to run a net's inference: its own activations and layer scratch, and its own
@@ -87,6 +91,9 @@ struct dn_workspace {
     float *acts[DN_MAX_LAYERS + 1]; /* acts[i + 1] = output of layer i, (batch_cap, out_i) */
     int last_n;                     /* rows of the last forward pass */
     dn_layer layers[DN_MAX_LAYERS];
+    /* Ensembles: one workspace per further member of the net. */
+    int n_members;
+    struct dn_workspace **members; /* (n_members) */
 };
 /* How training passes split each batch over processes (dn_train_shared): the backward
  * pass's row blocks, cut from the shapes and batch size only, go to the ranks in contiguous runs;

@@ -193,7 +193,7 @@ static dn_status train_step(dn_net *net, const dn_train_params *params, float lr
 }
 
 static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val,
-                           const dn_train_params *caller_params, dn_error *err);
+                           const dn_train_params *caller_params, int member, dn_error *err);
 
 /* Gamma(shape, 1) by Marsaglia and Tsang (2000); shapes below 1 through Gamma(shape + 1) * U^(1/shape). */
 static double gamma_draw(dn_rng *rng, double shape)
@@ -267,8 +267,10 @@ dn_status dn_train(dn_net *net, const dn_dataset *train, const dn_dataset *val, 
     return dn_train_shared(net, train, val, caller_params, NULL, err);
 }
 
-dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset *val,
-                          const dn_train_params *caller_params, const dn_train_share *with, dn_error *err)
+/* One network's run (member `member` of an ensemble, 0 for a single net). */
+static dn_status train_one(dn_net *net, const dn_dataset *train, const dn_dataset *val,
+                           const dn_train_params *caller_params, const dn_train_share *with, int member,
+                           dn_error *err)
 {
     dn_net_share share = {0};
     if (net && with && with->n_ranks > 1) {
@@ -283,7 +285,7 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
     }
     dn_fp_saved fp;
     dn_fp_fast_begin(&fp);
-    dn_status st = train_run(net, train, val, caller_params, err);
+    dn_status st = train_run(net, train, val, caller_params, member, err);
     dn_fp_fast_end(&fp);
     if (share.offsets)
         net->share = NULL;
@@ -291,8 +293,46 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
     return st;
 }
 
+/* An ensemble of K = params->ensemble: the net itself is member 0 (seed), members 1..K-1 are built
+ * from its spec with seeds seed + m and trained one after the other by the same run; each new member
+ * joins the net once trained. A net that is already an ensemble of K trains its members further. */
+dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset *val,
+                          const dn_train_params *params, const dn_train_share *with, dn_error *err)
+{
+    if (!net || !params)
+        return dn_fail(err, DN_EARG, "dn_train: NULL argument");
+    const int k = params->ensemble > 1 ? params->ensemble : 1;
+    if (k > DN_MAX_ENSEMBLE)
+        return dn_fail(err, DN_EARG, "an ensemble holds at most %d members, not %d", DN_MAX_ENSEMBLE, k);
+    if (net->n_members > 0 && net->n_members + 1 != k)
+        return dn_fail(err, DN_EARG, "the network is an ensemble of %d; training it needs ensemble = %d, not %d",
+                       net->n_members + 1, net->n_members + 1, k);
+    if (k == 1 && !params->on_member)
+        return train_one(net, train, val, params, with, 0, err);
+    dn_status st = DN_OK;
+    for (int m = 0; st == DN_OK && m < k; m++) {
+        if (params->on_member && params->on_member(params->user, m, k))
+            return dn_fail(err, DN_ESTOPPED, "training stopped before ensemble member %d of %d", m + 1, k);
+        dn_train_params member_params = *params;
+        member_params.seed = params->seed + (uint64_t)m;
+        dn_net *member = m == 0 ? net : m <= net->n_members ? net->members[m - 1] : NULL;
+        int fresh = member == NULL;
+        if (fresh) {
+            st = dn_net_parse(net->spec, "ensemble member", member_params.seed, &member, err);
+            if (st != DN_OK)
+                return st;
+        }
+        st = train_one(member, train, val, &member_params, with, m, err);
+        if (fresh && st == DN_OK)
+            st = dn_net_ensemble_add(net, member, err);
+        if (fresh && st != DN_OK)
+            dn_net_free(member);
+    }
+    return st;
+}
+
 static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val,
-                           const dn_train_params *caller_params, dn_error *err)
+                           const dn_train_params *caller_params, int member, dn_error *err)
 {
     if (!net || !train || !caller_params)
         return dn_fail(err, DN_EARG, "dn_train: NULL argument");
@@ -413,7 +453,8 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                                 .loss = net->epoch_loss / seen,
                                 .accuracy = (double)net->epoch_correct / seen,
                                 .val_loss = NAN,
-                                .val_accuracy = NAN};
+                                .val_accuracy = NAN,
+                                .member = member};
         double t_train = net->epoch_seconds + now_seconds() - t0;
         if (val && val->n > 0)
             st = evaluate_loss(net, val, xb, batch, &stats.val_loss, &stats.val_accuracy, err);

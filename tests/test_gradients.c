@@ -522,6 +522,19 @@ static void test_flatten(void **state)
     run_cases(cases, 1);
 }
 
+/* globalavgpool: each input position gets 1/(H*W) of its channel's gradient. */
+static void test_globalavgpool(void **state)
+{
+    (void)state;
+    static const grad_case cases[] = {
+        {"globalavgpool", "4x3x5", "globalavgpool\n", "dense 10 softmax\n", 3, 0, 0, 0},
+        {"conv2d relu -> globalavgpool", "5x5x2", "conv2d 6 3x3 same relu\nglobalavgpool\n", "dense 10 softmax\n", 3, 0,
+         0, 0},
+        {"globalavgpool -> flatten", "2x2x3", "globalavgpool\nflatten\n", "dense 10 softmax\n", 2, 0, 0, 0},
+    };
+    run_cases(cases, 3);
+}
+
 /* ---------------------------------------------------------------- batchnorm */
 
 static void test_batchnorm(void **state)
@@ -984,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_dense),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_globalavgpool),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_forward_statistics),
         cmocka_unit_test(test_activation_layers),

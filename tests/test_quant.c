@@ -309,6 +309,27 @@ static void test_layers_other_kinds(void **state)
                      3);
 }
 
+/* globalavgpool folded into the dense after it: the lowered float ops still give dn_net_predict's
+ * probabilities. A globalavgpool followed by anything but a dense, and an ensemble, are refused. */
+static void test_layers_globalavgpool(void **state)
+{
+    (void)state;
+    check_all_layers("input 8x8x1\nconv2d 8 3x3 same relu\nconv2d 12 3x3 same relu\nglobalavgpool\ndropout 0.1\n"
+                     "dense 10 softmax\n",
+                     3);
+    dn_net *net = parse("input 8x8x1\nconv2d 8 3x3 same relu\nglobalavgpool\nrelu\ndense 10 softmax\n", 3);
+    dn_qnet *q = NULL;
+    dn_error err = {0};
+    assert_int_equal(dn_quantize(net, &tra, 100, &q, &err), DN_EARG);
+    assert_null(q);
+    assert_non_null(strstr(err.msg, "layer 2 (globalavgpool): cannot be quantised"));
+    dn_net *other = parse("input 8x8x1\nconv2d 8 3x3 same relu\nglobalavgpool\nrelu\ndense 10 softmax\n", 4);
+    assert_int_equal(dn_net_ensemble_add(net, other, &err), DN_OK);
+    assert_int_equal(dn_quantize(net, &tra, 100, &q, &err), DN_EARG);
+    assert_non_null(strstr(err.msg, "ensembles cannot be quantised yet"));
+    dn_net_free(net);
+}
+
 /* The export embeds exactly the kernel source the host path was compiled from. */
 static void test_kernel_text(void **state)
 {
@@ -411,7 +432,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requantize_exact),   cmocka_unit_test(test_multiplier),
         cmocka_unit_test(test_per_channel_scales), cmocka_unit_test(test_layers_r1),
-        cmocka_unit_test(test_layers_other_kinds), cmocka_unit_test(test_kernel_text),
+        cmocka_unit_test(test_layers_other_kinds), cmocka_unit_test(test_layers_globalavgpool),
+        cmocka_unit_test(test_kernel_text),
         cmocka_unit_test(test_export_errors),       cmocka_unit_test(test_vnni_equals_portable),
     };
     return cmocka_run_group_tests(tests, load_data, free_data);

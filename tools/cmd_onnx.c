@@ -162,12 +162,19 @@ int cmd_export_onnx(int argc, char **argv)
             cJSON_AddNumberToObject(j, "opset", DN_ONNX_OPSET);
             cJSON_AddNumberToObject(j, "raw_max", dn_net_raw_max(net));
             cJSON_AddNumberToObject(j, "params", (double)dn_net_param_count(net));
+            if (dn_net_ensemble_size(net) > 1)
+                cJSON_AddNumberToObject(j, "ensemble", dn_net_ensemble_size(net));
             cli_print_json(j);
-        } else if (!o.quiet)
+        } else if (!o.quiet) {
             printf("Wrote %s: ONNX IR %d, opset %d; input (N, %d, %d, %d) float32 raw pixels 0..%d, output "
-                   "probabilities (N, %d); %s parameters\n",
+                   "probabilities (N, %d); %s parameters",
                    o.out, DN_ONNX_IR_VERSION, DN_ONNX_OPSET, in.h, in.w, in.c, dn_net_raw_max(net), dn_net_n_classes(net),
                    params);
+            if (dn_net_ensemble_size(net) > 1)
+                printf(" per member; an ensemble of %d, their probabilities averaged by a Mean node",
+                       dn_net_ensemble_size(net));
+            putchar('\n');
+        }
     }
     dn_net_free(net);
     return status;

@@ -70,6 +70,7 @@ static dn_status train_setting(const cli_options *o, const cli_data *d, setting 
     p.on_epoch = cli_progress_epoch;
     p.user = &progress;
     cli_recipe_params(o, &p);
+    p.ensemble = o->ensemble;
     st = dn_train(net, &d->train, &d->val, &p, err);
     int n_epochs = 0;
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
@@ -77,6 +78,10 @@ static dn_status train_setting(const cli_options *o, const cli_data *d, setting 
     s->val_accuracy = n_epochs ? h[n_epochs - 1].val_accuracy : NAN;
     s->test_loss = s->test_accuracy = NAN;
     dn_metrics m;
+    /* An ensemble is ranked by its averaged probabilities, not by member 0's history. */
+    if (st == DN_OK && dn_net_ensemble_size(net) > 1 && d->val.n &&
+        (st = dn_net_evaluate(net, &d->val, &m, NULL, err)) == DN_OK)
+        s->val_loss = m.loss, s->val_accuracy = m.accuracy;
     if (st == DN_OK && d->test.n && (st = dn_net_evaluate(net, &d->test, &m, NULL, err)) == DN_OK)
         s->test_loss = m.loss, s->test_accuracy = m.accuracy;
     dn_net_free(net);

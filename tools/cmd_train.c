@@ -13,6 +13,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Ensembles: a header before each member's epochs. user is the run's cli_progress (the first member
+ * of train_run). */
+static int progress_member(void *user, int member, int n_members)
+{
+    cli_progress *p = user;
+    p->epoch = 0; /* the member's epochs count from 1 again */
+    if (p->enabled)
+        fprintf(p->out, "Member %d/%d\n", member + 1, n_members);
+    return 0;
+}
+
 static dn_train_params train_params(const cli_options *o, cli_progress *progress)
 {
     dn_train_params p = dn_train_default_params();
@@ -26,6 +37,8 @@ static dn_train_params train_params(const cli_options *o, cli_progress *progress
     p.on_epoch = cli_progress_epoch;
     p.user = progress;
     cli_recipe_params(o, &p);
+    p.ensemble = o->ensemble; /* the effective count (cli_apply_recipe, a saved ensemble) */
+    p.on_member = o->ensemble > 1 ? progress_member : NULL;
     return p;
 }
 
@@ -183,6 +196,9 @@ int cmd_train(cli_options *o)
     cli_data data;
     dn_net *net = NULL;
     int saved = 0, status = 1;
+    if (o->ensemble > 1 && (o->checkpoint || o->resume))
+        return cli_failf("%s cannot be used with --ensemble %d: checkpoints of ensembles are not supported",
+                         o->checkpoint ? "--checkpoint" : "--resume", o->ensemble);
     if ((o->out && check_writable("--out", o->out)) || (o->checkpoint && check_writable("--checkpoint", o->checkpoint)))
         return 1;
     if (o->resume) {
@@ -196,9 +212,26 @@ int cmd_train(cli_options *o)
         dn_net_free(net);
         return cli_fail(&err);
     }
+    if (o->ensemble > 1 && (o->checkpoint || o->resume)) { /* the spec's recipe may ask for an ensemble */
+        dn_net_free(net);
+        return cli_failf("%s cannot be used with an ensemble of %d: checkpoints of ensembles are not supported",
+                         o->checkpoint ? "--checkpoint" : "--resume", o->ensemble);
+    }
     if (cli_load_data(o, &data, &err) != DN_OK) {
         dn_net_free(net);
         return cli_fail(&err);
+    }
+    if (dn_net_ensemble_size(net) > 1 && !o->ensemble)
+        o->ensemble = dn_net_ensemble_size(net); /* a saved ensemble trains on as one */
+    if (dn_net_ensemble_size(net) > 1 && (o->checkpoint || o->ensemble != dn_net_ensemble_size(net))) {
+        int members = dn_net_ensemble_size(net);
+        dn_net_free(net);
+        cli_data_free(&data);
+        if (o->checkpoint)
+            return cli_failf("--checkpoint: %s is an ensemble of %d, and checkpoints of ensembles are not supported",
+                             o->model, members);
+        return cli_failf("%s is an ensemble of %d: train it with --ensemble %d (or leave --ensemble out)", o->model,
+                         members, members);
     }
     if (dn_net_set_raw_max(net, data.train.raw_max) != DN_OK) {
         dn_net_free(net);
@@ -209,6 +242,9 @@ int cmd_train(cli_options *o)
     int chatty = !o->quiet;
     if (chatty) {
         cli_print_summary(text, net, o->model ? o->model : o->resume);
+        if (o->ensemble > 1)
+            fprintf(text, "Ensemble of %d members, each this network, seeds %llu..%llu\n", o->ensemble, o->seed,
+                    o->seed + (unsigned long long)o->ensemble - 1);
         fprintf(text, "Training on %d images, validating on %d, testing on %s\n", data.train.n, data.val.n,
                 data.test_desc);
         cli_print_recipe(text, o);
@@ -224,6 +260,7 @@ int cmd_train(cli_options *o)
     train_run run = {.net = net, .checkpoint = cli_dist_rank() == 0 ? o->checkpoint : NULL, .every = o->checkpoint_every ? o->checkpoint_every : 1};
     cli_progress_init(&run.progress, text, chatty, o->epochs, o->batch);
     dn_train_params params = train_params(o, &run.progress);
+    params.on_member = o->ensemble > 1 ? progress_member : NULL; /* user: &run, whose first member is the progress */
     params.on_batch = run_batch;
     params.on_epoch = run_epoch;
     params.user = &run;
@@ -259,6 +296,12 @@ int cmd_train(cli_options *o)
         free(probs);
         goto done;
     }
+    if (st == DN_ESTOPPED && interrupted && dn_net_ensemble_size(net) > 1) {
+        cli_failf("interrupted (%s); ensembles cannot be checkpointed, nothing was saved", err.msg);
+        status = 130;
+        free(probs);
+        goto done;
+    }
     if (st == DN_ESTOPPED && interrupted) {
         char chosen[4300];
         const char *path = o->checkpoint ? o->checkpoint : chosen;
@@ -285,9 +328,13 @@ int cmd_train(cli_options *o)
     int n_epochs;
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
     double seconds = 0, rate = 0;
-    for (int i = n_epochs - params.epochs; i < n_epochs; i++) {
-        seconds += h[i].seconds;
-        rate += h[i].images_per_sec / (params.epochs ? params.epochs : 1);
+    const int members = dn_net_ensemble_size(net);
+    for (int k = 0; k < members; k++) { /* an ensemble: every member's epochs */
+        h = dn_net_history(dn_net_ensemble_member(net, k), &n_epochs);
+        for (int i = n_epochs - params.epochs; i < n_epochs; i++) {
+            seconds += h[i].seconds;
+            rate += h[i].images_per_sec / (params.epochs ? params.epochs : 1) / members;
+        }
     }
     cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
     cJSON_AddItemToObject(j, "history", cli_history_json(net));
@@ -303,8 +350,13 @@ int cmd_train(cli_options *o)
     }
     if (o->out)
         cJSON_AddStringToObject(j, "model", o->out);
+    if (members > 1)
+        cJSON_AddNumberToObject(j, "ensemble", members);
     if (!o->json) {
-        printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", params.epochs, seconds, rate);
+        if (members > 1)
+            printf("\nTrained %d members x %d epochs in %.1fs (%.0f images/s)\n", members, params.epochs, seconds, rate);
+        else
+            printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", params.epochs, seconds, rate);
         if (data.test.n)
             cli_print_metrics(stdout, &m, "Test");
         if (o->out)

@@ -97,6 +97,9 @@ void cli_print_summary(FILE *f, const dn_net *net, const char *title)
     fprintf(f, "%s\nTotal params: %s\n", dbl, cli_thousands(total, num));
     fprintf(f, "Trainable params: %s\n", cli_thousands(trainable, num));
     fprintf(f, "Non-trainable params: %s\n%s\n", cli_thousands(total - trainable, num), rule);
+    if (dn_net_ensemble_size(net) > 1)
+        fprintf(f, "Ensemble of %d members averaging their probabilities; the table is member 0's\n",
+                dn_net_ensemble_size(net));
 }
 
 cJSON *cli_summary_json(const dn_net *net)
@@ -117,6 +120,8 @@ cJSON *cli_summary_json(const dn_net *net)
     }
     cJSON_AddNumberToObject(o, "total_params", (double)dn_net_param_count(net));
     cJSON_AddNumberToObject(o, "trainable_params", (double)dn_net_trainable_count(net));
+    if (dn_net_ensemble_size(net) > 1)
+        cJSON_AddNumberToObject(o, "ensemble", dn_net_ensemble_size(net));
     return o;
 }
 

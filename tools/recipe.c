@@ -85,6 +85,7 @@ dn_status cli_apply_recipe(cli_options *o, const dn_net *net, dn_error *err)
     o->momentum = p.momentum;
     o->optimizer = p.optimizer == DN_OPT_SGD ? "sgd" : "adam";
     o->val_split = val_split;
+    o->ensemble = p.ensemble;
     o->recipe = p;
     o->have_recipe = 1;
     return DN_OK;

@@ -381,6 +381,9 @@ static void html_model(FILE *f, const cli_report *r)
     fputs("<section id=\"model\"><h2>Model</h2>", f);
     if (is_command(r, "cv"))
         fputs("<p class=\"muted\">Each fold trains a fresh network of this spec.</p>", f);
+    if (dn_net_ensemble_size(r->net) > 1)
+        fprintf(f, "<p>Ensemble of %d members averaging their probabilities; the table and the pictures of "
+                   "layers are member 0's.</p>", dn_net_ensemble_size(r->net));
     fputs("<div class=\"scroll\"><table>\n<thead><tr><th>Layer (type)</th><th>Output shape</th><th>Param #</th>"
           "</tr></thead><tbody>\n",
           f);

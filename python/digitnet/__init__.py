@@ -149,6 +149,11 @@ class Model:
         return lib.dn_net_raw_max(self._handle())
 
     @property
+    def ensemble_size(self):
+        """The number of members whose probabilities predictions average (1: a single network)."""
+        return lib.dn_net_ensemble_size(self._handle())
+
+    @property
     def spec(self):
         """The network's spec text, in canonical form."""
         return lib.dn_net_spec(self._handle()).decode()
@@ -156,7 +161,7 @@ class Model:
     @property
     def history(self):
         """One dict per epoch trained: epoch, loss, accuracy, val_loss, val_accuracy (NaN without
-        validation), seconds, images_per_sec."""
+        validation), seconds, images_per_sec, member (0; an ensemble's history is member 0's)."""
         n = ctypes.c_int(0)
         with self._lock:
             h = lib.dn_net_history(self._handle(), ctypes.byref(n))
@@ -242,6 +247,9 @@ class Model:
         total, trainable = lib.dn_net_param_count(self._handle()), lib.dn_net_trainable_count(self._handle())
         lines += [double, "Total params: {:,}".format(total), "Trainable params: {:,}".format(trainable),
                   "Non-trainable params: {:,}".format(total - trainable), rule]
+        if self.ensemble_size > 1:
+            lines.append("Ensemble of %d members averaging their probabilities; the table is member 0's"
+                         % self.ensemble_size)
         return "\n".join(lines)
 
     def __repr__(self):
@@ -277,13 +285,14 @@ def _view(pixels, labels, start, n, raw_max):
 
 
 def train(spec, x, y, epochs=10, batch=32, seed=1, val_split=0.0, optimizer="adam", lr=None, momentum=0.9,
-          raw_max=None, verbose=False):
+          raw_max=None, verbose=False, ensemble=1):
     """Builds the network of `spec` (a .cnn file, or spec text) from `seed` and trains it on images x
     (uint8 raw pixel values, (N,H,W) or (N,H,W,1)) and labels y (integers 0..9), as
     `digitnet train --epochs --batch --seed --val-split` does: val_split validates on the last
     fraction of the rows, taken before shuffling (Keras' validation_split). raw_max (the pixel value
     that means full ink) defaults to 16 for 8x8 images (optdigits) and 255 otherwise. lr defaults to
-    0.001 for Adam, 0.01 for SGD. verbose prints one line per epoch. Returns the trained Model."""
+    0.001 for Adam, 0.01 for SGD. verbose prints one line per epoch. ensemble=K > 1 trains K members
+    with seeds seed, seed + 1, ... whose probabilities the model averages. Returns the trained Model."""
     images = _as_4d(x, "images")
     if not np.issubdtype(images.dtype, np.integer):
         if not np.array_equal(images, np.round(images)):
@@ -318,10 +327,12 @@ def train(spec, x, y, epochs=10, batch=32, seed=1, val_split=0.0, optimizer="ada
     params.lr = lr if lr else (0.01 if optimizer == "sgd" else 0.001)
     params.momentum = momentum
     params.epochs, params.batch_size, params.seed = int(epochs), int(batch), int(seed)
+    params.ensemble = int(ensemble)
     if verbose:
         def on_epoch(user, stats):
             s = stats.contents
-            line = "Epoch %d/%d - %.2fs - loss: %.4f - accuracy: %.4f" % (s.epoch, epochs, s.seconds, s.loss,
+            line = "Member %d: " % (s.member + 1) if ensemble > 1 else ""
+            line += "Epoch %d/%d - %.2fs - loss: %.4f - accuracy: %.4f" % (s.epoch, epochs, s.seconds, s.loss,
                                                                         s.accuracy)
             if not math.isnan(s.val_loss):
                 line += " - val_loss: %.4f - val_accuracy: %.4f" % (s.val_loss, s.val_accuracy)

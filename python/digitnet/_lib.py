@@ -35,19 +35,25 @@ class LayerInfo(ctypes.Structure):
 class EpochStats(ctypes.Structure):
     _fields_ = [("epoch", ctypes.c_int), ("loss", ctypes.c_double), ("accuracy", ctypes.c_double),
                 ("val_loss", ctypes.c_double), ("val_accuracy", ctypes.c_double), ("seconds", ctypes.c_double),
-                ("images_per_sec", ctypes.c_double)]
+                ("images_per_sec", ctypes.c_double), ("member", ctypes.c_int)]
 
 
 BATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                             ctypes.c_double, ctypes.c_double)
 EPOCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(EpochStats))
+MEMBER_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)
 
 
 class TrainParams(ctypes.Structure):
     _fields_ = [("optimizer", ctypes.c_int), ("lr", ctypes.c_float), ("beta1", ctypes.c_float),
                 ("beta2", ctypes.c_float), ("epsilon", ctypes.c_float), ("momentum", ctypes.c_float),
                 ("epochs", ctypes.c_int), ("batch_size", ctypes.c_int), ("seed", ctypes.c_uint64),
-                ("on_batch", BATCH_FN), ("on_epoch", EPOCH_FN), ("user", ctypes.c_void_p)]
+                ("on_batch", BATCH_FN), ("on_epoch", EPOCH_FN), ("user", ctypes.c_void_p),
+                ("schedule", ctypes.c_int), ("warmup", ctypes.c_float), ("step_every", ctypes.c_int),
+                ("step_gamma", ctypes.c_float), ("min_lr", ctypes.c_float), ("weight_decay", ctypes.c_float),
+                ("label_smoothing", ctypes.c_float), ("patience", ctypes.c_int), ("ensemble", ctypes.c_int),
+                ("augment", ctypes.c_float * 10),  # dn_augment: ten floats
+                ("on_member", MEMBER_FN)]
 
 
 class Metrics(ctypes.Structure):
@@ -123,6 +129,7 @@ _signatures = {
                                           _P(Error)]),
     "dn_model_save": (ctypes.c_int, [_net, ctypes.c_char_p, _P(Error)]),
     "dn_model_load": (ctypes.c_int, [ctypes.c_char_p, _P(_net), _P(Error)]),
+    "dn_net_ensemble_size": (ctypes.c_int, [_net]),
 }
 for _name, (_restype, _argtypes) in _signatures.items():
     _fn = getattr(lib, _name)

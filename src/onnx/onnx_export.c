@@ -381,6 +381,22 @@ static dn_status export_batchnorm(builder *b, const dn_layer *L, dn_error *err)
     return DN_OK;
 }
 
+/* GlobalAveragePool gives (N, C, 1, 1); flattened as it stands, that is digitnet's (N, C) (a 1x1 map
+ * has the same order either way). On a vector it is the identity. */
+static dn_status export_globalavgpool(builder *b, const dn_layer *L, dn_error *err)
+{
+    (void)L, (void)err;
+    if (b->cur_layout == LAYOUT_FLAT)
+        return DN_OK;
+    need_nchw(b);
+    const char *in[1] = {b->cur};
+    onnx_node(b, "GlobalAveragePool", 1, in);
+    in[0] = b->cur;
+    onnx_attr_int(b, onnx_node(b, "Flatten", 1, in), "axis", 1);
+    b->cur_layout = LAYOUT_FLAT;
+    return DN_OK;
+}
+
 static dn_status export_activation(builder *b, const dn_layer *L, dn_error *err)
 {
     (void)err;
@@ -395,7 +411,7 @@ static const layer_exporter exporters[DN_LAYER_COUNT] = {
     [DN_LAYER_CONV2D] = export_conv2d,   [DN_LAYER_MAXPOOL] = export_maxpool,  [DN_LAYER_DENSE] = export_dense,
     [DN_LAYER_DROPOUT] = export_dropout, [DN_LAYER_FLATTEN] = export_flatten,  [DN_LAYER_BATCHNORM] = export_batchnorm,
     [DN_LAYER_RELU] = export_activation, [DN_LAYER_SIGMOID] = export_activation, [DN_LAYER_TANH] = export_activation,
-    [DN_LAYER_SOFTMAX] = export_activation,
+    [DN_LAYER_SOFTMAX] = export_activation, [DN_LAYER_GLOBALAVGPOOL] = export_globalavgpool,
 };
 
 /* A float32 tensor value (N, d1, d2, ...) with a symbolic batch dimension. */
@@ -579,9 +595,27 @@ dn_status dn_onnx_export(const dn_net *net, const char *path, dn_error *err)
         return dn_fail(err, DN_EARG, "dn_onnx_export: net and path are required");
     builder b = {0};
     dn_status st = build_layers(&b, net, err);
+    if (st != DN_OK || net->n_members == 0) {
+        if (st != DN_OK)
+            onnx_builder_free(&b);
+        return st != DN_OK ? st : onnx_write_model(&b, net, NULL, 0, path, err);
+    }
+    /* An ensemble: every member's graph from the same input, then the Mean of their probabilities
+     * (the mean dn_net_predict takes, up to the order of the additions). */
+    const char *outputs[DN_MAX_ENSEMBLE];
+    outputs[0] = b.cur;
+    for (int m = 0; st == DN_OK && m < net->n_members; m++) {
+        st = build_layers(&b, net->members[m], err);
+        outputs[m + 1] = b.cur;
+    }
+    if (st == DN_OK && !onnx_node(&b, "Mean", net->n_members + 1, outputs))
+        st = dn_fail(err, DN_ENOMEM, "out of memory building the ONNX graph");
     if (st != DN_OK) {
         onnx_builder_free(&b);
         return st;
     }
-    return onnx_write_model(&b, net, NULL, 0, path, err);
+    char members[16];
+    snprintf(members, sizeof members, "%d", net->n_members + 1);
+    const char *extra[2] = {"ensemble", members};
+    return onnx_write_model(&b, net, extra, 1, path, err);
 }

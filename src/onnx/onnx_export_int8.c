@@ -170,6 +170,8 @@ dn_status dn_onnx_export_int8(const dn_net *net, const dn_qnet *q, int n_calibra
 {
     if (!net || !q || !path)
         return dn_fail(err, DN_EARG, "dn_onnx_export_int8: net, q and path are required");
+    if (dn_net_ensemble_size(net) > 1)
+        return dn_fail(err, DN_EARG, "ensembles cannot be quantised yet (an ensemble of %d)", dn_net_ensemble_size(net));
     builder b = {0};
     dn_status st = build_int8(&b, q, err);
     if (st != DN_OK) {

@@ -372,6 +372,18 @@ static dn_status op_maxpool(importer *im, const Onnx__NodeProto *node, dn_error 
     return DN_OK;
 }
 
+/* GlobalAveragePool: digitnet's globalavgpool. Its (N, C, 1, 1) output is kept as a 1x1 image, so
+ * that the Flatten or Reshape after it is followed as usual. */
+static dn_status op_globalavgpool(importer *im, dn_error *err)
+{
+    if (im->lay == LAYOUT_FLAT)
+        return node_fail(im, err, "a global pooling of a flat vector cannot be imported");
+    if (!add_layer(im, IMP_POOL, err, "globalavgpool"))
+        return err->status;
+    im->h = im->w = 1;
+    return DN_OK;
+}
+
 /* NCHW / NHWC -> flat, in digitnet's (H, W, C) order through perm. */
 static dn_status flatten(importer *im, dn_error *err)
 {
@@ -602,6 +614,8 @@ static dn_status read_node(importer *im, const Onnx__NodeProto *node, dn_error *
         st = op_conv(im, node, err);
     else if (!strcmp(op, "MaxPool"))
         st = op_maxpool(im, node, err);
+    else if (!strcmp(op, "GlobalAveragePool"))
+        st = op_globalavgpool(im, err);
     else if (!strcmp(op, "Relu"))
         st = op_activation(im, node, DN_ACT_RELU, err);
     else if (!strcmp(op, "Sigmoid"))
@@ -627,7 +641,7 @@ static dn_status read_node(importer *im, const Onnx__NodeProto *node, dn_error *
     else if (!strcmp(op, "Dropout") || !strcmp(op, "Identity"))
         st = DN_OK;
     else
-        st = node_fail(im, err, "op not supported (digitnet imports Conv, MaxPool, Relu, Sigmoid, Tanh, Gemm, MatMul, Add, "
+        st = node_fail(im, err, "op not supported (digitnet imports Conv, MaxPool, GlobalAveragePool, Relu, Sigmoid, Tanh, Gemm, MatMul, Add, "
                                 "Flatten, Reshape, Transpose, Dropout, BatchNormalization, Softmax)");
     if (st != DN_OK)
         return st;

@@ -191,14 +191,19 @@ static dn_status lower_dense(lowering *lw, const dn_layer *L, dn_error *err)
     const int units = L->out.c * L->out.h * L->out.w;
     const dn_shape in = lw->shape; /* spatial when a flatten came before: the window is all of it */
     const size_t n_in = dn_shape_size(in);
+    /* After a globalavgpool the window is the whole map and each of its positions gets the channel's
+     * weight over the map's area: dense(mean of the map) as one convolution. */
+    const size_t n_weights = (size_t)L->in.c, area = n_in / n_weights;
+    const float share = 1.0f / (float)area;
     dn_qop *op;
     dn_status st = conv_op(lw, 1, 1, units, in.h, in.w, 1, 1, 0, 0, &op, err);
     if (st != DN_OK)
         return st;
     for (int u = 0; u < units; u++) /* Keras (IN, UNITS) -> (UNITS, IN) */
         for (size_t i = 0; i < n_in; i++)
-            op->weight_f[(size_t)u * n_in + i] = L->params[i * units + u];
-    memcpy(op->bias_f, L->params + n_in * units, sizeof(float) * (size_t)units);
+            op->weight_f[(size_t)u * n_in + i] =
+                area == 1 ? L->params[i * units + u] : L->params[(i % n_weights) * units + u] * share;
+    memcpy(op->bias_f, L->params + n_weights * units, sizeof(float) * (size_t)units);
     return add_activation(lw, L->act, op, err);
 }
 
@@ -252,6 +257,20 @@ static dn_status lower_batchnorm(lowering *lw, const dn_layer *L, dn_error *err)
     return DN_OK;
 }
 
+/* Folded into the dense layer that follows (lower_dense); anything else after it is refused. */
+static dn_status lower_globalavgpool(lowering *lw, const dn_layer *L, dn_error *err)
+{
+    (void)L;
+    int next = lw->layer + 1;
+    while (next < lw->net->n_layers &&
+           (lw->net->layers[next].kind == DN_LAYER_DROPOUT || lw->net->layers[next].kind == DN_LAYER_FLATTEN))
+        next++;
+    if (next == lw->net->n_layers || lw->net->layers[next].kind != DN_LAYER_DENSE)
+        return dn_fail(err, DN_EARG, "layer %d (%s): cannot be quantised: globalavgpool is folded into a dense layer "
+                       "directly after it", lw->layer + 1, lw->label);
+    return DN_OK;
+}
+
 static dn_status lower_nothing(lowering *lw, const dn_layer *L, dn_error *err)
 {
     (void)lw, (void)L, (void)err;
@@ -270,7 +289,7 @@ static const lower_fn lowerers[] = {
     [DN_LAYER_CONV2D] = lower_conv2d,   [DN_LAYER_MAXPOOL] = lower_maxpool,    [DN_LAYER_DENSE] = lower_dense,
     [DN_LAYER_DROPOUT] = lower_nothing, [DN_LAYER_FLATTEN] = lower_nothing,    [DN_LAYER_BATCHNORM] = lower_batchnorm,
     [DN_LAYER_RELU] = lower_activation, [DN_LAYER_SIGMOID] = lower_activation, [DN_LAYER_TANH] = lower_activation,
-    [DN_LAYER_SOFTMAX] = lower_activation,
+    [DN_LAYER_SOFTMAX] = lower_activation, [DN_LAYER_GLOBALAVGPOOL] = lower_globalavgpool,
 };
 _Static_assert(sizeof lowerers / sizeof lowerers[0] == DN_LAYER_COUNT, "every layer kind needs a lowering");
 
@@ -483,6 +502,8 @@ dn_status dn_quantize(const dn_net *net, const dn_dataset *calibration, int n_ca
     *out = NULL;
     if (!net || !calibration || n_calibration < 1 || calibration->n < 1)
         return dn_fail(err, DN_EARG, "quantisation needs a network and at least one calibration row");
+    if (net->n_members > 0)
+        return dn_fail(err, DN_EARG, "ensembles cannot be quantised yet (an ensemble of %d)", net->n_members + 1);
     if (calibration->h != net->input.h || calibration->w != net->input.w || calibration->c != net->input.c)
         return dn_fail(err, DN_ESHAPE, "the network takes %dx%dx%d images but the calibration rows are %dx%dx%d",
                        net->input.h, net->input.w, net->input.c, calibration->h, calibration->w, calibration->c);

@@ -159,5 +159,45 @@ else
     echo "skip - import checks: /usr/bin/python3 has no torch or onnx (Debian python3-torch, python3-onnx)"
 fi
 expect_error "import of a missing file" "nothing.onnx: cannot open" $DN import "$T/nothing.onnx" --out "$T/x.safetensors"
+
+# --- globalavgpool: GlobalAveragePool + Flatten in the float graph, folded into the dense after it in
+# the int8 one; onnxruntime against digitnet on every optdigits.tes row; export -> import -> same spec
+# and the same probabilities bit for bit.
+printf 'input 8x8x1\nconv2d 12 3x3 same relu\nconv2d 16 3x3 same relu\nglobalavgpool\ndropout 0.1\ndense 10 softmax\n' >"$T/gap.cnn"
+$DN train --data optdigits --model "$T/gap.cnn" --epochs 3 --batch 64 --seed 1 --quiet --out "$T/gap.safetensors" >/dev/null
+$DN export --model "$T/gap.safetensors" --format onnx --out "$T/gap.onnx" >/dev/null
+$DN export --model "$T/gap.safetensors" --format onnx --int8 --calibration 1000 --out "$T/gap-int8.onnx" >/dev/null
+agree "onnx.checker full_check on gap.onnx" $PY "$TOOLS" check "$T/gap.onnx"
+agree "onnx.checker full_check on gap-int8.onnx" $PY "$TOOLS" check "$T/gap-int8.onnx"
+check "the float graph has GlobalAveragePool" $PY -c "
+import onnx, sys
+sys.exit(0 if 'GlobalAveragePool' in [n.op_type for n in onnx.load('$T/gap.onnx').graph.node] else 1)"
+predict_all "$T/gap.safetensors" optdigits 1797 "$T/gap.json"
+$DN predict --int8 --calibration 1000 --model "$T/gap.safetensors" --data optdigits --index 0 --count 1797 --top 10 --json \
+    >"$T/gap-int8.json"
+if [ -d node_modules/onnxruntime-node ]; then
+    agree "onnxruntime globalavgpool net, all 1797 optdigits.tes rows vs digitnet" \
+        node tests/onnx/ort_check.mjs "$T/gap.onnx" optdigits "$DATA/optdigits/optdigits.tes" "$T/gap.json"
+    agree "onnxruntime int8 globalavgpool net vs predict --int8" node tests/onnx/ort_check.mjs \
+        "$T/gap-int8.onnx" optdigits "$DATA/optdigits/optdigits.tes" "$T/gap-int8.json" 0.999 0.1 0.005
+fi
+$DN import "$T/gap.onnx" --out "$T/gap-back.safetensors" >/dev/null
+check "export -> import keeps the globalavgpool" sh -c "$DN summary '$T/gap-back.safetensors' | grep -q '^ globalavgpool'"
+predict_all "$T/gap-back.safetensors" optdigits 1797 "$T/gap-back.json"
+check "export -> import -> the same probabilities" cmp -s "$T/gap.json" "$T/gap-back.json"
+
+# --- an ensemble of 3 R1 networks: three subgraphs from the one input, averaged by Mean; onnxruntime
+# against digitnet's averaged probabilities on every optdigits.tes row.
+$DN train --data optdigits --model models/optdigits.cnn --epochs 2 --batch 128 --seed 1 --ensemble 3 --quiet \
+    --out "$T/ens.safetensors" >/dev/null
+$DN export --model "$T/ens.safetensors" --format onnx --out "$T/ens.onnx" >/dev/null
+agree "onnx.checker full_check on ens.onnx" $PY "$TOOLS" check "$T/ens.onnx"
+predict_all "$T/ens.safetensors" optdigits 1797 "$T/ens.json"
+if [ -d node_modules/onnxruntime-node ]; then
+    agree "onnxruntime ensemble of 3, all 1797 optdigits.tes rows vs digitnet" \
+        node tests/onnx/ort_check.mjs "$T/ens.onnx" optdigits "$DATA/optdigits/optdigits.tes" "$T/ens.json"
+fi
+expect_error "import of an ensemble graph is refused with one line" "only sequential CNNs can be imported" \
+    $DN import "$T/ens.onnx" --out "$T/x.safetensors"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

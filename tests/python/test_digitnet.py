@@ -175,6 +175,28 @@ def test_mnist_slice_learns(tmp_path):
     same_as_cli(m, tmp_path / "r2.safetensors", "mnist-10k", xte[:300])
 
 
+def test_ensemble(optdigits, tmp_path):
+    """ensemble=3 trains three members (seeds 5, 6, 7) whose probabilities the model averages: member
+    m is the network a single run with seed 5 + m trains. Saved and loaded, it predicts the same; the
+    CLI's eval of the file gives the same accuracy."""
+    digitnet.set_threads(1)
+    xtr, ytr, xte, yte = optdigits
+    m = digitnet.train("models/optdigits.cnn", xtr[:600], ytr[:600], epochs=1, batch=BATCH, seed=5, ensemble=3)
+    assert m.ensemble_size == 3 and "Ensemble of 3 members" in m.summary()
+    singles = [digitnet.train("models/optdigits.cnn", xtr[:600], ytr[:600], epochs=1, batch=BATCH, seed=5 + k)
+               for k in range(3)]
+    assert all(s.ensemble_size == 1 for s in singles)
+    p = m.predict_proba(xte[:200])
+    mean = (singles[0].predict_proba(xte[:200]) + singles[1].predict_proba(xte[:200])
+            + singles[2].predict_proba(xte[:200])) / np.float32(3)
+    assert np.array_equal(p, mean)
+    m.save(tmp_path / "ens.safetensors")
+    loaded = digitnet.load(tmp_path / "ens.safetensors")
+    assert loaded.ensemble_size == 3
+    assert np.array_equal(loaded.predict_proba(xte[:200]), p)
+    assert len(loaded.history) == 1 and loaded.history[0]["member"] == 0
+
+
 # ---------------------------------------------------------------- bad input
 
 
