@@ -414,13 +414,14 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
             int lo, hi; /* the rows whose images this process reads (all but in shared training) */
             dn_net_share_rows(net, rows, &lo, &hi);
             dn_dataset_gather(train, net->order + start + lo, hi - lo, xb + (size_t)lo * in_size);
-            if (augmenting) /* each image keyed by (seed, epoch, its position in the epoch) */
-                dn_augment_batch(&params->augment, params->seed, epoch, start + lo, xb + (size_t)lo * in_size, hi - lo,
-                                 net->input, augment_scratch);
             for (int r = 0; r < rows; r++)
                 yb[r] = train->labels[net->order[start + r]];
             if (mixing)
                 mix_batch(net, params, train, epoch, start, rows, lo, hi, xb, &mx);
+            /* mixed pairs first, then the geometric transforms move the blend (mix_batch) */
+            if (augmenting) /* each image keyed by (seed, epoch, its position in the epoch) */
+                dn_augment_batch(&params->augment, params->seed, epoch, start + lo, xb + (size_t)lo * in_size, hi - lo,
+                                 net->input, augment_scratch);
             const float lr = dn_schedule_lr(params, epoch - 1, (double)(start + rows) / train->n, run_epochs);
             dn_status step = train_step(net, params, lr, &targets, xb, yb, rows, &net->epoch_loss, &net->epoch_correct);
             if (step == DN_EIO) {
