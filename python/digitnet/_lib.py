@@ -44,15 +44,21 @@ EPOCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(EpochS
 MEMBER_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int)
 
 
+class Augment(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_float) for name in
+                ("shift", "rotate", "scale", "shear", "elastic", "elastic_sigma", "noise", "flip", "mixup", "prob")]
+
+
 class TrainParams(ctypes.Structure):
     _fields_ = [("optimizer", ctypes.c_int), ("lr", ctypes.c_float), ("beta1", ctypes.c_float),
                 ("beta2", ctypes.c_float), ("epsilon", ctypes.c_float), ("momentum", ctypes.c_float),
                 ("epochs", ctypes.c_int), ("batch_size", ctypes.c_int), ("seed", ctypes.c_uint64),
                 ("on_batch", BATCH_FN), ("on_epoch", EPOCH_FN), ("user", ctypes.c_void_p),
+                # schedule and regularisation (all zero: training as before); the library reads them
                 ("schedule", ctypes.c_int), ("warmup", ctypes.c_float), ("step_every", ctypes.c_int),
                 ("step_gamma", ctypes.c_float), ("min_lr", ctypes.c_float), ("weight_decay", ctypes.c_float),
                 ("label_smoothing", ctypes.c_float), ("patience", ctypes.c_int), ("ensemble", ctypes.c_int),
-                ("augment", ctypes.c_float * 10),  # dn_augment: ten floats
+                ("augment", Augment),
                 ("on_member", MEMBER_FN)]
 
 
