@@ -85,10 +85,11 @@ static void weight_grad_generic(const dn_conv_geom *g, const float *in, size_t i
             }
 }
 
-/* c (m, n) += a^T b for a (k, m), b (k, n), columns [m0, m1) of a only (rows m0.. of c): each
- * element sums its k products in row order. */
+/* c (m, n) += a^T b for a (k, m), b (k, n), columns [m0, m1) of a and [n0, n1) of b only (that
+ * block of c): each element sums its k products in row order. */
 DN_MULTIVERSION
-static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
+static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n0, int n1, int n, const float *a, const float *b,
+                                  float *c)
 {
     for (int r = 0; r < k; r++) {
         const float *restrict br = b + (size_t)r * n;
@@ -96,7 +97,7 @@ static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n, const flo
             const float v = a[(size_t)r * m + i];
             float *restrict ci = c + (size_t)i * n;
 #pragma omp simd
-            for (int j = 0; j < n; j++)
+            for (int j = n0; j < n1; j++)
                 ci[j] += v * br[j];
         }
     }
@@ -360,14 +361,16 @@ static void weight_grad_avx512(const dn_conv_geom *g, const float *in, size_t in
             }
     }
 }
-/* c rows [m0, m1) += a^T b on the weight-gradient tiles: a "1x1 convolution" whose pixels are the
- * k rows, whose input channels are the m columns of a and whose output channels are the n of b. */
-static void matmul_tn_add_avx512(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
+/* c rows [m0, m1), columns [n0, n1) += a^T b on the weight-gradient tiles: a "1x1 convolution"
+ * whose pixels are the k rows, whose input channels are the m columns of a and whose output
+ * channels are the n of b. n0 is a multiple of 64. */
+static void matmul_tn_add_avx512(int k, int m0, int m1, int m, int n0, int n1, int n, const float *a, const float *b,
+                                 float *c)
 {
     const dn_conv_geom g = rows_geom(k, m, n);
-    for (int f0 = 0; f0 < n; f0 += 64) {
+    for (int f0 = n0; f0 < n1; f0 += 64) {
         __mmask16 tail;
-        const int nv = channel_group(n, f0, &tail), tmax = tile_max[nv];
+        const int nv = channel_group(n1, f0, &tail), tmax = tile_max[nv];
         for (int t = m0; t < m1; t += tmax) {
             int tb = m1 - t < tmax ? m1 - t : tmax;
             weight_grad_tiles[nv][tb](&g, a + t, 0, b + f0, 0, 1, tail, c + (size_t)t * n + f0);
@@ -442,6 +445,7 @@ void dn_conv_weight_grad(const dn_conv_geom *g, const float *in, size_t in_strid
 #define PARALLEL_WORK 250000.0
 #define MATMUL_ROWS 16 /* rows of c per thread's share in dn_matmul */
 #define MATMUL_TN_COLS 48 /* rows of c (columns of a) per share in dn_matmul_tn_add: 8 tiles of 6 */
+#define MATMUL_TN_N 64    /* columns of c per share in dn_matmul_tn_add: one group of four vectors */
 
 void dn_matmul(int m, int k, int n, const float *a, const float *b, const float *bias, int relu, float *c)
 {
@@ -457,21 +461,26 @@ void dn_matmul(int m, int k, int n, const float *a, const float *b, const float 
 
 void dn_matmul_tn_add(int k, int m, int n, const float *a, const float *b, float *c)
 {
-    const int blocks = (m + MATMUL_TN_COLS - 1) / MATMUL_TN_COLS;
+    const int m_blocks = (m + MATMUL_TN_COLS - 1) / MATMUL_TN_COLS, n_blocks = (n + MATMUL_TN_N - 1) / MATMUL_TN_N;
+    const int blocks = m_blocks * n_blocks;
     const int wide = dn_kernels_simd_width() == 512;
-    /* Threads take whole blocks of c's rows; each element's sum over the k rows runs in order in
-     * one thread, so the result does not depend on the thread count. */
+    /* Threads take whole blocks of c; each element's sum over the k rows runs in order in one
+     * thread, so the result does not depend on the thread count. Blocks are numbered column group
+     * first: the static schedule then gives each thread whole column groups, every one holding the
+     * same work, instead of a short last row block to one thread (c of 128 rows is 48 + 48 + 32). */
 #pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
     for (int blk = 0; blk < blocks; blk++) {
-        const int m0 = blk * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
+        const int mb = blk % m_blocks, nb = blk / m_blocks;
+        const int m0 = mb * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
+        const int n0 = nb * MATMUL_TN_N, n1 = n - n0 < MATMUL_TN_N ? n : n0 + MATMUL_TN_N;
 #ifdef HAVE_AVX512_KERNELS
         if (wide) {
-            matmul_tn_add_avx512(k, m0, m1, m, n, a, b, c);
+            matmul_tn_add_avx512(k, m0, m1, m, n0, n1, n, a, b, c);
             continue;
         }
 #endif
         (void)wide;
-        matmul_tn_add_generic(k, m0, m1, m, n, a, b, c);
+        matmul_tn_add_generic(k, m0, m1, m, n0, n1, n, a, b, c);
     }
 }
 
