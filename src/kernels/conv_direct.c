@@ -451,37 +451,38 @@ void dn_matmul(int m, int k, int n, const float *a, const float *b, const float 
 {
     const int blocks = (m + MATMUL_ROWS - 1) / MATMUL_ROWS;
     /* Every row of c is computed alone, so any cut into blocks (and any thread count) gives the same bits. */
-#pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
-    for (int blk = 0; blk < blocks; blk++) {
+    DN_PARALLEL_FOR(blocks > 1 && (double)m * k * n > PARALLEL_WORK, for (int blk = 0; blk < blocks; blk++) {
         const int r0 = blk * MATMUL_ROWS, rows = m - r0 < MATMUL_ROWS ? m - r0 : MATMUL_ROWS;
         const dn_conv_geom g = rows_geom(rows, k, n);
         dn_conv_forward(&g, a + (size_t)r0 * k, b, bias, relu, c + (size_t)r0 * n);
+    });
+}
+
+/* Block blk of dn_matmul_tn_add's c (numbered below). */
+static void tn_add_block(int blk, int m_blocks, int k, int m, int n, const float *a, const float *b, float *c)
+{
+    const int mb = blk % m_blocks, nb = blk / m_blocks;
+    const int m0 = mb * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
+    const int n0 = nb * MATMUL_TN_N, n1 = n - n0 < MATMUL_TN_N ? n : n0 + MATMUL_TN_N;
+#ifdef HAVE_AVX512_KERNELS
+    if (dn_kernels_simd_width() == 512) {
+        matmul_tn_add_avx512(k, m0, m1, m, n0, n1, n, a, b, c);
+        return;
     }
+#endif
+    matmul_tn_add_generic(k, m0, m1, m, n0, n1, n, a, b, c);
 }
 
 void dn_matmul_tn_add(int k, int m, int n, const float *a, const float *b, float *c)
 {
     const int m_blocks = (m + MATMUL_TN_COLS - 1) / MATMUL_TN_COLS, n_blocks = (n + MATMUL_TN_N - 1) / MATMUL_TN_N;
     const int blocks = m_blocks * n_blocks;
-    const int wide = dn_kernels_simd_width() == 512;
     /* Threads take whole blocks of c; each element's sum over the k rows runs in order in one
      * thread, so the result does not depend on the thread count. Blocks are numbered column group
      * first: the static schedule then gives each thread whole column groups, every one holding the
      * same work, instead of a short last row block to one thread (c of 128 rows is 48 + 48 + 32). */
-#pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
-    for (int blk = 0; blk < blocks; blk++) {
-        const int mb = blk % m_blocks, nb = blk / m_blocks;
-        const int m0 = mb * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
-        const int n0 = nb * MATMUL_TN_N, n1 = n - n0 < MATMUL_TN_N ? n : n0 + MATMUL_TN_N;
-#ifdef HAVE_AVX512_KERNELS
-        if (wide) {
-            matmul_tn_add_avx512(k, m0, m1, m, n0, n1, n, a, b, c);
-            continue;
-        }
-#endif
-        (void)wide;
-        matmul_tn_add_generic(k, m0, m1, m, n0, n1, n, a, b, c);
-    }
+    DN_PARALLEL_FOR(blocks > 1 && (double)m * k * n > PARALLEL_WORK,
+                    for (int blk = 0; blk < blocks; blk++) tn_add_block(blk, m_blocks, k, m, n, a, b, c););
 }
 
 /* In 16 x 16 blocks, so that both the rows read and the columns written stay in cache. */
