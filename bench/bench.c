@@ -1,7 +1,9 @@
 /* digitnet benchmarks: training and inference throughput, single-image latency, peak memory and
  * thread scaling for both reference networks. Prints one JSON object per measurement on stdout;
  * bench/run.sh turns them into the table in the README.
- *   usage: bench [--quick] */
+ *   usage: bench [--quick]
+ *          bench --r1 THREADS [EPOCHS]   only R1's training row (100 epochs unless EPOCHS)
+ *          bench --latency [CALLS]       only the single-image latency of both networks */
 #include "digitnet.h"
 
 #include <math.h>
@@ -77,7 +79,7 @@ static int train_rate(const char *spec, const dn_dataset *train, int epochs, int
 }
 
 static int infer(const char *spec, const dn_dataset *test, int threads, double *rate, double *median_us, double *p99_us,
-                 int latency_calls)
+                 int latency_calls, int passes)
 {
     dn_error err = {0};
     dn_net *net;
@@ -97,9 +99,9 @@ static int infer(const char *spec, const dn_dataset *test, int threads, double *
     dn_workspace *ws = NULL;
     if (dn_workspace_init(net, &ws, &err) != DN_OK)
         return die(&err);
-    /* batch 1,000: ten batches per pass, best of ten passes */
+    /* batch 1,000: ten batches per pass, best of `passes` passes (ten in the table) */
     double best = 1e30;
-    for (int rep = 0; rep < 10; rep++) {
+    for (int rep = 0; rep < passes; rep++) {
         double t0 = now();
         for (int start = 0; start + 1000 <= n; start += 1000)
             if (dn_net_predict_ws(net, ws, images + (size_t)start * in_size, 1000, probs, &err) != DN_OK)
@@ -127,8 +129,50 @@ static int infer(const char *spec, const dn_dataset *test, int threads, double *
     return 0;
 }
 
+/* One part of the table, for measuring a change without the whole run. */
+static int part(int argc, char **argv)
+{
+    dn_error err = {0};
+    dn_dataset otrain = {0}, otest = {0}, oall = {0}, r1 = {0};
+    if (dn_data_open("optdigits", NULL, &otrain, &otest, &err) != DN_OK ||
+        dn_dataset_concat(&otrain, &otest, &oall, &err) != DN_OK || dn_dataset_slice(&oall, 0, 4496, &r1, &err) != DN_OK)
+        return die(&err);
+    double rate, secs, med, p99;
+    int status = 0;
+    if (!strcmp(argv[1], "--r1")) {
+        int threads = argc > 2 ? atoi(argv[2]) : 2, epochs = argc > 3 ? atoi(argv[3]) : 100;
+        status = train_rate("models/optdigits.cnn", &r1, epochs, 128, threads, 0, &rate, &secs);
+        if (!status)
+            printf("{\"net\":\"optdigits\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,"
+                   "\"epochs\":%d}\n",
+                   threads, rate, secs, epochs);
+    } else {
+        int calls = argc > 2 ? atoi(argv[2]) : 10000;
+        dn_dataset ftrain = {0}, ftest = {0};
+        if (dn_data_open("mnist-10k", NULL, &ftrain, &ftest, &err) != DN_OK)
+            return die(&err);
+        status = infer("models/mnist.cnn", &ftest, 2, &rate, &med, &p99, calls, 0);
+        if (!status)
+            printf("{\"net\":\"mnist\",\"what\":\"latency\",\"latency_median_us\":%.1f,\"latency_p99_us\":%.1f}\n", med,
+                   p99);
+        status = status || infer("models/optdigits.cnn", &oall, 2, &rate, &med, &p99, calls, 0);
+        if (!status)
+            printf("{\"net\":\"optdigits\",\"what\":\"latency\",\"latency_median_us\":%.1f,\"latency_p99_us\":%.1f}\n",
+                   med, p99);
+        dn_dataset_free(&ftrain);
+        dn_dataset_free(&ftest);
+    }
+    dn_dataset_free(&otrain);
+    dn_dataset_free(&otest);
+    dn_dataset_free(&oall);
+    dn_dataset_free(&r1);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && (!strcmp(argv[1], "--r1") || !strcmp(argv[1], "--latency")))
+        return part(argc, argv);
     int quick = argc > 1 && !strcmp(argv[1], "--quick");
     dn_error err = {0};
     dn_dataset ftrain = {0}, ftest = {0}, otrain = {0}, otest = {0}, oall = {0};
@@ -165,11 +209,11 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     const int calls = quick ? 2000 : 10000;
-    if (infer("models/mnist.cnn", &ftest, 2, &rate, &med, &p99, calls))
+    if (infer("models/mnist.cnn", &ftest, 2, &rate, &med, &p99, calls, 10))
         return 1;
     printf("{\"net\":\"mnist\",\"what\":\"infer\",\"threads\":2,\"images_per_sec\":%.1f,\"latency_median_us\":%.1f,\"latency_p99_us\":%.1f}\n",
            rate, med, p99);
-    if (infer("models/optdigits.cnn", &oall, 2, &rate, &med, &p99, calls))
+    if (infer("models/optdigits.cnn", &oall, 2, &rate, &med, &p99, calls, 10))
         return 1;
     printf("{\"net\":\"optdigits\",\"what\":\"infer\",\"threads\":2,\"images_per_sec\":%.1f,\"latency_median_us\":%.1f,\"latency_p99_us\":%.1f}\n",
            rate, med, p99);

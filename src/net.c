@@ -568,8 +568,8 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
     const int shared = net->share && training && prefix > 0;
     if (shared)
         share_rows(net, n, net->share->rank, &lo, &hi);
-#pragma omp parallel for schedule(static) if (prefix > 0 && tiles > 1)
-    for (int t = 0; t < tiles; t++) {
+    /* No team for one tile (a single image): kernels/kernels.h, DN_PARALLEL_FOR */
+    DN_PARALLEL_FOR(prefix > 0 && tiles > 1, for (int t = 0; t < tiles; t++) {
         const int first = t * block > lo ? t * block : lo;
         const int end = (t + 1) * block < hi ? (t + 1) * block : hi;
         const int rows = end - first;
@@ -580,7 +580,7 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
             L->ops->forward(L, acts[i] + (size_t)first * dn_shape_size(L->in),
                             acts[i + 1] + (size_t)first * dn_shape_size(L->out), first, rows, training);
         }
-    }
+    });
     if (shared) { /* every rank's prefix output, for the batch-wide layers */
         const size_t row = dn_shape_size(net->layers[prefix - 1].out);
         for (int r = 0; r <= net->share->n_ranks; r++) {

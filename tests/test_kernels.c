@@ -1,6 +1,7 @@
 /* The matrix-product kernels (src/kernels/kernels.h) against OpenBLAS's sgemm and against sums in
  * double precision, on shapes that leave every kind of tile tail, with the AVX-512 and the portable
- * kernels, and the same bits on 1 and 2 threads. */
+ * kernels, and the same bits on 1 and 2 threads; and the convolution on images smaller than its
+ * register tiles. */
 #include "testutil.h"
 
 #include "internal.h"
@@ -112,6 +113,71 @@ static void test_matmul_avx512(void **state)
     dn_kernels_select(saved);
 }
 
+/* Convolutions whose output rows are shorter than a register tile (2x2, 4x4, 3x5 outputs; one, two,
+ * three and four vectors of channels with tails): the whole image at once (cut into tiles across
+ * row ends) must equal, bit for bit, the same rows computed one by one (tiles within a row), and a
+ * double sum within rounding. The output rows are wider than the computed part (out_row), as in a
+ * partial convolution. */
+static void check_small_images(const char *what)
+{
+    static const int cases[][5] = {/* out_h, out_w, in_c, k, out_c */
+                                   {2, 2, 32, 3, 64}, {4, 4, 16, 3, 32}, {3, 5, 3, 2, 10},  {2, 3, 7, 1, 48},
+                                   {5, 2, 1, 3, 16},  {4, 4, 5, 2, 80},  {6, 7, 2, 3, 129}, {2, 2, 64, 2, 33}};
+    dn_rng rng;
+    dn_rng_seed(&rng, 11);
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const int OH = cases[s][0], OW = cases[s][1], C = cases[s][2], K = cases[s][3], F = cases[s][4];
+        const int IH = OH + K - 1, IW = OW + K - 1, OWR = OW + 1; /* one unused pixel per output row */
+        const dn_conv_geom g = {.in_c = C, .in_row = (size_t)IW * C, .kh = K, .kw = K, .out_h = OH, .out_w = OW,
+                                .out_c = F, .out_row = (size_t)OWR * F};
+        float *in = malloc(sizeof(float) * IH * IW * C), *w = malloc(sizeof(float) * K * K * C * F);
+        float *bias = malloc(sizeof(float) * F), *whole = calloc((size_t)OH * OWR * F, sizeof(float));
+        float *rows = calloc((size_t)OH * OWR * F, sizeof(float));
+        double *want = malloc(sizeof(double) * OH * OW * F);
+        assert_non_null(in), assert_non_null(w), assert_non_null(bias), assert_non_null(whole), assert_non_null(rows),
+            assert_non_null(want);
+        fill(in, (size_t)IH * IW * C, &rng), fill(w, (size_t)K * K * C * F, &rng), fill(bias, (size_t)F, &rng);
+        dn_conv_forward(&g, in, w, bias, 0, whole); /* (OH, OWR, F), columns OW.. untouched */
+        dn_conv_geom one = g;
+        one.out_h = 1;
+        for (int y = 0; y < OH; y++)
+            dn_conv_forward(&one, in + (size_t)y * g.in_row, w, bias, 0, rows + (size_t)y * g.out_row);
+        assert_memory_equal(whole, rows, sizeof(float) * OH * OWR * F);
+        for (int y = 0; y < OH; y++)
+            for (int x = 0; x < OW; x++)
+                for (int f = 0; f < F; f++) {
+                    double sum = bias[f];
+                    for (int ky = 0; ky < K; ky++)
+                        for (int kx = 0; kx < K; kx++)
+                            for (int c = 0; c < C; c++)
+                                sum += (double)in[((size_t)(y + ky) * IW + x + kx) * C + c] *
+                                       w[(((size_t)ky * K + kx) * C + c) * F + f];
+                    want[((size_t)y * OW + x) * F + f] = sum;
+                    assert_true(whole[(size_t)y * g.out_row + (size_t)x * F + f] ==
+                                whole[(size_t)y * g.out_row + (size_t)x * F + f]); /* written, not NaN */
+                }
+        for (int y = 0; y < OH; y++) {
+            assert_close(whole + (size_t)y * g.out_row, want + (size_t)y * OW * F, (size_t)OW * F, K * K * C, what);
+            for (int f = 0; f < F; f++) /* the unused pixel of each row stays untouched */
+                assert_true(whole[(size_t)y * g.out_row + (size_t)OW * F + f] == 0.0f);
+        }
+        free(in), free(w), free(bias), free(whole), free(rows), free(want);
+    }
+}
+
+static void test_conv_small_images(void **state)
+{
+    (void)state;
+    int saved = dn_kernels_simd_width();
+    dn_kernels_select(0);
+    check_small_images("dn_conv_forward (portable)");
+    if (dn_kernels_select(512) == 512)
+        check_small_images("dn_conv_forward (AVX-512)");
+    else
+        print_message("AVX-512 convolution: skipped (this CPU has no AVX-512)\n");
+    dn_kernels_select(saved);
+}
+
 static void test_transpose(void **state)
 {
     (void)state;
@@ -141,6 +207,7 @@ int main(void)
         cmocka_unit_test(test_matmul_portable),
         cmocka_unit_test(test_matmul_avx512),
         cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_conv_small_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,10 +85,11 @@ static void weight_grad_generic(const dn_conv_geom *g, const float *in, size_t i
             }
 }
 
-/* c (m, n) += a^T b for a (k, m), b (k, n), columns [m0, m1) of a only (rows m0.. of c): each
- * element sums its k products in row order. */
+/* c (m, n) += a^T b for a (k, m), b (k, n), columns [m0, m1) of a and [n0, n1) of b only (that
+ * block of c): each element sums its k products in row order. */
 DN_MULTIVERSION
-static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
+static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n0, int n1, int n, const float *a, const float *b,
+                                  float *c)
 {
     for (int r = 0; r < k; r++) {
         const float *restrict br = b + (size_t)r * n;
@@ -96,7 +97,7 @@ static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n, const flo
             const float v = a[(size_t)r * m + i];
             float *restrict ci = c + (size_t)i * n;
 #pragma omp simd
-            for (int j = 0; j < n; j++)
+            for (int j = n0; j < n1; j++)
                 ci[j] += v * br[j];
         }
     }
@@ -149,6 +150,49 @@ INLINE AVX512 void forward_tile(const int NV, const int R, const float *src, int
         }
 }
 
+/* The same tile for R output pixels anywhere in the image: pixel j reads its window at src +
+ * src_at[j] and writes out + out_at[j]. Images whose rows are shorter than a tile (4x4, 2x2) are
+ * cut into tiles across row ends this way; every pixel sums the same terms in the same order as
+ * forward_tile, so the bits are the same. */
+INLINE AVX512 void forward_tile_px(const int NV, const int R, const float *src, const int *src_at, size_t in_row,
+                                   int kh, int kwc, const float *w, size_t ldf, const float *bias, __mmask16 tail,
+                                   int relu, float *out, const int *out_at)
+{
+    __m512 acc[12][4];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        __m512 b = bias ? _mm512_maskz_loadu_ps(LANES(v, NV, tail), bias + 16 * v) : _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (int j = 0; j < R; j++)
+            acc[j][v] = b;
+    }
+    for (int ky = 0; ky < kh; ky++) {
+        const float *s = src + (size_t)ky * in_row;
+        const float *wk = w + (size_t)ky * kwc * ldf;
+        for (int t = 0; t < kwc; t++) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                wv[v] = _mm512_maskz_loadu_ps(LANES(v, NV, tail), wk + (size_t)t * ldf + 16 * v);
+#pragma GCC unroll 12
+            for (int j = 0; j < R; j++) {
+                __m512 x = _mm512_set1_ps(s[src_at[j] + t]);
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++)
+                    acc[j][v] = _mm512_fmadd_ps(x, wv[v], acc[j][v]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps();
+#pragma GCC unroll 12
+    for (int j = 0; j < R; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __m512 r = relu ? _mm512_max_ps(zero, acc[j][v]) : acc[j][v];
+            _mm512_mask_storeu_ps(out + out_at[j] + 16 * v, LANES(v, NV, tail), r);
+        }
+}
+
 /* TB kernel rows (window offsets t0 .. t0+TB of row ky) x NV vectors of output channels, summed over
  * n images and every output pixel, added to dw (pointing at row t0, channel f0). */
 INLINE AVX512 void weight_grad_tile(const int NV, const int TB, const dn_conv_geom *g, const float *in,
@@ -196,6 +240,8 @@ static const int tile_max[5] = {0, 12, 12, 8, 6};
 
 typedef void (*forward_fn)(const float *, int, size_t, int, int, const float *, size_t, const float *, __mmask16,
                            int, float *);
+typedef void (*forward_px_fn)(const float *, const int *, size_t, int, int, const float *, size_t, const float *,
+                              __mmask16, int, float *, const int *);
 typedef void (*weight_grad_fn)(const dn_conv_geom *, const float *, size_t, const float *, size_t, int, __mmask16,
                                float *);
 
@@ -204,6 +250,12 @@ typedef void (*weight_grad_fn)(const dn_conv_geom *, const float *, size_t, cons
                                           size_t ldf, const float *bias, __mmask16 tail, int relu, float *out)    \
     {                                                                                                            \
         forward_tile(NV, R, src, C, in_row, kh, kwc, w, ldf, bias, tail, relu, out);                             \
+    }                                                                                                            \
+    AVX512 static void forward_px_##NV##_##R(const float *src, const int *src_at, size_t in_row, int kh, int kwc,  \
+                                             const float *w, size_t ldf, const float *bias, __mmask16 tail,      \
+                                             int relu, float *out, const int *out_at)                            \
+    {                                                                                                            \
+        forward_tile_px(NV, R, src, src_at, in_row, kh, kwc, w, ldf, bias, tail, relu, out, out_at);             \
     }                                                                                                            \
     AVX512 static void weight_grad_##NV##_##R(const dn_conv_geom *g, const float *in, size_t in_stride,          \
                                               const float *dout, size_t dout_stride, int n, __mmask16 tail,     \
@@ -229,6 +281,13 @@ static const forward_fn forward_tiles[5][13] = {
     {NULL, ROW_8(forward_, 3)},
     {NULL, ROW_6(forward_, 4)},
 };
+static const forward_px_fn forward_px_tiles[5][13] = {
+    {NULL},
+    {NULL, ROW_12(forward_px_, 1)},
+    {NULL, ROW_12(forward_px_, 2)},
+    {NULL, ROW_8(forward_px_, 3)},
+    {NULL, ROW_6(forward_px_, 4)},
+};
 static const weight_grad_fn weight_grad_tiles[5][13] = {
     {NULL},
     {NULL, ROW_12(weight_grad_, 1)},
@@ -247,6 +306,24 @@ static int channel_group(int F, int f0, __mmask16 *tail)
     return nv;
 }
 
+/* Output rows shorter than a tile: tiles of rmax pixels taken in row order across row ends. */
+static void forward_avx512_px(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu,
+                              float *out, int f0, int nv, __mmask16 tail)
+{
+    const int F = g->out_c, kwc = g->kw * g->in_c, rmax = tile_max[nv], pixels = g->out_h * g->out_w;
+    int src_at[12], out_at[12];
+    for (int p = 0; p < pixels; p += rmax) {
+        const int r = pixels - p < rmax ? pixels - p : rmax;
+        for (int j = 0; j < r; j++) {
+            const int y = (p + j) / g->out_w, x = (p + j) % g->out_w;
+            src_at[j] = (int)((size_t)y * g->in_row + (size_t)x * g->in_c);
+            out_at[j] = (int)((size_t)y * g->out_row + (size_t)x * F);
+        }
+        forward_px_tiles[nv][r](in, src_at, g->in_row, g->kh, kwc, w + f0, (size_t)F, bias ? bias + f0 : NULL, tail,
+                                relu, out + f0, out_at);
+    }
+}
+
 static void forward_avx512(const dn_conv_geom *g, const float *in, const float *w, const float *bias, int relu,
                            float *out)
 {
@@ -254,6 +331,11 @@ static void forward_avx512(const dn_conv_geom *g, const float *in, const float *
     for (int f0 = 0; f0 < F; f0 += 64) {
         __mmask16 tail;
         const int nv = channel_group(F, f0, &tail), rmax = tile_max[nv];
+        /* Offsets as int: an image's window reads stay far below 2^31 floats. */
+        if (g->out_w < rmax && g->out_h > 1 && (size_t)g->out_h * g->in_row + (size_t)g->out_h * g->out_row < (1u << 30)) {
+            forward_avx512_px(g, in, w, bias, relu, out, f0, nv, tail);
+            continue;
+        }
         for (int y = 0; y < g->out_h; y++)
             for (int x = 0; x < g->out_w; x += rmax) {
                 int r = g->out_w - x < rmax ? g->out_w - x : rmax;
@@ -279,14 +361,16 @@ static void weight_grad_avx512(const dn_conv_geom *g, const float *in, size_t in
             }
     }
 }
-/* c rows [m0, m1) += a^T b on the weight-gradient tiles: a "1x1 convolution" whose pixels are the
- * k rows, whose input channels are the m columns of a and whose output channels are the n of b. */
-static void matmul_tn_add_avx512(int k, int m0, int m1, int m, int n, const float *a, const float *b, float *c)
+/* c rows [m0, m1), columns [n0, n1) += a^T b on the weight-gradient tiles: a "1x1 convolution"
+ * whose pixels are the k rows, whose input channels are the m columns of a and whose output
+ * channels are the n of b. n0 is a multiple of 64. */
+static void matmul_tn_add_avx512(int k, int m0, int m1, int m, int n0, int n1, int n, const float *a, const float *b,
+                                 float *c)
 {
     const dn_conv_geom g = rows_geom(k, m, n);
-    for (int f0 = 0; f0 < n; f0 += 64) {
+    for (int f0 = n0; f0 < n1; f0 += 64) {
         __mmask16 tail;
-        const int nv = channel_group(n, f0, &tail), tmax = tile_max[nv];
+        const int nv = channel_group(n1, f0, &tail), tmax = tile_max[nv];
         for (int t = m0; t < m1; t += tmax) {
             int tb = m1 - t < tmax ? m1 - t : tmax;
             weight_grad_tiles[nv][tb](&g, a + t, 0, b + f0, 0, 1, tail, c + (size_t)t * n + f0);
@@ -361,37 +445,44 @@ void dn_conv_weight_grad(const dn_conv_geom *g, const float *in, size_t in_strid
 #define PARALLEL_WORK 250000.0
 #define MATMUL_ROWS 16 /* rows of c per thread's share in dn_matmul */
 #define MATMUL_TN_COLS 48 /* rows of c (columns of a) per share in dn_matmul_tn_add: 8 tiles of 6 */
+#define MATMUL_TN_N 64    /* columns of c per share in dn_matmul_tn_add: one group of four vectors */
 
 void dn_matmul(int m, int k, int n, const float *a, const float *b, const float *bias, int relu, float *c)
 {
     const int blocks = (m + MATMUL_ROWS - 1) / MATMUL_ROWS;
     /* Every row of c is computed alone, so any cut into blocks (and any thread count) gives the same bits. */
-#pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
-    for (int blk = 0; blk < blocks; blk++) {
+    DN_PARALLEL_FOR(blocks > 1 && (double)m * k * n > PARALLEL_WORK, for (int blk = 0; blk < blocks; blk++) {
         const int r0 = blk * MATMUL_ROWS, rows = m - r0 < MATMUL_ROWS ? m - r0 : MATMUL_ROWS;
         const dn_conv_geom g = rows_geom(rows, k, n);
         dn_conv_forward(&g, a + (size_t)r0 * k, b, bias, relu, c + (size_t)r0 * n);
+    });
+}
+
+/* Block blk of dn_matmul_tn_add's c (numbered below). */
+static void tn_add_block(int blk, int m_blocks, int k, int m, int n, const float *a, const float *b, float *c)
+{
+    const int mb = blk % m_blocks, nb = blk / m_blocks;
+    const int m0 = mb * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
+    const int n0 = nb * MATMUL_TN_N, n1 = n - n0 < MATMUL_TN_N ? n : n0 + MATMUL_TN_N;
+#ifdef HAVE_AVX512_KERNELS
+    if (dn_kernels_simd_width() == 512) {
+        matmul_tn_add_avx512(k, m0, m1, m, n0, n1, n, a, b, c);
+        return;
     }
+#endif
+    matmul_tn_add_generic(k, m0, m1, m, n0, n1, n, a, b, c);
 }
 
 void dn_matmul_tn_add(int k, int m, int n, const float *a, const float *b, float *c)
 {
-    const int blocks = (m + MATMUL_TN_COLS - 1) / MATMUL_TN_COLS;
-    const int wide = dn_kernels_simd_width() == 512;
-    /* Threads take whole blocks of c's rows; each element's sum over the k rows runs in order in
-     * one thread, so the result does not depend on the thread count. */
-#pragma omp parallel for schedule(static) if (blocks > 1 && (double)m * k * n > PARALLEL_WORK)
-    for (int blk = 0; blk < blocks; blk++) {
-        const int m0 = blk * MATMUL_TN_COLS, m1 = m - m0 < MATMUL_TN_COLS ? m : m0 + MATMUL_TN_COLS;
-#ifdef HAVE_AVX512_KERNELS
-        if (wide) {
-            matmul_tn_add_avx512(k, m0, m1, m, n, a, b, c);
-            continue;
-        }
-#endif
-        (void)wide;
-        matmul_tn_add_generic(k, m0, m1, m, n, a, b, c);
-    }
+    const int m_blocks = (m + MATMUL_TN_COLS - 1) / MATMUL_TN_COLS, n_blocks = (n + MATMUL_TN_N - 1) / MATMUL_TN_N;
+    const int blocks = m_blocks * n_blocks;
+    /* Threads take whole blocks of c; each element's sum over the k rows runs in order in one
+     * thread, so the result does not depend on the thread count. Blocks are numbered column group
+     * first: the static schedule then gives each thread whole column groups, every one holding the
+     * same work, instead of a short last row block to one thread (c of 128 rows is 48 + 48 + 32). */
+    DN_PARALLEL_FOR(blocks > 1 && (double)m * k * n > PARALLEL_WORK,
+                    for (int blk = 0; blk < blocks; blk++) tn_add_block(blk, m_blocks, k, m, n, a, b, c););
 }
 
 /* In 16 x 16 blocks, so that both the rows read and the columns written stay in cache. */

@@ -241,8 +241,7 @@ static void direct_forward(dn_layer *L, const float *in, float *out, int first, 
     }
     const direct_scratch s = carve(L);
     const int fused_relu = L->act == DN_ACT_RELU;
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int b = 0; b < n; b++) {
+    DN_PARALLEL_FOR(n > 1, for (int b = 0; b < n; b++) {
         const float *img = in + (size_t)b * in_size;
         if (cfg->same) {
             float *p = s.padded + (size_t)(first + b) * padded_size;
@@ -255,7 +254,7 @@ static void direct_forward(dn_layer *L, const float *in, float *out, int first, 
             zero_unused(L, o);
         if (!fused_relu && L->act != DN_ACT_NONE)
             dn_activation_forward(L->act, o, (size_t)L->out.h * L->out.w, (size_t)cfg->filters);
-    }
+    });
 }
 
 /* A single image in inference: every output, for dn_workspace_layer_output's feature maps. */
@@ -312,12 +311,11 @@ static void direct_backward(dn_layer *L, const float *in, float *dout, float *di
                              .out_c = C,
                              .out_row = (size_t)L->in.w * C};
     const size_t corner = ((size_t)cfg->pad_top * cfg->dpad_w + cfg->pad_left) * F;
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int b = 0; b < n; b++) {
+    DN_PARALLEL_FOR(n > 1, for (int b = 0; b < n; b++) {
         float *dp = s.dpadded + (size_t)(first + b) * dpad_size;
         pad_image(dout + (size_t)b * out_size, L->out.h, L->out.w, F, kh - 1, kw - 1, cfg->dpad_h, cfg->dpad_w, dp);
         dn_conv_forward(&gi, dp + corner, s.flipped, NULL, 0, din + (size_t)b * in_size);
-    }
+    });
 }
 
 static void conv2d_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)

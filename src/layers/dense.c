@@ -58,15 +58,25 @@ static void dense_init(dn_layer *L, dn_rng *rng)
 
 /* The forward pass is a matrix product whose rows are computed one by one (kernels.h): the same
  * bits for any number of rows, so the layer can run row by row (dn_rows) and on any threads. */
+#define FORWARD_ROWS 16            /* rows per thread's share: the product and then its activation */
+#define FORWARD_PARALLEL 250000.0 /* multiply-adds below which one thread does it all */
+
 static void dense_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     (void)first, (void)training;
     const int I = L->in.c, O = DN_LAYER_CFG(L, dense_cfg)->units;
     const float *bias = L->params + (size_t)I * O;
-    const int fused_relu = L->act == DN_ACT_RELU;
-    dn_matmul(n, I, O, in, L->params, bias, fused_relu, out); /* out (n, O) */
-    if (!fused_relu && L->act != DN_ACT_NONE)
-        dn_activation_forward(L->act, out, (size_t)n, (size_t)O);
+    const int fused_relu = L->act == DN_ACT_RELU, act = !fused_relu && L->act != DN_ACT_NONE;
+    const int blocks = (n + FORWARD_ROWS - 1) / FORWARD_ROWS;
+    /* Each thread applies the activation (sigmoid: an expf per element) to its own rows while they
+     * are in cache, instead of one thread for the whole batch after the product. Inside the team
+     * dn_matmul runs on the calling thread (DN_PARALLEL_FOR). out (n, O) */
+    DN_PARALLEL_FOR(blocks > 1 && (double)n * I * O > FORWARD_PARALLEL, for (int blk = 0; blk < blocks; blk++) {
+        const int r0 = blk * FORWARD_ROWS, rows = n - r0 < FORWARD_ROWS ? n - r0 : FORWARD_ROWS;
+        dn_matmul(rows, I, O, in + (size_t)r0 * I, L->params, bias, fused_relu, out + (size_t)r0 * O);
+        if (act)
+            dn_activation_forward(L->act, out + (size_t)r0 * O, (size_t)rows, (size_t)O);
+    });
 }
 
 /* The kernel transposed, (O, I): d(input) = dout kernel^T is then a plain product. */

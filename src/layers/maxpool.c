@@ -89,10 +89,9 @@ static void maxpool_forward(dn_layer *L, const float *in, float *out, int first,
     const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     int32_t *codes = training ? (int32_t *)(void *)L->scratch + (size_t)first * out_size : NULL;
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int b = 0; b < n; b++)
-        dn_maxpool_forward(&g, in + (size_t)b * in_size, out + (size_t)b * out_size,
-                           codes ? codes + (size_t)b * out_size : NULL);
+    DN_PARALLEL_FOR(n > 1, for (int b = 0; b < n; b++) dn_maxpool_forward(&g, in + (size_t)b * in_size,
+                                                                          out + (size_t)b * out_size,
+                                                                          codes ? codes + (size_t)b * out_size : NULL););
 }
 
 static void maxpool_backward(dn_layer *L, const float *in, const float *out, float *dout, float *din, int first, int n,
@@ -104,9 +103,9 @@ static void maxpool_backward(dn_layer *L, const float *in, const float *out, flo
     const dn_pool_geom g = geom(L);
     const size_t in_size = dn_shape_size(L->in), out_size = dn_shape_size(L->out);
     const int32_t *codes = (const int32_t *)(const void *)L->scratch + (size_t)first * out_size;
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int b = 0; b < n; b++)
-        dn_maxpool_backward(&g, codes + (size_t)b * out_size, dout + (size_t)b * out_size, din + (size_t)b * in_size);
+    DN_PARALLEL_FOR(n > 1, for (int b = 0; b < n; b++) dn_maxpool_backward(&g, codes + (size_t)b * out_size,
+                                                                           dout + (size_t)b * out_size,
+                                                                           din + (size_t)b * in_size););
 }
 
 const dn_layer_ops dn_maxpool_ops = {

@@ -18,7 +18,7 @@ Loopback only: every connection goes to 127.0.0.1.
         nothing, until stdin closes.
 
 While slowloris or flood runs, a probe asks GET /api/health every 0.2 s (5 s timeout, a new
-connection each time) and reads the server's VmRSS from /proc/PID/status. Prints one JSON object:
+connection each time, from the source address 127.0.0.2) and reads the server's VmRSS from /proc/PID/status. Prints one JSON object:
 health probes, failures, the slowest answer (s), the largest RSS (MB), and for the attacks the
 number of open sockets (slowloris) or the status codes (flood).
 """
@@ -32,6 +32,10 @@ import threading
 import time
 
 HOST = "127.0.0.1"
+# The probe connects from another loopback address: the server's per-client limit counts
+# connections by source address, so from 127.0.0.1 the probe would share the attacker's quota and
+# could be the connection the limit closes. It measures whether other clients are still served.
+PROBE_SOURCE = ("127.0.0.2", 0)
 
 
 def rss_mb(pid):
@@ -59,7 +63,7 @@ class Probe(threading.Thread):
         while not self.stop.is_set():
             t0 = time.monotonic()
             try:
-                c = http.client.HTTPConnection(HOST, self.port, timeout=5)
+                c = http.client.HTTPConnection(HOST, self.port, timeout=5, source_address=PROBE_SOURCE)
                 c.request("GET", "/api/health")
                 r = c.getresponse()
                 body = r.read()
