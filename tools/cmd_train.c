@@ -296,7 +296,7 @@ int cmd_train(cli_options *o)
         free(probs);
         goto done;
     }
-    if (st == DN_ESTOPPED && interrupted && dn_net_ensemble_size(net) > 1) {
+    if (st == DN_ESTOPPED && interrupted && (o->ensemble > 1 || dn_net_ensemble_size(net) > 1)) { /* even in member 1 */
         cli_failf("interrupted (%s); ensembles cannot be checkpointed, nothing was saved", err.msg);
         status = 130;
         free(probs);
