@@ -110,10 +110,15 @@ static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n0, int n1, 
 /* Lane mask of vector v of NV, the last one holding only the channels that exist. */
 #define LANES(v, NV, tail) ((v) == (NV)-1 ? (tail) : (__mmask16)0xFFFF)
 
-/* R output pixels along one row x NV vectors of output channels starting at channel f0 (w, bias
- * and out already point there; ldf = out_c is the row length of w and the pixel stride of out). */
-INLINE AVX512 void forward_tile(const int NV, const int R, const float *src, int C, size_t in_row, int kh, int kwc,
-                                const float *w, size_t ldf, const float *bias, __mmask16 tail, int relu, float *out)
+/* R output pixels x NV vectors of output channels starting at channel f0 (w, bias and out already
+ * point there; ldf = out_c is the row length of w). Pixel j reads its window at src + src_at[j] and
+ * writes out + out_at[j]; with NULL tables (the usual case: R pixels along one row) at src + j * C
+ * and out + j * ldf. Images whose rows are shorter than a tile (4x4, 2x2) are cut into tiles
+ * across row ends with the tables; every pixel sums the same terms in the same order either way, so
+ * the bits are the same. Always inlined with constant tables, so the NULL tests fold away. */
+INLINE AVX512 void forward_tile_px(const int NV, const int R, const float *src, const int *src_at, int C,
+                                   size_t in_row, int kh, int kwc, const float *w, size_t ldf, const float *bias,
+                                   __mmask16 tail, int relu, float *out, const int *out_at)
 {
     __m512 acc[12][4];
 #pragma GCC unroll 4
@@ -133,7 +138,7 @@ INLINE AVX512 void forward_tile(const int NV, const int R, const float *src, int
                 wv[v] = _mm512_maskz_loadu_ps(LANES(v, NV, tail), wk + (size_t)t * ldf + 16 * v);
 #pragma GCC unroll 12
             for (int j = 0; j < R; j++) {
-                __m512 x = _mm512_set1_ps(s[(size_t)j * C + t]);
+                __m512 x = _mm512_set1_ps(s[(src_at ? (size_t)src_at[j] : (size_t)j * C) + t]);
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++)
                     acc[j][v] = _mm512_fmadd_ps(x, wv[v], acc[j][v]);
@@ -146,51 +151,16 @@ INLINE AVX512 void forward_tile(const int NV, const int R, const float *src, int
 #pragma GCC unroll 4
         for (int v = 0; v < NV; v++) {
             __m512 r = relu ? _mm512_max_ps(zero, acc[j][v]) : acc[j][v]; /* max(0, NaN) is NaN */
-            _mm512_mask_storeu_ps(out + (size_t)j * ldf + 16 * v, LANES(v, NV, tail), r);
+            float *o = out + (out_at ? (size_t)out_at[j] : (size_t)j * ldf);
+            _mm512_mask_storeu_ps(o + 16 * v, LANES(v, NV, tail), r);
         }
 }
 
-/* The same tile for R output pixels anywhere in the image: pixel j reads its window at src +
- * src_at[j] and writes out + out_at[j]. Images whose rows are shorter than a tile (4x4, 2x2) are
- * cut into tiles across row ends this way; every pixel sums the same terms in the same order as
- * forward_tile, so the bits are the same. */
-INLINE AVX512 void forward_tile_px(const int NV, const int R, const float *src, const int *src_at, size_t in_row,
-                                   int kh, int kwc, const float *w, size_t ldf, const float *bias, __mmask16 tail,
-                                   int relu, float *out, const int *out_at)
+/* R output pixels along one row: the tile without offset tables. */
+INLINE AVX512 void forward_tile(const int NV, const int R, const float *src, int C, size_t in_row, int kh, int kwc,
+                                const float *w, size_t ldf, const float *bias, __mmask16 tail, int relu, float *out)
 {
-    __m512 acc[12][4];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; v++) {
-        __m512 b = bias ? _mm512_maskz_loadu_ps(LANES(v, NV, tail), bias + 16 * v) : _mm512_setzero_ps();
-#pragma GCC unroll 12
-        for (int j = 0; j < R; j++)
-            acc[j][v] = b;
-    }
-    for (int ky = 0; ky < kh; ky++) {
-        const float *s = src + (size_t)ky * in_row;
-        const float *wk = w + (size_t)ky * kwc * ldf;
-        for (int t = 0; t < kwc; t++) {
-            __m512 wv[4];
-#pragma GCC unroll 4
-            for (int v = 0; v < NV; v++)
-                wv[v] = _mm512_maskz_loadu_ps(LANES(v, NV, tail), wk + (size_t)t * ldf + 16 * v);
-#pragma GCC unroll 12
-            for (int j = 0; j < R; j++) {
-                __m512 x = _mm512_set1_ps(s[src_at[j] + t]);
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++)
-                    acc[j][v] = _mm512_fmadd_ps(x, wv[v], acc[j][v]);
-            }
-        }
-    }
-    const __m512 zero = _mm512_setzero_ps();
-#pragma GCC unroll 12
-    for (int j = 0; j < R; j++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) {
-            __m512 r = relu ? _mm512_max_ps(zero, acc[j][v]) : acc[j][v];
-            _mm512_mask_storeu_ps(out + out_at[j] + 16 * v, LANES(v, NV, tail), r);
-        }
+    forward_tile_px(NV, R, src, NULL, C, in_row, kh, kwc, w, ldf, bias, tail, relu, out, NULL);
 }
 
 /* TB kernel rows (window offsets t0 .. t0+TB of row ky) x NV vectors of output channels, summed over
@@ -255,7 +225,7 @@ typedef void (*weight_grad_fn)(const dn_conv_geom *, const float *, size_t, cons
                                              const float *w, size_t ldf, const float *bias, __mmask16 tail,      \
                                              int relu, float *out, const int *out_at)                            \
     {                                                                                                            \
-        forward_tile_px(NV, R, src, src_at, in_row, kh, kwc, w, ldf, bias, tail, relu, out, out_at);             \
+        forward_tile_px(NV, R, src, src_at, 0, in_row, kh, kwc, w, ldf, bias, tail, relu, out, out_at);             \
     }                                                                                                            \
     AVX512 static void weight_grad_##NV##_##R(const dn_conv_geom *g, const float *in, size_t in_stride,          \
                                               const float *dout, size_t dout_stride, int n, __mmask16 tail,     \
