@@ -598,11 +598,10 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
         const int each = L->ops->rows == DN_ROWS_EACH && n > 1;
         const int rows_per = each ? block_rows(in > out ? in : out, DN_FORWARD_BLOCK_BYTES, n, 8) : n;
         const int blocks = (n + rows_per - 1) / rows_per;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-        for (int t = 0; t < blocks; t++) {
+        DN_PARALLEL_FOR(blocks > 1, for (int t = 0; t < blocks; t++) {
             const int first = t * rows_per, rows = n - first < rows_per ? n - first : rows_per;
             L->ops->forward(L, acts[i] + (size_t)first * in, acts[i + 1] + (size_t)first * out, first, rows, training);
-        }
+        });
     }
     return acts[net->n_layers];
 }
@@ -619,22 +618,20 @@ static void backward_layer(dn_net *net, dn_layer *L, int i, float *dout, float *
     }
     const int rows_per = backward_block_rows_of(in > out ? in : out, n);
     const int blocks = (n + rows_per - 1) / rows_per;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-    for (int t = 0; t < blocks; t++) {
+    DN_PARALLEL_FOR(blocks > 1, for (int t = 0; t < blocks; t++) {
         const int first = t * rows_per, rows = n - first < rows_per ? n - first : rows_per;
         float *partial = net->tile_grads + (size_t)t * np;
         if (np)
             memset(partial, 0, sizeof(float) * np);
         L->ops->backward(L, net->acts[i] + (size_t)first * in, net->acts[i + 1] + (size_t)first * out,
                          dout + (size_t)first * out, din ? din + (size_t)first * in : NULL, first, rows, partial);
-    }
-#pragma omp parallel for schedule(static) if (np * (size_t)blocks > 1 << 15)
-    for (size_t k = 0; k < np; k++) {
+    });
+    DN_PARALLEL_FOR(np * (size_t)blocks > 1 << 15, for (size_t k = 0; k < np; k++) {
         float sum = L->grads[k];
         for (int t = 0; t < blocks; t++)
             sum += net->tile_grads[(size_t)t * np + k];
         L->grads[k] = sum;
-    }
+    });
 }
 
 const float *dn_net_forward(dn_net *net, const float *x, int n, int training)
@@ -676,8 +673,7 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
     int t_lo = 0, t_hi = tiles;
     if (net->share)
         share_blocks(tiles, net->share->rank, net->share->n_ranks, &t_lo, &t_hi);
-#pragma omp parallel for schedule(static) if (t_hi - t_lo > 1)
-    for (int t = t_lo; t < t_hi; t++) {
+    DN_PARALLEL_FOR(t_hi - t_lo > 1, for (int t = t_lo; t < t_hi; t++) {
         const int first = t * block, rows = n - first < block ? n - first : block;
         float *partial = net->tile_grads + (size_t)t * np;
         memset(partial, 0, sizeof(float) * np);
@@ -692,7 +688,7 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
                              partial + (L->grads - net->grads));
             d = din;
         }
-    }
+    });
     if (net->share) {
         for (int r = 0; r <= net->share->n_ranks; r++) {
             int t0, t1;
@@ -701,13 +697,12 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
         }
         share_exchange(net, net->tile_grads);
     }
-#pragma omp parallel for schedule(static) if (np * (size_t)tiles > 1 << 15)
-    for (size_t k = 0; k < np; k++) {
+    DN_PARALLEL_FOR(np * (size_t)tiles > 1 << 15, for (size_t k = 0; k < np; k++) {
         float sum = net->grads[k];
         for (int t = 0; t < tiles; t++) /* in block order, whichever thread adds */
             sum += net->tile_grads[(size_t)t * np + k];
         net->grads[k] = sum;
-    }
+    });
 }
 
 const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int layer, int row)

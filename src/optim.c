@@ -1,5 +1,6 @@
 /* Optimizers: one loop over the whole parameter block, because every layer's weights live in it. */
 #include "optim.h"
+#include "kernels/kernels.h"
 
 #include "internal.h" /* DN_MULTIVERSION */
 
@@ -38,11 +39,10 @@ void dn_adamw_step(float *params, const float *grads, float *m, float *v, size_t
     const float step = (float)lr_t;
     /* Element by element: the threads change nothing but the speed. */
     const size_t chunks = (n + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) if (n > 1 << 15)
-    for (size_t c = 0; c < chunks; c++) {
+    DN_PARALLEL_FOR(n > 1 << 15, for (size_t c = 0; c < chunks; c++) {
         const size_t i0 = c * CHUNK, i1 = n - i0 < CHUNK ? n : i0 + CHUNK;
         adam_chunk(params + i0, grads + i0, m + i0, v + i0, i1 - i0, step, beta1, beta2, eps, keep);
-    }
+    });
 }
 
 void dn_sgd_step(float *params, const float *grads, float *velocity, size_t n, float lr, float momentum)
@@ -54,9 +54,8 @@ void dn_sgdw_step(float *params, const float *grads, float *velocity, size_t n, 
                   float weight_decay)
 {
     const float keep = 1.0f - lr * weight_decay; /* 1.0f without decay: the same bits as before */
-#pragma omp parallel for simd schedule(static) if (n > 1 << 15)
-    for (size_t i = 0; i < n; i++) {
+    DN_PARALLEL_FOR_SIMD(n > 1 << 15, for (size_t i = 0; i < n; i++) {
         velocity[i] = momentum * velocity[i] - lr * grads[i];
         params[i] = params[i] * keep + velocity[i];
-    }
+    });
 }

@@ -2,6 +2,7 @@
  * sampling, plus Gaussian pixel noise. One image's random numbers come from the counter-based
  * generator at its key, so they are the same whichever thread or process handles the image. */
 #include "augment/augment.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -142,10 +143,10 @@ void dn_augment_batch(const dn_augment *a, uint64_t seed, int epoch, long first_
                       dn_shape s, float *scratch)
 {
     const size_t values = (size_t)s.h * s.w * s.c, per = dn_augment_scratch_floats(s);
-#pragma omp parallel for schedule(static) if (n > 1)
-    for (int i = 0; i < n; i++)
+    DN_PARALLEL_FOR(n > 1, for (int i = 0; i < n; i++) {
         dn_augment_one(a, dn_augment_key(seed, epoch, first_position + i), images + (size_t)i * values, s,
                        scratch + (size_t)i * per);
+    });
 }
 
 dn_status dn_augment_images(const dn_augment *a, uint64_t seed, int epoch, long first_position, float *images, int n,

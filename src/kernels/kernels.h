@@ -12,15 +12,17 @@
 #include <omp.h>
 #endif
 
-/* Whether a loop should start an OpenMP team: cond, more than one thread allowed, and not already
- * inside a team (a nested region would run on one thread anyway). A region that runs on one
+/* Whether a loop should start an OpenMP team: cond, more than one thread allowed, and not inside
+ * any region. Inside an active team a nested region runs on one thread anyway; inside an inactive
+ * one (a `parallel if (0)`) libgomp would build a fresh nested team for every call, which cost R1's
+ * dense layers over a millisecond each. A region that runs on one
  * thread still costs libgomp a team and a closing barrier whose wake-up is a system call, about a
  * microsecond on this machine: a single-image prediction passed through eight of them. So callers
  * that get 0 run the loop with no OpenMP construct at all (DN_PARALLEL_FOR). */
 static inline int dn_parallel_worth(int cond)
 {
 #ifdef _OPENMP
-    return cond && omp_get_max_threads() > 1 && !omp_in_parallel();
+    return cond && omp_get_max_threads() > 1 && omp_get_level() == 0;
 #else
     (void)cond;
     return 0;
@@ -36,6 +38,16 @@ static inline int dn_parallel_worth(int cond)
             _Pragma("omp parallel for schedule(static)") __VA_ARGS__                               \
         } else {                                                                                   \
             __VA_ARGS__                                                                            \
+        }                                                                                          \
+    } while (0)
+
+/* The same for a loop the compiler should also vectorise (omp parallel for simd). */
+#define DN_PARALLEL_FOR_SIMD(cond, ...)                                                            \
+    do {                                                                                           \
+        if (dn_parallel_worth(cond)) {                                                             \
+            _Pragma("omp parallel for simd schedule(static)") __VA_ARGS__                          \
+        } else {                                                                                   \
+            _Pragma("omp simd") __VA_ARGS__                                                        \
         }                                                                                          \
     } while (0)
 

@@ -4,6 +4,7 @@
  * moving statistics. gamma and beta are trained; the moving statistics are non-trainable buffers.
  *   spec: batchnorm [momentum=M] [epsilon=E] */
 #include "layers/layer.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -81,8 +82,7 @@ static void channel_sums(const float *a, const float *b, const float *shift, siz
                          double *sum_a, double *sum_ab)
 {
     const int chunks = stat_chunks(rows);
-#pragma omp parallel for schedule(static) if (rows * (size_t)C > 1 << 15)
-    for (int k = 0; k < chunks; k++) {
+    DN_PARALLEL_FOR(rows * (size_t)C > 1 << 15, for (int k = 0; k < chunks; k++) {
         const size_t r0 = rows * k / chunks, r1 = rows * (k + 1) / chunks;
         double *pa = partial + (size_t)k * 2 * C, *pab = pa + C;
         for (int c = 0; c < C; c++)
@@ -103,7 +103,7 @@ static void channel_sums(const float *a, const float *b, const float *shift, siz
                 }
             }
         }
-    }
+    });
     for (int c = 0; c < C; c++)
         sum_a[c] = sum_ab[c] = 0.0;
     for (int k = 0; k < chunks; k++)
@@ -125,15 +125,14 @@ static double *train_scratch(const dn_layer *L, size_t rows)
 static void normalise_rows(const float *in, float *out, float *xhat, const float *mean, const float *inv_std,
                        const float *gamma, const float *beta, size_t rows, int C)
 {
-#pragma omp parallel for schedule(static) if (rows * (size_t)C > 1 << 15)
-    for (size_t r = 0; r < rows; r++) {
+    DN_PARALLEL_FOR(rows * (size_t)C > 1 << 15, for (size_t r = 0; r < rows; r++) {
         const float *x = in + r * C;
         float *o = out + r * C, *h = xhat + r * C;
         for (int c = 0; c < C; c++) {
             h[c] = (x[c] - mean[c]) * inv_std[c];
             o[c] = gamma[c] * h[c] + beta[c];
         }
-    }
+    });
 }
 
 static void batchnorm_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
@@ -207,13 +206,12 @@ static void batchnorm_backward(dn_layer *L, const float *in, const float *out, f
     if (!din)
         return;
     /* dx = gamma * inv_std * (dy - mean(dy) - x_hat mean(dy x_hat)) */
-#pragma omp parallel for schedule(static) if (rows * (size_t)C > 1 << 15)
-    for (size_t r = 0; r < rows; r++) {
+    DN_PARALLEL_FOR(rows * (size_t)C > 1 << 15, for (size_t r = 0; r < rows; r++) {
         const float *dy = dout + r * C, *h = xhat + r * C;
         float *dx = din + r * C;
         for (int c = 0; c < C; c++)
             dx[c] = k[c] * (dy[c] - mean_dy[c] - h[c] * mean_dyx[c]);
-    }
+    });
 }
 
 static int batchnorm_tensors(const dn_layer *L, const char **names, int dims[][4], int *ndim, int max)

@@ -1,5 +1,6 @@
 /* Helpers shared by the layer files: activations, spec-token parsing, initialisation, GEMM. */
 #include "layers/layer.h"
+#include "kernels/kernels.h"
 
 #include <errno.h>
 #include <math.h>
@@ -49,9 +50,8 @@ void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols
     case DN_ACT_NONE:
         break;
     case DN_ACT_RELU:
-#pragma omp parallel for simd schedule(static) if (n > 1 << 16)
-        for (size_t i = 0; i < n; i++)
-            x[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays NaN (as tf.nn.relu), so divergence shows in the loss */
+        /* NaN stays NaN (as tf.nn.relu), so divergence shows in the loss */
+        DN_PARALLEL_FOR_SIMD(n > 1 << 16, for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];);
         break;
     case DN_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
@@ -74,9 +74,7 @@ void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t
     case DN_ACT_NONE:
         break;
     case DN_ACT_RELU:
-#pragma omp parallel for simd schedule(static) if (n > 1 << 16)
-        for (size_t i = 0; i < n; i++)
-            dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        DN_PARALLEL_FOR_SIMD(n > 1 << 16, for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;);
         break;
     case DN_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++)
@@ -148,11 +146,10 @@ void dn_activation_backward_bias(dn_activation act, int fused, const float *y, f
     for (size_t first = 0; first < n_blocks; first += group) {
         size_t count = n_blocks - first < group ? n_blocks - first : group;
         memset(partial, 0, sizeof(float) * count * cols);
-#pragma omp parallel for schedule(static) if (rows * cols > (1u << 16) && count > 1)
-        for (size_t k = 0; k < count; k++) {
+        DN_PARALLEL_FOR(rows * cols > (1u << 16) && count > 1, for (size_t k = 0; k < count; k++) {
             size_t r0 = (first + k) * BIAS_BLOCK, r1 = r0 + BIAS_BLOCK < rows ? r0 + BIAS_BLOCK : rows;
             act_backward_bias_rows(act, fused, y, dy, r0, r1, cols, partial + k * cols);
-        }
+        });
         for (size_t k = 0; k < count; k++)
             for (size_t j = 0; j < cols; j++)
                 dbias[j] += partial[k * cols + j];

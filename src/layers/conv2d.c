@@ -110,8 +110,7 @@ static void im2col(const dn_layer *L, const float *in, float *col, int n)
     const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
     const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
     const size_t K = (size_t)cfg->kh * cfg->kw * C;
-#pragma omp parallel for schedule(static) if ((size_t)n * OH * OW * K > 1 << 15)
-    for (int b = 0; b < n; b++) {
+    DN_PARALLEL_FOR((size_t)n * OH * OW * K > 1 << 15, for (int b = 0; b < n; b++) {
         const float *img = in + (size_t)b * H * W * C;
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
@@ -137,7 +136,7 @@ static void im2col(const dn_layer *L, const float *in, float *col, int n)
                     }
                 }
             }
-    }
+    });
 }
 
 /* din (n, H, W, C) = sum of dcol's window entries over the positions they came from. */
@@ -146,8 +145,7 @@ static void col2im(const dn_layer *L, const float *dcol, float *din, int n)
     const conv2d_cfg *cfg = (const conv2d_cfg *)(const void *)L->cfg.bytes;
     const int H = L->in.h, W = L->in.w, C = L->in.c, OH = L->out.h, OW = L->out.w;
     const size_t K = (size_t)cfg->kh * cfg->kw * C;
-#pragma omp parallel for schedule(static) if ((size_t)n * OH * OW * K > 1 << 15)
-    for (int b = 0; b < n; b++) {
+    DN_PARALLEL_FOR((size_t)n * OH * OW * K > 1 << 15, for (int b = 0; b < n; b++) {
         float *img = din + (size_t)b * H * W * C;
         memset(img, 0, sizeof(float) * (size_t)H * W * C);
         for (int oy = 0; oy < OH; oy++)
@@ -168,7 +166,7 @@ static void col2im(const dn_layer *L, const float *dcol, float *din, int n)
                     }
                 }
             }
-    }
+    });
 }
 
 /* The direct path's scratch, carved the same way by forward and backward. */

@@ -2,6 +2,7 @@
  * by 1 / (1 - rate), so inference is the identity. The mask is kept for the backward pass.
  *   spec: dropout RATE          (0 <= RATE < 1) */
 #include "layers/layer.h"
+#include "kernels/kernels.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -63,11 +64,10 @@ static void dropout_forward(dn_layer *L, const float *in, float *out, int first,
     dn_rng start = DN_LAYER_CFG(L, dropout_cfg)->start;
     dn_rng_skip(&start, (uint64_t)first * dn_shape_size(L->in));
     const size_t blocks = (total + MASK_BLOCK - 1) / MASK_BLOCK;
-#pragma omp parallel for schedule(static) if (total > 1 << 14)
-    for (size_t b = 0; b < blocks; b++) {
+    DN_PARALLEL_FOR(total > 1 << 14, for (size_t b = 0; b < blocks; b++) {
         const size_t end = (b + 1) * MASK_BLOCK < total ? (b + 1) * MASK_BLOCK : total;
         apply_mask(start.state, b * MASK_BLOCK, end, rate, scale, in, out, mask);
-    }
+    });
 }
 
 /* The whole batch's mask takes n * size draws from the net's generator, whichever rows each
@@ -94,9 +94,7 @@ static void dropout_backward(dn_layer *L, const float *in, const float *out, flo
         return;
     }
     const float *mask = L->scratch + (size_t)first * dn_shape_size(L->in);
-#pragma omp parallel for simd schedule(static) if (total > 1 << 15)
-    for (size_t i = 0; i < total; i++)
-        din[i] = dout[i] * mask[i];
+    DN_PARALLEL_FOR_SIMD(total > 1 << 15, for (size_t i = 0; i < total; i++) din[i] = dout[i] * mask[i];);
 }
 
 const dn_layer_ops dn_dropout_ops = {
