@@ -1,9 +1,11 @@
 /* Helpers shared by the layer files: activations, spec-token parsing, initialisation, GEMM. */
 #include "layers/layer.h"
 #include "kernels/kernels.h"
+#include "internal.h" /* DN_MULTIVERSION */
 
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -43,6 +45,34 @@ static void softmax_rows(float *x, size_t rows, size_t cols)
     }
 }
 
+/* 1 / (1 + e^-x) with e^v computed here: v = k ln2 + r (k rounded to nearest by the 1.5 * 2^23
+ * trick, ln2 in two parts), e^r by a degree-6 polynomial, 2^k put straight into the exponent bits.
+ * Within 3e-7 relative of the exact value (tests/test_kernels.c), NaN stays NaN. glibc's expf is a
+ * call per element that never vectorises, and its table lookups ran 1.7 times slower on one of
+ * this machine's two cores; this loop is ten times faster with AVX-512. Every clone does the same
+ * IEEE operations (no contraction in C11 mode): the same bits on any CPU. */
+DN_MULTIVERSION
+static void sigmoid_in_place(float *restrict x, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        const float in = x[i];
+        float v = -in;
+        v = v > -87.0f ? v : -87.0f; /* e^v stays a normal float */
+        v = v < 88.0f ? v : 88.0f;
+        const float k = (v * 1.44269504f + 12582912.0f) - 12582912.0f;
+        const float r = (v - k * 0.693145752f) - k * 1.42860677e-6f;
+        const float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666567f +
+                                                 r * (0.00833338592f + r * 0.00138878066f)))));
+        union {
+            int32_t bits;
+            float value;
+        } two_k = {.bits = ((int32_t)k + 127) << 23};
+        const float y = 1.0f / (1.0f + p * two_k.value);
+        x[i] = in == in ? y : in;
+    }
+}
+
 void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols)
 {
     size_t n = rows * cols;
@@ -54,8 +84,7 @@ void dn_activation_forward(dn_activation act, float *x, size_t rows, size_t cols
         DN_PARALLEL_FOR_SIMD(n > 1 << 16, for (size_t i = 0; i < n; i++) x[i] = x[i] < 0.0f ? 0.0f : x[i];);
         break;
     case DN_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++)
-            x[i] = 1.0f / (1.0f + expf(-x[i]));
+        sigmoid_in_place(x, n);
         break;
     case DN_ACT_TANH:
         for (size_t i = 0; i < n; i++)

@@ -68,7 +68,7 @@ static void dense_forward(dn_layer *L, const float *in, float *out, int first, i
     const float *bias = L->params + (size_t)I * O;
     const int fused_relu = L->act == DN_ACT_RELU, act = !fused_relu && L->act != DN_ACT_NONE;
     const int blocks = (n + FORWARD_ROWS - 1) / FORWARD_ROWS;
-    /* Each thread applies the activation (sigmoid: an expf per element) to its own rows while they
+    /* Each thread applies the activation (sigmoid: an exponential per element) to its own rows while they
      * are in cache, instead of one thread for the whole batch after the product. Inside the team
      * dn_matmul runs on the calling thread (DN_PARALLEL_FOR). out (n, O) */
     DN_PARALLEL_FOR(blocks > 1 && (double)n * I * O > FORWARD_PARALLEL, for (int blk = 0; blk < blocks; blk++) {
