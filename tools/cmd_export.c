@@ -2,6 +2,9 @@
  * share with it. */
 #include "cli.h"
 
+#include <errno.h>
+#include <sys/stat.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,6 +56,10 @@ int cmd_export_c(cli_options *o)
     dn_metrics mf, mq;
     if (dn_net_evaluate(net, &data.test, &mf, NULL, &err) != DN_OK || dn_qnet_evaluate(q, &data.test, &mq, NULL, &err) != DN_OK)
         status = cli_fail(&err);
+    /* --out names a directory, made here if it is not there yet (its parent must be), once
+     * nothing else can fail first: a refused export leaves no empty directory behind */
+    else if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
+        status = cli_failf("--out %s: cannot create the directory: %s", o->out, strerror(errno));
     else if (dn_qnet_export_c(q, o->name, o->out, &err) != DN_OK)
         status = cli_fail(&err);
     else {

@@ -1,6 +1,6 @@
 #!/bin/sh
 # int8: eval --int8 reports every metric, close to float; export --format c writes NAME.h and NAME.c;
-# a bad export request (a name that is not a C identifier, a directory that cannot be written, a
+# a bad export request (a name that is not a C identifier, a directory that cannot be made, a
 # layer that cannot be quantised, an unknown or unavailable format) gets one line on stderr, a
 # non-zero exit and writes nothing. Prints 'N passed, N failed'.
 DN=${DIGITNET:-build/digitnet}
@@ -34,9 +34,9 @@ python3 -c "import json,sys; a=json.load(open(sys.argv[1]))['accuracy']; b=json.
     "$T/float.json" "$T/int8.json"
 check "eval --int8 accuracy within a point of float on the same rows" test $? -eq 0
 
-mkdir -p "$T/c"
+rm -rf "$T/c"
 $DN export --model "$T/r1.safetensors" --format c --name r1_model --out "$T/c" >"$T/export.txt" 2>&1
-check "export --format c writes NAME.h and NAME.c" test -s "$T/c/r1_model.h" -a -s "$T/c/r1_model.c"
+check "export --format c makes the --out directory and writes NAME.h and NAME.c" test -s "$T/c/r1_model.h" -a -s "$T/c/r1_model.c"
 check "export prints float and int8 accuracy, flash and RAM" grep -q "float accuracy .*int8 accuracy" "$T/export.txt"
 check "export's int8 accuracy equals eval --int8's" grep -q "int8 accuracy $(python3 -c "import json;print('%.4f' % json.load(open('$T/int8.json'))['accuracy'])")" "$T/export.txt"
 check "the header has the fixed interface" grep -q "int r1_model_predict(const uint8_t \*pixels, int8_t logits\[r1_model_CLASSES\]);" "$T/c/r1_model.h"
@@ -68,8 +68,8 @@ refused "a name with a dash" "not a C identifier" \
 touch "$T/plain"
 refused "a directory that is a file" "cannot create" \
     $DN export --model "$T/r1.safetensors" --format c --name net --out "$T/plain"
-refused "a directory that does not exist" "cannot create" \
-    $DN export --model "$T/r1.safetensors" --format c --name net --out "$T/out/missing"
+refused "a directory whose parent does not exist" "out/missing/c: cannot create the directory" \
+    $DN export --model "$T/r1.safetensors" --format c --name net --out "$T/out/missing/c"
 printf 'input 8x8x1\nconv2d 4 3x3 same relu\nmaxpool 2x2\nbatchnorm\nflatten\ndense 10 softmax\n' >"$T/bn.cnn"
 $DN train --data optdigits --model "$T/bn.cnn" --epochs 1 --quiet --out "$T/bn.safetensors" >/dev/null
 refused "a layer that cannot be quantised" "layer 3 (batchnorm" \
