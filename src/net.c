@@ -13,7 +13,7 @@
 #include <omp.h>
 #endif
 
-#define MAX_TOKENS 16
+#define MAX_TOKENS 64 /* a `train` line with every key is 16 words */
 #define MAX_SPEC_BYTES (1 << 20)
 
 /* Splits line (modified in place) into whitespace-separated tokens, dropping a '#' comment. */

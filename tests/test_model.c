@@ -210,6 +210,8 @@ typedef struct bad_spec {
     const char *detail; /* and contains this */
 } bad_spec;
 
+#define WORDS_8 " a b c d e f g h"
+#define WORDS_62 WORDS_8 WORDS_8 WORDS_8 WORDS_8 WORDS_8 WORDS_8 WORDS_8 " a b c d e f"
 #define TAIL "flatten\ndense 10 softmax\n"
 
 static void test_bad_specs(void **state)
@@ -240,8 +242,8 @@ static void test_bad_specs(void **state)
          "dropout needs one rate in [0, 1)"},
         {"input 8x8x1\nflatten\ndropout -0.1\ndense 10 softmax\n", DN_EFORMAT, "bad.cnn:3: ", "dropout needs one rate"},
         {"input 8x8x1\nflatten\ndropout 1\ndense 10 softmax\n", DN_EFORMAT, "bad.cnn:3: ", "dropout needs one rate"},
-        {"input 8x8x1\nflatten\ndense 10 softmax a b c d e f g h i j k l m n\n", DN_EFORMAT, "bad.cnn:3: ",
-         "too many words on one line (at most 16)"},
+        {"input 8x8x1\nflatten\ndense 10 softmax" WORDS_62 "\n", DN_EFORMAT, "bad.cnn:3: ",
+         "too many words on one line (at most 64)"},
         {"input 1x1x3\nmaxpool 2x2\n" TAIL, DN_ESHAPE, "bad.cnn:2: ", "maxpool 2x2 does not fit its 1x1x3 input"},
         {"input 8x8x1\nbatchnorm momentum=1\n" TAIL, DN_EFORMAT, "bad.cnn:2: ", "batchnorm: bad option 'momentum=1'"},
         {"input 8x8x1\nflatten\ndense 10 softmax extra\n", DN_EFORMAT, "bad.cnn:3: ", "dense: unknown option 'extra'"},
