@@ -34,6 +34,21 @@ typedef struct dn_rng {
     uint64_t state;
 } dn_rng;
 
+
+/* The next word of option text such as "shift=2 rotate=10" (words apart by spaces, tabs or commas):
+ * sets *word and *len and moves *cursor past it; 0 at the end of the text. */
+static inline int dn_next_word(const char **cursor, const char **word, int *len)
+{
+    const char *s = *cursor;
+    while (*s == ' ' || *s == '\t' || *s == ',')
+        s++;
+    *word = s;
+    while (*s && *s != ' ' && *s != '\t' && *s != ',')
+        s++;
+    *len = (int)(s - *word);
+    *cursor = s;
+    return *len > 0;
+}
 /* splitmix64's k-th draw (k >= 1) after state s: every draw is a function of s + k * gamma alone,
  * so long runs of draws can be computed independently (and vectorised). dn_rng_next is this with
  * k = 1 and the state moved on. */

@@ -115,16 +115,11 @@ dn_status dn_train_parse(const char *text, dn_train_params *p, double *val_split
 {
     if (!text || !p)
         return dn_fail(err, DN_EARG, "dn_train_parse: NULL argument");
-    for (const char *s = text; *s;) {
-        while (*s == ' ' || *s == '\t' || *s == ',')
-            s++;
-        if (!*s)
-            break;
-        const char *word = s;
-        while (*s && *s != ' ' && *s != '\t' && *s != ',')
-            s++;
+    const char *cursor = text, *word;
+    int len;
+    while (dn_next_word(&cursor, &word, &len)) {
         char item[128];
-        snprintf(item, sizeof item, "%.*s", (int)(s - word), word);
+        snprintf(item, sizeof item, "%.*s", len, word);
         char *eq = strchr(item, '=');
         if (!eq || eq == item || !eq[1])
             return dn_fail(err, DN_EFORMAT, "'%s': expected key=value", item);

@@ -46,16 +46,9 @@ dn_status dn_augment_parse(const char *text, dn_augment *a, dn_error *err)
 {
     if (!text || !a)
         return dn_fail(err, DN_EARG, "dn_augment_parse: NULL argument");
-    const char *p = text;
-    while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        const char *word = p;
-        while (*p && *p != ' ' && *p != '\t' && *p != ',')
-            p++;
-        int len = (int)(p - word);
+    const char *cursor = text, *word;
+    int len;
+    while (dn_next_word(&cursor, &word, &len)) {
         const char *eq = memchr(word, '=', (size_t)len);
         if (!eq)
             return dn_fail(err, DN_EFORMAT, "augment option '%.*s' is not key=value (e.g. shift=2 rotate=10)", len,
