@@ -3,6 +3,7 @@
  * a file each would repeat the same forty lines four times.
  *   spec: relu | sigmoid | tanh | softmax */
 #include "layers/layer.h"
+#include "internal.h" /* DN_MULTIVERSION */
 
 #include <stdio.h>
 #include <string.h>
@@ -27,10 +28,32 @@ static dn_status activation_shape(dn_layer *L, const char *where, dn_error *err)
     return DN_OK;
 }
 
+/* ReLU, the common case after batchnorm, reads its input and writes its output in one pass (a copy
+ * and then a pass in place cost a sixth of a batchnorm network's step). */
+DN_MULTIVERSION
+static void relu_rows(const float *restrict in, float *restrict out, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        out[i] = in[i] < 0.0f ? 0.0f : in[i]; /* NaN stays NaN, as in dn_activation_forward */
+}
+
+DN_MULTIVERSION
+static void relu_backward_rows(const float *restrict y, const float *restrict dout, float *restrict din, size_t n)
+{
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        din[i] = y[i] > 0.0f ? dout[i] : 0.0f;
+}
+
 static void activation_forward(dn_layer *L, const float *in, float *out, int first, int n, int training)
 {
     (void)first, (void)training;
     size_t rows = (size_t)n * L->in.h * L->in.w;
+    if (L->act == DN_ACT_RELU) {
+        relu_rows(in, out, rows * (size_t)L->in.c);
+        return;
+    }
     memcpy(out, in, sizeof(float) * rows * (size_t)L->in.c);
     dn_activation_forward(L->act, out, rows, (size_t)L->in.c);
 }
@@ -40,6 +63,11 @@ static void activation_backward(dn_layer *L, const float *in, const float *out, 
 {
     (void)in, (void)first, (void)grads;
     size_t rows = (size_t)n * L->in.h * L->in.w;
+    if (L->act == DN_ACT_RELU && !L->fused_loss) {
+        if (din)
+            relu_backward_rows(out, dout, din, rows * (size_t)L->in.c);
+        return;
+    }
     if (!L->fused_loss)
         dn_activation_backward(L->act, out, dout, rows, (size_t)L->in.c);
     if (din)
