@@ -19,10 +19,11 @@ OPT     ?= -O2 -march=x86-64-v2 -mtune=native
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Iinclude -Isrc $(PKG_CFLAGS) -fPIC -fopenmp
 # Nothing reads errno after a math call; without this, sqrtf's errno keeps loops such as Adam's
-# scalar. It changes no result (C11 mode also contracts nothing into FMAs: every SIMD variant of a
-# kernel computes the same bits). Nothing reads the floating-point exception flags either; without
-# -fno-trapping-math a clamp (a < b ? b : a) is a branch and keeps the sigmoid loop scalar.
-CFLAGS  += -fno-math-errno -fno-trapping-math
+# scalar. Nothing reads the floating-point exception flags either; without -fno-trapping-math a
+# clamp (a < b ? b : a) is a branch and keeps the sigmoid loop scalar. Neither changes a result.
+# Nothing is contracted into FMAs (-ffp-contract=off, as C11 mode does by default with gcc but not
+# every compiler): every SIMD variant of a kernel computes the same bits.
+CFLAGS  += -fno-math-errno -fno-trapping-math -ffp-contract=off
 # `digitnet info` reports the flags the library was built with.
 $(BUILD)/src/kernels/runtime_info.o: CFLAGS += -DDN_BUILD_OPT='"$(OPT)"'
 LDLIBS  += $(PKG_LIBS) -ljpeg -lm -lpthread -fopenmp

@@ -72,6 +72,9 @@ static dn_status parse_recipe_line(dn_net *net, char **tokens, int nt, const cha
 {
     if (net->n_recipe == DN_MAX_RECIPE)
         return dn_fail(err, DN_ELIMIT, "%s: too many train / augment lines (at most %d)", where, DN_MAX_RECIPE);
+    if (nt < 2)
+        return dn_fail(err, DN_EFORMAT, "%s: %s needs key=value options, e.g. '%s'", where, tokens[0],
+                       tokens[0][0] == 't' ? "train epochs=40 lr=0.002" : "augment shift=2 rotate=10");
     size_t len = 0;
     for (int i = 0; i < nt; i++)
         len += strlen(tokens[i]) + 1;

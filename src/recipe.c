@@ -119,6 +119,8 @@ dn_status dn_train_parse(const char *text, dn_train_params *p, double *val_split
     int len;
     while (dn_next_word(&cursor, &word, &len)) {
         char item[128];
+        if (len >= (int)sizeof item)
+            return dn_fail(err, DN_EFORMAT, "'%.40s...': too long for a key=value option", word);
         snprintf(item, sizeof item, "%.*s", len, word);
         char *eq = strchr(item, '=');
         if (!eq || eq == item || !eq[1])
@@ -188,8 +190,9 @@ dn_status dn_net_recipe(const dn_net *net, dn_train_params *params, double *val_
         return dn_fail(err, DN_EARG, "dn_net_recipe: NULL argument");
     for (int i = 0; i < net->n_recipe; i++) {
         const char *line = net->recipe[i];
-        dn_status st = strncmp(line, "train ", 6) == 0 ? dn_train_parse(line + 6, params, val_split, err)
-                                                       : dn_augment_parse(line + 8, &params->augment, err);
+        const char *values = line + strcspn(line, " "); /* after the keyword, whatever its length */
+        dn_status st = line[0] == 't' ? dn_train_parse(values, params, val_split, err)
+                                      : dn_augment_parse(values, &params->augment, err);
         if (st != DN_OK)
             return st; /* parsing the spec checked these lines already */
     }

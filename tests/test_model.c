@@ -212,6 +212,8 @@ typedef struct bad_spec {
 
 #define WORDS_8 " a b c d e f g h"
 #define WORDS_62 WORDS_8 WORDS_8 WORDS_8 WORDS_8 WORDS_8 WORDS_8 WORDS_8 " a b c d e f"
+#define ZEROS_16 "0000000000000000"
+#define WORDS_ZEROS ZEROS_16 ZEROS_16 ZEROS_16 ZEROS_16 ZEROS_16 ZEROS_16 ZEROS_16 ZEROS_16 /* 128 */
 #define TAIL "flatten\ndense 10 softmax\n"
 
 static void test_bad_specs(void **state)
@@ -244,6 +246,10 @@ static void test_bad_specs(void **state)
         {"input 8x8x1\nflatten\ndropout 1\ndense 10 softmax\n", DN_EFORMAT, "bad.cnn:3: ", "dropout needs one rate"},
         {"input 8x8x1\nflatten\ndense 10 softmax" WORDS_62 "\n", DN_EFORMAT, "bad.cnn:3: ",
          "too many words on one line (at most 64)"},
+        {"input 8x8x1\ntrain\n" TAIL, DN_EFORMAT, "bad.cnn:2: ", "train needs key=value options"},
+        {"input 8x8x1\naugment\n" TAIL, DN_EFORMAT, "bad.cnn:2: ", "augment needs key=value options"},
+        {"input 8x8x1\ntrain epochs=" WORDS_ZEROS "5\n" TAIL, DN_EFORMAT, "bad.cnn:2: ",
+         "too long for a key=value option"},
         {"input 1x1x3\nmaxpool 2x2\n" TAIL, DN_ESHAPE, "bad.cnn:2: ", "maxpool 2x2 does not fit its 1x1x3 input"},
         {"input 8x8x1\nbatchnorm momentum=1\n" TAIL, DN_EFORMAT, "bad.cnn:2: ", "batchnorm: bad option 'momentum=1'"},
         {"input 8x8x1\nflatten\ndense 10 softmax extra\n", DN_EFORMAT, "bad.cnn:3: ", "dense: unknown option 'extra'"},

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,16 +53,19 @@ int cmd_export_c(cli_options *o)
         dn_net_free(net);
         return cli_fail(&err);
     }
-    int status = 0;
+    int status = 0, made = 0;
     dn_metrics mf, mq;
     if (dn_net_evaluate(net, &data.test, &mf, NULL, &err) != DN_OK || dn_qnet_evaluate(q, &data.test, &mq, NULL, &err) != DN_OK)
         status = cli_fail(&err);
-    /* --out names a directory, made here if it is not there yet (its parent must be), once
-     * nothing else can fail first: a refused export leaves no empty directory behind */
-    else if (mkdir(o->out, 0777) != 0 && errno != EEXIST)
+    /* --out names a directory, made here if it is not there yet (its parent must be); a failed
+     * export removes the directory it made, so a refused export leaves nothing behind */
+    else if (!(made = mkdir(o->out, 0777) == 0) && errno != EEXIST)
         status = cli_failf("--out %s: cannot create the directory: %s", o->out, strerror(errno));
-    else if (dn_qnet_export_c(q, o->name, o->out, &err) != DN_OK)
+    else if (dn_qnet_export_c(q, o->name, o->out, &err) != DN_OK) {
         status = cli_fail(&err);
+        if (made)
+            rmdir(o->out);
+    }
     else {
         size_t weights, arena;
         dn_qnet_sizes(q, &weights, &arena);
