@@ -65,8 +65,7 @@ int cmd_export_c(cli_options *o)
         status = cli_fail(&err);
         if (made)
             rmdir(o->out);
-    }
-    else {
+    } else {
         size_t weights, arena;
         dn_qnet_sizes(q, &weights, &arena);
         char w[32], a[32];
