@@ -106,10 +106,12 @@ void dn_activation_backward(dn_activation act, const float *y, float *dy, size_t
         DN_PARALLEL_FOR_SIMD(n > 1 << 16, for (size_t i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;);
         break;
     case DN_ACT_SIGMOID:
+#pragma omp simd /* gcc's -O2 cost model would leave it scalar */
         for (size_t i = 0; i < n; i++)
             dy[i] *= y[i] * (1.0f - y[i]);
         break;
     case DN_ACT_TANH:
+#pragma omp simd /* gcc's -O2 cost model would leave it scalar */
         for (size_t i = 0; i < n; i++)
             dy[i] *= 1.0f - y[i] * y[i];
         break;
@@ -141,6 +143,14 @@ static void act_backward_bias_rows(dn_activation act, int fused, const float *re
 #pragma omp simd
             for (size_t j = 0; j < cols; j++) {
                 dr[j] = yr[j] > 0.0f ? dr[j] : 0.0f;
+                dbias[j] += dr[j];
+            }
+            continue;
+        }
+        if (!fused && act == DN_ACT_SIGMOID) { /* as dn_activation_backward, fused with the sum */
+#pragma omp simd
+            for (size_t j = 0; j < cols; j++) {
+                dr[j] *= yr[j] * (1.0f - yr[j]);
                 dbias[j] += dr[j];
             }
             continue;
