@@ -201,11 +201,25 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
     printf("{\"net\":\"mnist\",\"what\":\"peak_rss_mb\",\"value\":%.1f}\n", peak_rss_kb() / 1024.0);
+    /* R1's whole run takes a few seconds, so one disturbance on a shared machine is a large part of
+     * it: the fastest of three runs, as the MNIST rows take the best epoch and inference the best
+     * of ten passes. Every run's seconds are printed too. */
+    const int r1_runs = quick ? 1 : 3;
     for (int threads = 1; threads <= 2; threads++) {
-        if (train_rate("models/optdigits.cnn", &r1, quick ? 20 : 100, 128, threads, 0, &rate, &secs))
-            return 1;
-        printf("{\"net\":\"optdigits\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,\"epochs\":%d}\n",
-               threads, rate, secs, quick ? 20 : 100);
+        double best_rate = 0.0, best_secs = 0.0, all_secs[3];
+        for (int run = 0; run < r1_runs; run++) {
+            if (train_rate("models/optdigits.cnn", &r1, quick ? 20 : 100, 128, threads, 0, &rate, &secs))
+                return 1;
+            all_secs[run] = secs;
+            if (rate > best_rate)
+                best_rate = rate, best_secs = secs;
+        }
+        printf("{\"net\":\"optdigits\",\"what\":\"train\",\"threads\":%d,\"images_per_sec\":%.1f,\"seconds\":%.2f,\"epochs\":%d,"
+               "\"runs_seconds\":[",
+               threads, best_rate, best_secs, quick ? 20 : 100);
+        for (int run = 0; run < r1_runs; run++)
+            printf("%s%.2f", run ? "," : "", all_secs[run]);
+        printf("]}\n");
         fflush(stdout);
     }
     const int calls = quick ? 2000 : 10000;
