@@ -42,7 +42,7 @@ DN_MULTIVERSION
 static void apply_mask(uint64_t s0, size_t i0, size_t i1, float rate, float scale, const float *restrict in,
                        float *restrict out, float *restrict mask)
 {
-    /* simd: gcc's -O2 cost model leaves this loop scalar (a fifth of the time with it vectorised) */
+    /* simd: gcc's -O2 cost model would leave this loop scalar (64-bit multiplies, an epilogue) */
 #pragma omp simd
     for (size_t i = i0; i < i1; i++) {
         mask[i] = dn_rng_to_unit(dn_rng_draw_at(s0, (uint64_t)i + 1)) >= rate ? scale : 0.0f;
