@@ -192,6 +192,11 @@ static dn_status parse_layers(dn_net *net, const char *text, const char *source,
         else
             last->fused_loss = 1; /* softmax + cross-entropy: the loss hands over p - y directly */
     }
+    /* A relu right after batchnorm runs inside batchnorm's training passes (src/layers/batchnorm.c):
+     * forward_pass and dn_net_backward skip it in training. */
+    for (int i = 0; st == DN_OK && i + 1 < net->n_layers; i++)
+        net->layers[i].relu_after =
+            net->layers[i].kind == DN_LAYER_BATCHNORM && net->layers[i + 1].kind == DN_LAYER_RELU;
     for (int i = 0; st == DN_OK && i < net->n_layers; i++) {
         dn_layer *L = &net->layers[i];
         const dn_layer *next = i + 1 < net->n_layers ? &net->layers[i + 1] : NULL;
@@ -595,6 +600,9 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
     }
     for (int i = prefix; i < net->n_layers; i++) {
         dn_layer *L = &layers[i];
+        /* batchnorm with its relu, in training: writes the relu's output (one layer further on) */
+        const int skip = training && L->relu_after;
+        float *dst = acts[i + 1 + skip];
         const size_t in = dn_shape_size(L->in), out = dn_shape_size(L->out);
         /* A row-wise layer after a batch-coupled one (a convolution after batchnorm): row blocks
          * on all threads, one layer at a time. */
@@ -603,8 +611,9 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
         const int blocks = (n + rows_per - 1) / rows_per;
         DN_PARALLEL_FOR(blocks > 1, for (int t = 0; t < blocks; t++) {
             const int first = t * rows_per, rows = n - first < rows_per ? n - first : rows_per;
-            L->ops->forward(L, acts[i] + (size_t)first * in, acts[i + 1] + (size_t)first * out, first, rows, training);
+            L->ops->forward(L, acts[i] + (size_t)first * in, dst + (size_t)first * out, first, rows, training);
         });
+        i += skip;
     }
     return acts[net->n_layers];
 }
@@ -615,8 +624,8 @@ static const float *forward_pass(const dn_net *net, dn_layer *layers, float **ac
 static void backward_layer(dn_net *net, dn_layer *L, int i, float *dout, float *din, int n)
 {
     const size_t in = dn_shape_size(L->in), out = dn_shape_size(L->out), np = L->n_params;
-    if (L->ops->rows != DN_ROWS_EACH || n < 2) {
-        L->ops->backward(L, net->acts[i], net->acts[i + 1], dout, din, 0, n, L->grads);
+    if (L->ops->rows != DN_ROWS_EACH || n < 2) { /* out: the fused relu's output, if any */
+        L->ops->backward(L, net->acts[i], net->acts[i + 1 + L->relu_after], dout, din, 0, n, L->grads);
         return;
     }
     const int rows_per = backward_block_rows_of(in > out ? in : out, n);
@@ -658,6 +667,8 @@ void dn_net_backward(dn_net *net, float *dlogits, int n)
     float *dout = dlogits;
     for (int i = net->n_layers - 1; i >= prefix; i--) {
         dn_layer *L = &net->layers[i];
+        if (i > 0 && net->layers[i - 1].relu_after)
+            continue; /* the relu's gradient is applied by the batchnorm before it */
         float *din = i > 0 ? other_dbuf(net, dout) : NULL;
         backward_layer(net, L, i, dout, din, n);
         dout = din;
@@ -713,6 +724,11 @@ const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int 
     const int prefix = row_prefix(net, 1);
     const float *dout = dlogits;
     for (int i = net->n_layers - 1; i >= prefix && i >= 1; i--) { /* the batch-wide layers */
+        if (net->layers[i - 1].relu_after) { /* as dn_net_backward: no gradient of its own */
+            if (i == layer)
+                return NULL;
+            continue;
+        }
         const float *din = other_dbuf(net, dout);
         if (i == layer)
             return din + (size_t)row * dn_shape_size(net->layers[i].in);

@@ -123,7 +123,8 @@ const float *dn_net_forward(dn_net *net, const float *x, int n, int training);
 /* Backward pass from d(logits) (n, n_classes), which it overwrites; accumulates into net->grads. */
 void dn_net_backward(dn_net *net, float *dlogits, int n);
 /* After dn_net_backward(net, dlogits, n): row `row` of the d(input) layer `layer` (>= 1) wrote,
- * wherever the batch-wide or row-block pass put it. For tests. */
+ * wherever the batch-wide or row-block pass put it. For tests. A relu right after batchnorm
+ * writes none (batchnorm applies its gradient): NULL for such a layer. */
 const float *dn_net_din_row(const dn_net *net, const float *dlogits, int n, int layer, int row);
 /* Soft targets for the training loss: row r's target is lam[r] on labels[r] and 1 - lam[r] on
  * partner[r] (mixup; partner NULL: all on labels[r]), then label smoothing: (1 - smoothing) times

@@ -729,6 +729,41 @@ static float *gradients_of(const char *spec, int rows, int threads, size_t *n_pa
     return grads;
 }
 
+/* Training runs a relu right after batchnorm inside batchnorm's passes (layer.h, relu_after).
+ * 'dropout 0' between the two keeps them apart and passes values and gradients through unchanged:
+ * both nets must give the same gradients bit for bit, on one thread and on two. */
+static void test_batchnorm_relu_fused(void **state)
+{
+    (void)state;
+    static const char fused[] = "input 6x6x2\nconv2d 4 3x3 same\nbatchnorm\nrelu\nconv2d 3 3x3 same\nbatchnorm "
+                                "momentum=0.9\nrelu\nmaxpool 2x2\nflatten\ndense 10 softmax\n";
+    static const char apart[] = "input 6x6x2\nconv2d 4 3x3 same\nbatchnorm\ndropout 0\nrelu\nconv2d 3 3x3 same\n"
+                                "batchnorm momentum=0.9\ndropout 0\nrelu\nmaxpool 2x2\nflatten\ndense 10 softmax\n";
+    dn_net *net = NULL;
+    assert_int_equal(dn_net_parse(fused, "fused", 3, &net, NULL), DN_OK);
+    assert_true(net->layers[1].relu_after && net->layers[4].relu_after);
+    dn_net_free(net);
+    assert_int_equal(dn_net_parse(apart, "apart", 3, &net, NULL), DN_OK);
+    assert_false(net->layers[1].relu_after || net->layers[5].relu_after);
+    dn_net_free(net);
+    for (int threads = 1; threads <= 2; threads++) {
+        size_t n_fused, n_apart;
+        float *g_fused = gradients_of(fused, 5, threads, &n_fused, NULL, NULL);
+        float *g_apart = gradients_of(apart, 5, threads, &n_apart, NULL, NULL);
+        assert_int_equal(n_fused, n_apart);
+        int nonzero = 0;
+        for (size_t k = 0; k < n_fused; k++) {
+            if (memcmp(&g_fused[k], &g_apart[k], sizeof(float)) != 0)
+                fail_msg("gradient %zu (%d threads): %.9g fused, %.9g apart", k, threads, (double)g_fused[k],
+                         (double)g_apart[k]);
+            nonzero += g_fused[k] != 0.0f;
+        }
+        assert_true(nonzero > (int)n_fused / 2);
+        free(g_fused);
+        free(g_apart);
+    }
+}
+
 /* |a - b| <= tol * (largest |a|) everywhere, and the values are not all zero. */
 static void assert_close(const char *what, const float *a, const float *b, size_t n, double tol)
 {
@@ -1000,6 +1035,7 @@ int main(void)
         cmocka_unit_test(test_globalavgpool),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_forward_statistics),
+        cmocka_unit_test(test_batchnorm_relu_fused),
         cmocka_unit_test(test_activation_layers),
         cmocka_unit_test(test_softmax_cross_entropy),
         cmocka_unit_test(test_gradients_accumulate),

@@ -95,6 +95,7 @@ struct dn_layer {
     dn_activation act;    /* fused activation of conv2d / dense */
     int flat;             /* output is a vector: made by a flat_output layer or kept from a flat input */
     int fused_loss;       /* last layer with softmax: the loss hands over d(logits) directly */
+    int relu_after;       /* batchnorm followed by relu: training runs the relu inside batchnorm (net.c) */
     size_t n_params;      /* trainable floats */
     size_t n_buffers;     /* non-trainable floats (batchnorm running statistics) */
     size_t scratch_per_item;
