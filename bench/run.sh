@@ -23,3 +23,12 @@ a, b = j['pair_images_per_sec']
 print(f\"\nTwo MNIST trainings sharing the cores (digitnet train, 1 epoch of Fashion-MNIST each): \"
       f\"{a:,.0f} and {b:,.0f} images/s, {100 * j['pair_share_of_lone'][0]:.0f}% and {100 * j['pair_share_of_lone'][1]:.0f}% \"
       f\"of one alone ({j['lone_images_per_sec']:,.0f} images/s)\")"
+# The same training with the machine's OpenBLAS core and with Prescott's, interleaved (bench/blas_cores.sh).
+BUILD="$B" sh bench/blas_cores.sh | tee "$B/bench-blas.jsonl" | python3 -c "
+import json, sys
+j = json.loads(sys.stdin.read())
+n = len(j['plain_images_per_sec'])
+print(f\"MNIST training with the machine's OpenBLAS core and with OPENBLAS_CORETYPE=Prescott, interleaved \"
+      f\"(bench/blas_cores.sh, {n} runs each; digitnet {'links' if j['links_openblas'] else 'does not link'} OpenBLAS): \"
+      f\"median {j['median_plain']:,.0f} and {j['median_prescott']:,.0f} images/s, Prescott at {100 * j['prescott_vs_plain']:.1f}% \"
+      f\"(runs {', '.join(f'{x:,}' for x in j['plain_images_per_sec'])} and {', '.join(f'{x:,}' for x in j['prescott_images_per_sec'])})\")"
