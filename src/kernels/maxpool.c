@@ -135,12 +135,48 @@ AVX512 static void forward_2x2_avx512(const dn_pool_geom *g, const float *in, fl
         }
 }
 
+/* 2x2 windows moved by 2, every window inside the input (the usual pooling): no window loops. */
+static int windows_2x2_inside(const dn_pool_geom *g)
+{
+    return g->ph == 2 && g->pw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 && g->pad_left == 0 &&
+           2 * g->out_h <= g->in_h && 2 * g->out_w <= g->in_w;
+}
+
+/* Training's 2x2 pass, with the places (0 1 / 2 3): the general loop below unrolled, comparing in
+ * the same window order with the same strict >, so ties and NaNs give the same maxima and places. */
+AVX512 static void forward_2x2_codes_avx512(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
+{
+    const int C = g->c;
+    const size_t row = (size_t)g->in_w * C;
+    const size_t offset[4] = {0, (size_t)C, row, row + (size_t)C};
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++) {
+            const float *a = in + (size_t)2 * oy * row + (size_t)2 * ox * C;
+            const size_t at = ((size_t)oy * g->out_w + ox) * C;
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                const __mmask16 lanes = lanes_from(C, c0);
+                __m512 m = _mm512_maskz_loadu_ps(lanes, a + c0);
+                __m512i code = _mm512_setzero_si512();
+                for (int k = 1; k < 4; k++) {
+                    __m512 v = _mm512_maskz_loadu_ps(lanes, a + offset[k] + c0);
+                    __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ); /* false for NaN */
+                    m = _mm512_mask_mov_ps(m, gt, v);
+                    code = _mm512_mask_mov_epi32(code, gt, _mm512_set1_epi32(k));
+                }
+                store_lanes(out + at + c0, lanes, m);
+                store_lanes_epi32(codes + at + c0, lanes, code);
+            }
+        }
+}
+
 AVX512 static void forward_avx512(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
 {
     const int C = g->c;
-    if (!codes && g->ph == 2 && g->pw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 && g->pad_left == 0 &&
-        2 * g->out_h <= g->in_h && 2 * g->out_w <= g->in_w) {
-        forward_2x2_avx512(g, in, out);
+    if (windows_2x2_inside(g)) {
+        if (codes)
+            forward_2x2_codes_avx512(g, in, out, codes);
+        else
+            forward_2x2_avx512(g, in, out);
         return;
     }
     for (int oy = 0; oy < g->out_h; oy++)
@@ -165,12 +201,45 @@ AVX512 static void forward_avx512(const dn_pool_geom *g, const float *in, float 
         }
 }
 
+/* 2x2 windows moved by 2 inside the input: each d(output) goes to the one place its code names,
+ * written (the windows tile the input exactly) or added to the cleared d(input) (a last row or
+ * column no window reads), as the general loop below does. */
+AVX512 static void backward_2x2_avx512(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din,
+                                       int exact)
+{
+    const int C = g->c;
+    const size_t row = (size_t)g->in_w * C;
+    const size_t offset[4] = {0, (size_t)C, row, row + (size_t)C};
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++) {
+            float *a = din + (size_t)2 * oy * row + (size_t)2 * ox * C;
+            const size_t at = ((size_t)oy * g->out_w + ox) * C;
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                const __mmask16 lanes = lanes_from(C, c0);
+                const __m512i code = _mm512_maskz_loadu_epi32(lanes, codes + at + c0);
+                const __m512 d = _mm512_maskz_loadu_ps(lanes, dout + at + c0);
+                for (int k = 0; k < 4; k++) {
+                    float *p = a + offset[k] + c0;
+                    __mmask16 hit = _mm512_mask_cmpeq_epi32_mask(lanes, code, _mm512_set1_epi32(k));
+                    if (exact)
+                        store_lanes(p, lanes, _mm512_maskz_mov_ps(hit, d));
+                    else
+                        _mm512_mask_storeu_ps(p, hit, _mm512_add_ps(_mm512_maskz_loadu_ps(hit, p), d));
+                }
+            }
+        }
+}
+
 AVX512 static void backward_avx512(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din)
 {
     const int C = g->c;
     const int exact = tiles_exactly(g);
     if (!exact)
         memset(din, 0, sizeof(float) * (size_t)g->in_h * g->in_w * C);
+    if (windows_2x2_inside(g)) {
+        backward_2x2_avx512(g, codes, dout, din, exact);
+        return;
+    }
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
             const window w = window_at(g, oy, ox);
