@@ -11,12 +11,9 @@ B=${BUILD:-build}
 DN="$B/digitnet"
 T=$(mktemp -d /tmp/digitnet-blas.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-run() { # $1: output file, $2: "plain" or "Prescott"
-    if [ "$2" = Prescott ]; then
-        OPENBLAS_CORETYPE=Prescott "$DN" train --data fashion-mnist --model models/mnist.cnn --epochs 1 --batch 64 --seed 1 --quiet --json >"$1"
-    else
-        env -u OPENBLAS_CORETYPE "$DN" train --data fashion-mnist --model models/mnist.cnn --epochs 1 --batch 64 --seed 1 --quiet --json >"$1"
-    fi
+run() { # $1: output file, $2: "plain" (the machine's own core) or "Prescott"
+    if [ "$2" = Prescott ]; then core="OPENBLAS_CORETYPE=Prescott"; else core="-u OPENBLAS_CORETYPE"; fi
+    env $core "$DN" train --data fashion-mnist --model models/mnist.cnn --epochs 1 --batch 64 --seed 1 --quiet --json >"$1"
 }
 i=0
 for side in plain Prescott Prescott plain plain Prescott Prescott plain plain Prescott Prescott plain; do
