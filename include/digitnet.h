@@ -385,7 +385,9 @@ typedef struct dn_train_params {
     float weight_decay;    /* decoupled weight decay (AdamW, Loshchilov and Hutter 2019): p -= lr_t * wd * p */
     float label_smoothing; /* targets (1 - s) on the label and s / classes spread over all classes */
     int patience;          /* early stopping: stop after this many epochs without a better validation
-                              loss and restore the best epoch's weights (0: off; needs a validation set) */
+                              loss and restore the best epoch's weights (0: off; needs a validation set).
+                              The best epoch so far belongs to the net: a later dn_train call, or a run
+                              resumed from a checkpoint (which saves it), continues the count */
     int ensemble;          /* members to train, with seeds seed, seed + 1, ...; 0 or 1: a single net */
     dn_augment augment;
     /* Ensembles: called before each member's training starts (member 0-based, of n_members); return

@@ -109,8 +109,13 @@ static int add_extra_tensor(cJSON *root, const char *name, const char *dtype, si
     return 0;
 }
 
+static int has_best(const dn_net *net)
+{
+    return net->best && net->best_epoch > 0;
+}
+
 /* A checkpoint adds what training needs to continue exactly: optimizer moments and step, the
- * generator's state and the position inside the current epoch. Doubles are stored as C99 hex
+ * generator's state, the position inside the current epoch and early stopping's best epoch. Doubles are stored as C99 hex
  * floats ("%a") so that they come back bit for bit. */
 static int add_state_header(const dn_net *net, cJSON *root, cJSON *meta, size_t offset)
 {
@@ -127,11 +132,18 @@ static int add_state_header(const dn_net *net, cJSON *root, cJSON *meta, size_t 
     META("epoch_loss", "%a", net->epoch_loss)
     META("epoch_correct", "%d", net->epoch_correct)
     META("epoch_seconds", "%a", net->epoch_seconds)
+    if (has_best(net)) { /* early stopping's best epoch so far, and its weights and buffers */
+        META("best_epoch", "%d", net->best_epoch)
+        META("best_loss", "%a", net->best_loss)
+        META("best_stale", "%d", net->best_stale)
+    }
 #undef META
     if (add_extra_tensor(root, "optimizer.m", "F32", net->n_params, &offset) ||
         add_extra_tensor(root, "optimizer.v", "F32", net->n_params, &offset))
         return -1;
     if (net->order_n && add_extra_tensor(root, "train.order", "I32", (size_t)net->order_n, &offset))
+        return -1;
+    if (has_best(net) && add_extra_tensor(root, "early_stopping.best", "F32", net->n_params + net->n_buffers, &offset))
         return -1;
     return 0;
 }
@@ -279,6 +291,9 @@ static int write_tensors(const dn_net *net, FILE *f, int with_state)
     }
     _Static_assert(sizeof(int) == 4, "train.order is stored as I32");
     if (net->order_n && fwrite(net->order, sizeof(int), (size_t)net->order_n, f) != (size_t)net->order_n)
+        return -1;
+    const size_t best_n = net->n_params + net->n_buffers;
+    if (has_best(net) && fwrite(net->best, sizeof(float), best_n, f) != best_n)
         return -1;
     return 0;
 }
@@ -461,6 +476,37 @@ static dn_status load_state_tensor(const cJSON *root, const char *name, const ch
     return DN_OK;
 }
 
+/* Early stopping's best epoch, when the checkpoint has one (written by dn_train with a patience). */
+static dn_status load_best(dn_net *net, const cJSON *root, const cJSON *meta, const unsigned char *data,
+                           size_t data_len, byte_ranges *taken, const char *path, dn_error *err)
+{
+    const char *epoch = meta_string(meta, "best_epoch"), *loss = meta_string(meta, "best_loss");
+    const char *stale = meta_string(meta, "best_stale");
+    const int has_tensor = cJSON_GetObjectItemCaseSensitive(root, "early_stopping.best") != NULL;
+    if (!epoch && !loss && !stale && !has_tensor)
+        return DN_OK;
+    if (!epoch || !loss || !stale || !has_tensor)
+        return dn_fail(err, DN_EFORMAT, "%s: checkpoint early-stopping state is incomplete (best_epoch, best_loss, "
+                       "best_stale and tensor 'early_stopping.best' go together)", path);
+    char *end_e, *end_l, *end_s;
+    const long e = strtol(epoch, &end_e, 10), k = strtol(stale, &end_s, 10);
+    const double l = strtod(loss, &end_l);
+    if (*end_e || *end_l || *end_s || e < 1 || e > INT_MAX || k < 0 || k > INT_MAX || !isfinite(l))
+        return dn_fail(err, DN_EFORMAT, "%s: checkpoint early-stopping state is not valid (best_epoch '%s', best_loss '%s', "
+                       "best_stale '%s')", path, epoch, loss, stale);
+    const size_t n = net->n_params + net->n_buffers;
+    if (!(net->best = malloc(sizeof(float) * (n + 1))))
+        return dn_fail(err, DN_ENOMEM, "%s: out of memory for early stopping's best weights", path);
+    dn_status st = load_state_tensor(root, "early_stopping.best", "F32", n, net->best, data, data_len, taken, path, err);
+    for (size_t i = 0; st == DN_OK && i < n; i++)
+        if (!isfinite(net->best[i]))
+            st = dn_fail(err, DN_EFORMAT, "%s: tensor 'early_stopping.best' holds a value that is not finite", path);
+    net->best_epoch = (int)e;
+    net->best_loss = l;
+    net->best_stale = (int)k;
+    return st;
+}
+
 /* Restores what a checkpoint adds to a model (see add_state_header). */
 static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, const unsigned char *data,
                             size_t data_len, byte_ranges *taken, const char *path, dn_error *err)
@@ -505,6 +551,8 @@ static dn_status load_state(dn_net *net, const cJSON *root, const cJSON *meta, c
     for (int i = 0; st == DN_OK && i < order_n; i++)
         if (net->order[i] < 0 || net->order[i] >= order_n)
             st = dn_fail(err, DN_EFORMAT, "%s: checkpoint row order holds %d, outside 0..%d", path, net->order[i], order_n - 1);
+    if (st == DN_OK)
+        st = load_best(net, root, meta, data, data_len, taken, path, err);
     return st;
 }
 
@@ -643,7 +691,8 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     if (with_state && !is_checkpoint && st == DN_OK)
         st = dn_fail(err, DN_EFORMAT, "%s: a model file, not a checkpoint: it has no optimizer state to resume", path);
     if (is_checkpoint) /* optimizer.m, optimizer.v and, when saved mid-training, train.order */
-        expected += 2 + (cJSON_GetObjectItemCaseSensitive(root, "train.order") != NULL);
+        expected += 2 + (cJSON_GetObjectItemCaseSensitive(root, "train.order") != NULL) +
+                    (cJSON_GetObjectItemCaseSensitive(root, "early_stopping.best") != NULL);
     if (st == DN_OK && with_state)
         st = load_state(net, root, meta, data, data_len, &taken, path, err);
     if (st == DN_OK && cJSON_GetArraySize(root) != expected + 1)
@@ -652,6 +701,9 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
     const char *hist = meta_string(meta, "history");
     if (st == DN_OK && hist)
         st = restore_history(net, hist, path, err);
+    if (st == DN_OK && net->best_epoch > net->n_history)
+        st = dn_fail(err, DN_EFORMAT, "%s: checkpoint's best epoch %d is past its %d epochs of history", path,
+                     net->best_epoch, net->n_history);
     const cJSON *item;
     cJSON_ArrayForEach(item, meta)
     {

@@ -324,6 +324,7 @@ void dn_net_free(dn_net *net)
     free(net->arena);
     free(net->history);
     free(net->order);
+    free(net->best);
     for (int i = 0; i < net->n_recipe; i++)
         free(net->recipe[i]);
     for (int i = 0; i < net->n_notes; i++) {

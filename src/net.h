@@ -59,6 +59,13 @@ struct dn_net {
     double epoch_loss;   /* sums over those rows */
     int epoch_correct;
     double epoch_seconds;
+
+    /* Early stopping, kept across dn_train calls and in checkpoints: a resumed run compares its
+     * epochs with the best one before the stop, and can still restore it. */
+    float *best;       /* (n_params + n_buffers) the best epoch's weights and buffers; NULL before */
+    double best_loss;  /* its validation loss */
+    int best_epoch;    /* 1-based; 0: none yet */
+    int best_stale;    /* epochs since it without a better validation loss */
     uint64_t seed;
     int raw_max;
 

@@ -376,15 +376,18 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     }
     const dn_soft_targets targets = {params->label_smoothing, mixing ? mx.partner : NULL, mx.lam};
     /* Early stopping keeps the best epoch's weights and non-trainable buffers (batchnorm's moving
-     * statistics) here: (n_params + n_buffers). */
+     * statistics) in net->best. It belongs to the net, not to this call: a run continued by another
+     * call, or resumed from a checkpoint, still measures its epochs against the best before. */
     float *best = NULL;
-    double best_loss = INFINITY;
-    int best_epoch = 0, stale = 0, stopped_early = 0;
+    int stopped_early = 0;
     if (st == DN_OK && params->patience > 0) {
         if (!val || val->n <= 0)
             st = dn_fail(err, DN_EARG, "early stopping (patience %d) needs a validation set", params->patience);
-        else if (!(best = malloc(sizeof(float) * (net->n_params + net->n_buffers + 1))))
+        else if (!net->best && !(net->best = malloc(sizeof(float) * (net->n_params + net->n_buffers + 1))))
             st = dn_fail(err, DN_ENOMEM, "out of memory for the best weights");
+        else if (net->best_epoch == 0)
+            net->best_loss = INFINITY, net->best_stale = 0;
+        best = net->best;
     }
     /* The schedule's run: the epochs already trained and the ones asked for now (a resumed run asks
      * for the rest, so its rates continue those of the run it resumes). */
@@ -469,13 +472,13 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
         if (st == DN_OK)
             st = dn_net_push_history(net, &stats, err);
         if (st == DN_OK && best) {
-            if (stats.val_loss < best_loss) {
-                best_loss = stats.val_loss;
-                best_epoch = epoch;
-                stale = 0;
+            if (stats.val_loss < net->best_loss) {
+                net->best_loss = stats.val_loss;
+                net->best_epoch = epoch;
+                net->best_stale = 0;
                 memcpy(best, net->params, sizeof(float) * net->n_params);
                 memcpy(best + net->n_params, net->buffers, sizeof(float) * net->n_buffers);
-            } else if (++stale >= params->patience)
+            } else if (++net->best_stale >= params->patience)
                 stopped_early = 1;
         }
         if (st == DN_OK && params->on_epoch && params->on_epoch(params->user, &stats))
@@ -485,16 +488,15 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
         if (st == DN_OK && stop_requested && e + 1 < params->epochs)
             st = dn_fail(err, DN_ESTOPPED, "training stopped after epoch %d", epoch);
     }
-    if (st == DN_OK && best && best_epoch > 0) {
+    if (st == DN_OK && best && net->best_epoch > 0) {
         /* Whether it stopped early or ran to the end, the run leaves the best epoch's state. */
         memcpy(net->params, best, sizeof(float) * net->n_params);
         memcpy(net->buffers, best + net->n_params, sizeof(float) * net->n_buffers);
         char note[160];
-        snprintf(note, sizeof note, "restored epoch %d of %d (validation loss %.6g)%s", best_epoch, net->n_history,
-                 best_loss, stopped_early ? ", stopped early" : "");
+        snprintf(note, sizeof note, "restored epoch %d of %d (validation loss %.6g)%s", net->best_epoch,
+                 net->n_history, net->best_loss, stopped_early ? ", stopped early" : "");
         st = dn_net_set_note(net, "early_stopping", note, err);
     }
-    free(best);
     free(mx.perm);
     free(mx.rows);
     free(mx.partner);

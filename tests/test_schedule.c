@@ -313,6 +313,24 @@ static int keep_copy(void *user, const dn_epoch_stats *stats)
     return 0;
 }
 
+/* Saves a checkpoint after one epoch and stops there, as the CLI's --checkpoint and Ctrl-C do. */
+typedef struct checkpoint_at {
+    dn_net *net;
+    int epoch;
+    char path[256];
+} checkpoint_at;
+
+static int save_and_stop(void *user, const dn_epoch_stats *stats)
+{
+    checkpoint_at *at = user;
+    if (stats->epoch < at->epoch)
+        return 0;
+    dn_error err = {0};
+    if (dn_checkpoint_save(at->net, at->path, &err) != DN_OK)
+        fail_msg("%s", err.msg);
+    return 1;
+}
+
 static void test_early_stopping(void **state)
 {
     (void)state;
@@ -350,6 +368,33 @@ static void test_early_stopping(void **state)
         fail_msg("note '%s', expected '%s...'", note, expect);
     for (int e = 0; e < n; e++)
         free(c.copies[e]);
+
+    /* The same run stopped two epochs after its best one, saved as a checkpoint and resumed: the
+     * resumed epochs are measured against the best before the stop, so it stops at the same epoch
+     * and restores the same weights (a resumed run that forgot the best trained on and restored a
+     * later epoch). */
+    dn_net *resumed = NULL;
+    checkpoint_at at = {.epoch = best + 2};
+    snprintf(at.path, sizeof at.path, "%s/early.ckpt", dn_test_dir());
+    assert_true(at.epoch < n); /* the stop falls between the best epoch and the early end */
+    assert_int_equal(dn_net_parse(spec, "s", 5, &at.net, &err), DN_OK);
+    p.on_epoch = save_and_stop;
+    p.user = &at;
+    assert_int_equal(dn_train(at.net, &part, &val, &p, &err), DN_ESTOPPED);
+    assert_int_equal(dn_checkpoint_load(at.path, &resumed, &err), DN_OK);
+    p.on_epoch = NULL;
+    p.epochs = 40 - at.epoch;
+    assert_int_equal(dn_train(resumed, &part, &val, &p, &err), DN_OK);
+    int n2;
+    dn_net_history(resumed, &n2);
+    assert_int_equal(n2, n);
+    assert_memory_equal(resumed->params, c.net->params, sizeof(float) * c.net->n_params);
+    assert_memory_equal(resumed->buffers, c.net->buffers, sizeof(float) * c.net->n_buffers);
+    const char *note2 = dn_net_note(resumed, "early_stopping");
+    assert_non_null(note2);
+    assert_string_equal(note2, note);
+    dn_net_free(at.net);
+    dn_net_free(resumed);
     dn_net_free(c.net);
 
     /* without a validation set: a clear argument error */
