@@ -192,10 +192,16 @@ static direct_scratch carve(const dn_layer *L)
 static void pad_image(const float *src, int rows, int cols, int C, int top, int left, int out_rows, int out_cols,
                       float *dst)
 {
-    memset(dst, 0, sizeof(float) * (size_t)out_rows * out_cols * C);
-    for (int y = 0; y < rows; y++)
-        memcpy(dst + (((size_t)(y + top) * out_cols + left) * C), src + (size_t)y * cols * C,
-               sizeof(float) * (size_t)cols * C);
+    /* Only the border is zeroed: the whole buffer was a tenth of a batchnorm network's memory traffic. */
+    const size_t row = (size_t)out_cols * C, right = (size_t)(out_cols - left - cols) * C;
+    memset(dst, 0, sizeof(float) * (size_t)top * row);
+    for (int y = 0; y < rows; y++) {
+        float *d = dst + (size_t)(y + top) * row;
+        memset(d, 0, sizeof(float) * (size_t)left * C);
+        memcpy(d + (size_t)left * C, src + (size_t)y * cols * C, sizeof(float) * (size_t)cols * C);
+        memset(d + (size_t)(left + cols) * C, 0, sizeof(float) * right);
+    }
+    memset(dst + (size_t)(top + rows) * row, 0, sizeof(float) * (size_t)(out_rows - top - rows) * row);
 }
 
 /* The geometry of the forward convolution over the (padded) input. */
