@@ -234,11 +234,13 @@ uninstall:
 TEST_DATA ?= $(abspath ../shared/data)
 
 # Unit suites run from the project root so that they find ../shared/data.
-# The gradient checks run twice: with the kernels the CPU gets (AVX-512 where it has it) and with
-# the portable ones (DIGITNET_SIMD=generic), so both are checked on any machine; and a third time
-# with flush-to-zero, the floating-point mode training and inference run in.
+# The gradient checks run with the kernels the CPU gets (AVX-512 where it has it), with the AVX2
+# ones (DIGITNET_SIMD=avx2, where the CPU has AVX2) and with the portable ones (DIGITNET_SIMD=generic),
+# so every path is checked on a machine that has it; and once more with flush-to-zero, the
+# floating-point mode training and inference run in.
 unit-test: $(TEST_BIN)
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; DIGITNET_DATA=$(TEST_DATA) $$t; done
+	@echo "== $(BUILD)/tests/test_gradients, AVX2 kernels"; DIGITNET_SIMD=avx2 $(BUILD)/tests/test_gradients
 	@echo "== $(BUILD)/tests/test_gradients, portable kernels"; DIGITNET_SIMD=generic $(BUILD)/tests/test_gradients
 	@echo "== $(BUILD)/tests/test_gradients, flush-to-zero"; DIGITNET_TEST_FTZ=1 $(BUILD)/tests/test_gradients
 

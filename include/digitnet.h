@@ -248,8 +248,9 @@ int dn_net_note_at(const dn_net *net, int i, const char **key, const char **valu
 
 /* Sets the number of threads for the heavy kernels (0: all cores), for the calling thread's
  * OpenMP teams. No BLAS runs on the hot path: every matrix product uses digitnet's kernels. Results do not depend on the thread count: the same seed trains the same model bit for bit
- * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, portable C otherwise
- * (or when the environment sets DIGITNET_SIMD=generic); the two agree to rounding, not bit for bit.
+ * on 1 thread or 16. The convolution kernels are AVX-512 when the CPU has it, else AVX2 with FMA,
+ * else portable C (DIGITNET_SIMD=avx2 or generic caps the choice). AVX-512 and AVX2 give the same
+ * bits; the portable kernels agree with them to rounding, not bit for bit.
  * Training a dn_net is not thread-safe; inference is (dn_net_predict, dn_workspace). Several
  * processes sharing the same cores: see OMP_WAIT_POLICY in the README (Speed). */
 void dn_set_threads(int n_threads);
@@ -260,7 +261,7 @@ typedef struct dn_runtime_info {
     const char *version;        /* DN_VERSION of the library that runs */
     char cpu_model[96];         /* from /proc/cpuinfo; "unknown" elsewhere */
     char cpu_features[160];     /* the SIMD features the kernels look at, as the CPU reports them */
-    const char *conv_kernels;   /* "avx512" or "portable": convolutions, pooling, matrix products */
+    const char *conv_kernels;   /* "avx512", "avx2" or "portable": convolutions, matrix products (pooling: AVX-512 or portable) */
     const char *simd_clone;     /* element-wise kernels' target_clones variant: "x86-64-v4", "x86-64-v3", "x86-64" */
     const char *blas;           /* the BLAS on the hot path: none, digitnet's kernels do every product */
     int threads;                /* threads the next dn_train / dn_net_predict uses */

@@ -1,7 +1,7 @@
 /* The matrix-product kernels (src/kernels/kernels.h) against OpenBLAS's sgemm and against sums in
- * double precision, on shapes that leave every kind of tile tail, with the AVX-512 and the portable
- * kernels, and the same bits on 1 and 2 threads; and the convolution on images smaller than its
- * register tiles. */
+ * double precision, on shapes that leave every kind of tile tail, with the AVX-512, AVX2 and portable
+ * kernels, and the same bits on 1 and 2 threads; the convolution on images smaller than its register
+ * tiles; and the AVX-512 and AVX2 kernels giving the same bits. */
 #include "testutil.h"
 
 #include "internal.h"
@@ -32,8 +32,16 @@ static void assert_close(const float *got, const double *want, size_t n, int k, 
             fail_msg("%s: element %zu is %.9g, expected %.9g (tolerance %.3g)", what, i, got[i], want[i], tol);
 }
 
+static const char *width_name(int width)
+{
+    return width == 512 ? "AVX-512" : width == 256 ? "AVX2" : "portable";
+}
+
 static void check_matmul(int width)
 {
+    char what[64], what_tn[64];
+    snprintf(what, sizeof what, "dn_matmul (%s)", width_name(width));
+    snprintf(what_tn, sizeof what_tn, "dn_matmul_tn_add (%s)", width_name(width));
     dn_rng rng;
     dn_rng_seed(&rng, 7);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -55,7 +63,7 @@ static void check_matmul(int width)
             }
         dn_set_threads(1);
         dn_matmul(m, k, n, a, b, bias, 0, c);
-        assert_close(c, want, (size_t)m * n, k, width ? "dn_matmul (AVX-512)" : "dn_matmul (portable)");
+        assert_close(c, want, (size_t)m * n, k, what);
         for (int i = 0; i < m; i++)
             memcpy(blas + (size_t)i * n, bias, sizeof(float) * n);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 1.0f, blas, n);
@@ -81,7 +89,7 @@ static void check_matmul(int width)
                     want[(size_t)i * n + j] += (double)at[(size_t)t * m + i] * bt[(size_t)t * n + j];
         dn_set_threads(1);
         dn_matmul_tn_add(k2, m, n, at, bt, c);
-        assert_close(c, want, (size_t)m * n, k2, width ? "dn_matmul_tn_add (AVX-512)" : "dn_matmul_tn_add (portable)");
+        assert_close(c, want, (size_t)m * n, k2, what_tn);
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k2, 1.0f, at, m, bt, n, 1.0f, blas, n);
         for (size_t i = 0; i < (size_t)m * n; i++)
             assert_true(fabsf(c[i] - blas[i]) <= 2e-6f * (k2 + 8));
@@ -102,16 +110,27 @@ static void test_matmul_portable(void **state)
     dn_kernels_select(saved);
 }
 
+static void check_matmul_width(int width)
+{
+    int saved = dn_kernels_simd_width();
+    if (dn_kernels_select(width) != width) {
+        dn_kernels_select(saved);
+        skip(); /* this CPU has no such vectors: the narrower tests cover it */
+    }
+    check_matmul(width);
+    dn_kernels_select(saved);
+}
+
 static void test_matmul_avx512(void **state)
 {
     (void)state;
-    int saved = dn_kernels_simd_width();
-    if (dn_kernels_select(512) != 512) {
-        dn_kernels_select(saved);
-        skip(); /* this CPU has no AVX-512: the portable test above covers it */
-    }
-    check_matmul(1);
-    dn_kernels_select(saved);
+    check_matmul_width(512);
+}
+
+static void test_matmul_avx2(void **state)
+{
+    (void)state;
+    check_matmul_width(256);
 }
 
 /* Convolutions whose output rows are shorter than a register tile (2x2, 4x4, 3x5 outputs; one, two,
@@ -172,10 +191,92 @@ static void test_conv_small_images(void **state)
     int saved = dn_kernels_simd_width();
     dn_kernels_select(0);
     check_small_images("dn_conv_forward (portable)");
-    if (dn_kernels_select(512) == 512)
-        check_small_images("dn_conv_forward (AVX-512)");
-    else
-        print_message("AVX-512 convolution: skipped (this CPU has no AVX-512)\n");
+    for (int width = 256; width <= 512; width *= 2) {
+        char what[64];
+        snprintf(what, sizeof what, "dn_conv_forward (%s)", width_name(width));
+        if (dn_kernels_select(width) == width)
+            check_small_images(what);
+        else
+            print_message("%s convolution: skipped (this CPU has no %s)\n", width_name(width), width_name(width));
+    }
+    dn_kernels_select(saved);
+}
+
+/* One convolution's forward pass (with bias and ReLU) and weight gradient, and a weight-gradient
+ * product, on the kernels of one width. */
+typedef struct conv_case {
+    dn_conv_geom g;
+    float *in, *w, *bias, *dout, *out, *dw, *c;
+    int n, m, k, cols;
+    const float *a, *b;
+} conv_case;
+
+static void run_width(conv_case *t, int relu)
+{
+    memset(t->out, 0, sizeof(float) * t->g.out_h * t->g.out_row);
+    memset(t->dw, 0, sizeof(float) * t->g.kh * t->g.kw * t->g.in_c * t->g.out_c);
+    dn_conv_forward(&t->g, t->in, t->w, t->bias, relu, t->out);
+    dn_conv_weight_grad(&t->g, t->in, (size_t)(t->g.out_h + t->g.kh - 1) * t->g.in_row, t->dout,
+                        (size_t)t->g.out_h * t->g.out_row, t->n, t->dw);
+    for (int i = 0; i < t->m * t->cols; i++)
+        t->c[i] = 0.5f;
+    dn_matmul_tn_add(t->k, t->m, t->cols, t->a, t->b, t->c);
+}
+
+/* The AVX-512 and AVX2 kernels sum every output's terms in the same order with one fused
+ * multiply-add each: a model trains to the same bits on a CPU with AVX-512 and on one with only
+ * AVX2. Shapes with channel counts that leave tails of 8 and 16 lanes, of 16- and 64-channel groups,
+ * and rows shorter and longer than every tile. */
+static void test_widths_same_bits(void **state)
+{
+    (void)state;
+    int saved = dn_kernels_simd_width();
+    if (dn_kernels_select(512) != 512 || dn_kernels_select(256) != 256) {
+        dn_kernels_select(saved);
+        skip(); /* needs both: a CPU with AVX-512 */
+    }
+    static const int cases[][6] = {/* out_h, out_w, in_c, k, out_c, images */
+                                   {28, 28, 1, 5, 32, 2}, {14, 14, 32, 3, 64, 2}, {3, 5, 3, 2, 10, 3},
+                                   {2, 2, 64, 3, 33, 1},  {6, 13, 7, 3, 129, 2}, {1, 17, 5, 1, 80, 1},
+                                   {4, 4, 16, 3, 24, 3},  {7, 9, 2, 2, 7, 2}};
+    dn_rng rng;
+    dn_rng_seed(&rng, 23);
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        const int OH = cases[s][0], OW = cases[s][1], C = cases[s][2], K = cases[s][3], F = cases[s][4];
+        const int N = cases[s][5], IH = OH + K - 1, IW = OW + K - 1;
+        conv_case t = {.g = {.in_c = C, .in_row = (size_t)IW * C, .kh = K, .kw = K, .out_h = OH, .out_w = OW,
+                             .out_c = F, .out_row = (size_t)OW * F},
+                       .n = N, .m = C * K, .k = OH * OW, .cols = F};
+        const size_t n_in = (size_t)N * IH * IW * C, n_w = (size_t)K * K * C * F, n_out = (size_t)N * OH * OW * F;
+        float *in = malloc(sizeof(float) * n_in), *w = malloc(sizeof(float) * n_w), *bias = malloc(sizeof(float) * F);
+        float *dout = malloc(sizeof(float) * n_out), *a = malloc(sizeof(float) * t.k * t.m);
+        float *b = malloc(sizeof(float) * t.k * F);
+        float *out[2], *dw[2], *c[2];
+        for (int i = 0; i < 2; i++) {
+            out[i] = malloc(sizeof(float) * OH * OW * F), dw[i] = malloc(sizeof(float) * n_w);
+            c[i] = malloc(sizeof(float) * t.m * F);
+            assert_non_null(out[i]), assert_non_null(dw[i]), assert_non_null(c[i]);
+        }
+        assert_non_null(in), assert_non_null(w), assert_non_null(bias), assert_non_null(dout), assert_non_null(a),
+            assert_non_null(b);
+        fill(in, n_in, &rng), fill(w, n_w, &rng), fill(bias, (size_t)F, &rng), fill(dout, n_out, &rng);
+        fill(a, (size_t)t.k * t.m, &rng), fill(b, (size_t)t.k * F, &rng);
+        t.in = in, t.w = w, t.bias = bias, t.dout = dout, t.a = a, t.b = b;
+        for (int relu = 0; relu < 2; relu++) {
+            for (int i = 0; i < 2; i++) {
+                dn_kernels_select(i ? 256 : 512);
+                t.out = out[i], t.dw = dw[i], t.c = c[i];
+                run_width(&t, relu);
+            }
+            if (memcmp(out[0], out[1], sizeof(float) * OH * OW * F) || memcmp(dw[0], dw[1], sizeof(float) * n_w) ||
+                memcmp(c[0], c[1], sizeof(float) * t.m * F))
+                fail_msg("case %zu (%dx%d, %d channels, %dx%d kernel, %d filters): AVX2 and AVX-512 differ", s, OH, OW,
+                         C, K, K, F);
+        }
+        free(in), free(w), free(bias), free(dout), free(a), free(b);
+        for (int i = 0; i < 2; i++)
+            free(out[i]), free(dw[i]), free(c[i]);
+    }
     dn_kernels_select(saved);
 }
 
@@ -243,6 +344,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_portable),
         cmocka_unit_test(test_matmul_avx512),
+        cmocka_unit_test(test_matmul_avx2),
+        cmocka_unit_test(test_widths_same_bits),
         cmocka_unit_test(test_transpose),
         cmocka_unit_test(test_conv_small_images),
         cmocka_unit_test(test_sigmoid),

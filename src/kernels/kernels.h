@@ -1,8 +1,10 @@
 /* Hot loops of the layers, on raw float arrays with shapes as arguments: the direct convolution
  * (stride 1, channels-last) used by conv2d for its forward pass and both gradients, and max pooling.
- * Each kernel exists twice: hand-vectorised AVX-512 and portable C (compiled for AVX2 and plain
- * x86-64 as well). The AVX-512 one is used when the CPU has it, chosen once at run time, so one
- * binary runs on any x86-64; DIGITNET_SIMD=generic forces the portable one (the tests run both). */
+ * The convolution and the matrix products exist three times: register-tiled AVX-512 and AVX2 (one
+ * template, conv_tiles.h, with the same bits) and portable C; max pooling as AVX-512 and portable C.
+ * The portable code is compiled for AVX2 and plain x86-64 as well. The widest the CPU has is chosen
+ * once at run time, so one binary runs on any x86-64; DIGITNET_SIMD=avx2 or generic caps it (the
+ * tests run every path the CPU has). */
 #ifndef DN_KERNELS_H
 #define DN_KERNELS_H
 
@@ -115,10 +117,10 @@ void dn_fp_fast_end_here(const dn_fp_saved *saved);
 /* 1 when the calling thread has both bits set (tests). */
 int dn_fp_fast_active(void);
 
-/* 512 when the AVX-512 kernels are in use, 0 for the portable ones. */
+/* 512 when the AVX-512 kernels are in use, 256 for AVX2, 0 for the portable ones. */
 int dn_kernels_simd_width(void);
-/* Tests only: 0 selects the portable kernels, 512 the AVX-512 ones (when the CPU has them).
- * Returns the width now in use. Not for use while other threads run kernels. */
+/* Tests only: selects the widest kernels the CPU has up to simd_width (512, 256, 0 for the portable
+ * ones). Returns the width now in use. Not for use while other threads run kernels. */
 int dn_kernels_select(int simd_width);
 
 #endif

@@ -42,7 +42,8 @@ void dn_runtime_info_get(dn_runtime_info *info)
     memset(info, 0, sizeof *info);
     info->version = DN_VERSION;
     cpu_model(info->cpu_model, sizeof info->cpu_model);
-    info->conv_kernels = dn_kernels_simd_width() == 512 ? "avx512" : "portable";
+    const int width = dn_kernels_simd_width();
+    info->conv_kernels = width == 512 ? "avx512" : width == 256 ? "avx2" : "portable";
     info->simd_clone = "x86-64";
     info->blas = "none (every matrix product runs on digitnet's kernels)";
 #if defined(__x86_64__) && defined(__GNUC__)
