@@ -39,12 +39,92 @@ static int tiles_exactly(const dn_pool_geom *g)
            g->out_w * g->pw == g->in_w;
 }
 
-/* ---- portable: one channel at a time ---- */
+/* 2x2 windows moved by 2, every window inside the input (the usual pooling): no window loops. */
+static int windows_2x2_inside(const dn_pool_geom *g)
+{
+    return g->ph == 2 && g->pw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 && g->pad_left == 0 &&
+           2 * g->out_h <= g->in_h && 2 * g->out_w <= g->in_w;
+}
+
+/* ---- portable: the channels of a pixel in the inner loop ---- */
+
+/* The usual 2x2 windows: the general loop below unrolled, comparing in the same window order (0 1 /
+ * 2 3) with the same strict >, so ties and NaNs give the same maxima and places; written as selects
+ * so that the compiler vectorises the channels (the AVX2 clone runs 8 at a time). */
+DN_MULTIVERSION
+static void forward_2x2_generic(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
+{
+    const int C = g->c;
+    const size_t row = (size_t)g->in_w * C;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++) {
+            const float *restrict p0 = in + (size_t)2 * oy * row + (size_t)2 * ox * C, *restrict p1 = p0 + C;
+            const float *restrict p2 = p0 + row, *restrict p3 = p2 + C;
+            const size_t at = ((size_t)oy * g->out_w + ox) * C;
+            float *restrict o = out + at;
+            if (!codes) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float m = p0[c];
+                    m = p1[c] > m ? p1[c] : m;
+                    m = p2[c] > m ? p2[c] : m;
+                    o[c] = p3[c] > m ? p3[c] : m;
+                }
+                continue;
+            }
+            int32_t *restrict k = codes + at;
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float m = p0[c];
+                int32_t code = 0;
+                code = p1[c] > m ? 1 : code, m = p1[c] > m ? p1[c] : m;
+                code = p2[c] > m ? 2 : code, m = p2[c] > m ? p2[c] : m;
+                code = p3[c] > m ? 3 : code, m = p3[c] > m ? p3[c] : m;
+                o[c] = m;
+                k[c] = code;
+            }
+        }
+}
+
+/* Each d(output) to the place its code names: written where the windows tile the input exactly,
+ * else added to the cleared d(input), as backward_generic does. */
+DN_MULTIVERSION
+static void backward_2x2_generic(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din, int exact)
+{
+    const int C = g->c;
+    const size_t row = (size_t)g->in_w * C;
+    for (int oy = 0; oy < g->out_h; oy++)
+        for (int ox = 0; ox < g->out_w; ox++) {
+            float *restrict p0 = din + (size_t)2 * oy * row + (size_t)2 * ox * C, *restrict p1 = p0 + C;
+            float *restrict p2 = p0 + row, *restrict p3 = p2 + C;
+            const size_t at = ((size_t)oy * g->out_w + ox) * C;
+            const int32_t *restrict k = codes + at;
+            const float *restrict d = dout + at;
+            if (exact) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    p0[c] = k[c] == 0 ? d[c] : 0.0f;
+                    p1[c] = k[c] == 1 ? d[c] : 0.0f;
+                    p2[c] = k[c] == 2 ? d[c] : 0.0f;
+                    p3[c] = k[c] == 3 ? d[c] : 0.0f;
+                }
+            } else {
+                for (int c = 0; c < C; c++) {
+                    float *p = k[c] == 0 ? p0 : k[c] == 1 ? p1 : k[c] == 2 ? p2 : p3;
+                    p[c] += d[c];
+                }
+            }
+        }
+}
 
 DN_MULTIVERSION
 static void forward_generic(const dn_pool_geom *g, const float *in, float *out, int32_t *codes)
 {
     const int C = g->c;
+    if (windows_2x2_inside(g)) {
+        forward_2x2_generic(g, in, out, codes);
+        return;
+    }
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
             const window w = window_at(g, oy, ox);
@@ -71,6 +151,13 @@ DN_MULTIVERSION
 static void backward_generic(const dn_pool_geom *g, const int32_t *codes, const float *dout, float *din)
 {
     const int C = g->c;
+    const int exact = tiles_exactly(g);
+    if (windows_2x2_inside(g)) {
+        if (!exact)
+            memset(din, 0, sizeof(float) * (size_t)g->in_h * g->in_w * C);
+        backward_2x2_generic(g, codes, dout, din, exact);
+        return;
+    }
     memset(din, 0, sizeof(float) * (size_t)g->in_h * g->in_w * C);
     for (int oy = 0; oy < g->out_h; oy++)
         for (int ox = 0; ox < g->out_w; ox++) {
@@ -85,7 +172,8 @@ static void backward_generic(const dn_pool_geom *g, const int32_t *codes, const 
 }
 
 #ifdef HAVE_AVX512_KERNELS
-/* ---- AVX-512: sixteen channels at a time, the last group masked ---- */
+/* ---- AVX-512: sixteen channels at a time, the last group masked (the CPUs without it run the
+ * portable code above, whose 2x2 paths the compiler vectorises for AVX2) ---- */
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE_AVX512 static inline __attribute__((always_inline, target("avx512f")))
 
@@ -133,13 +221,6 @@ AVX512 static void forward_2x2_avx512(const dn_pool_geom *g, const float *in, fl
                 store_lanes(o + c0, lanes, m);
             }
         }
-}
-
-/* 2x2 windows moved by 2, every window inside the input (the usual pooling): no window loops. */
-static int windows_2x2_inside(const dn_pool_geom *g)
-{
-    return g->ph == 2 && g->pw == 2 && g->sh == 2 && g->sw == 2 && g->pad_top == 0 && g->pad_left == 0 &&
-           2 * g->out_h <= g->in_h && 2 * g->out_w <= g->in_w;
 }
 
 /* Training's 2x2 pass, with the places (0 1 / 2 3): the general loop below unrolled, comparing in
