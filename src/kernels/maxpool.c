@@ -108,10 +108,13 @@ static void backward_2x2_generic(const dn_pool_geom *g, const int32_t *codes, co
                     p2[c] = k[c] == 2 ? d[c] : 0.0f;
                     p3[c] = k[c] == 3 ? d[c] : 0.0f;
                 }
-            } else {
+            } else { /* the windows do not overlap: each place gets its d or +0 once, on +0 */
+#pragma omp simd
                 for (int c = 0; c < C; c++) {
-                    float *p = k[c] == 0 ? p0 : k[c] == 1 ? p1 : k[c] == 2 ? p2 : p3;
-                    p[c] += d[c];
+                    p0[c] += k[c] == 0 ? d[c] : 0.0f;
+                    p1[c] += k[c] == 1 ? d[c] : 0.0f;
+                    p2[c] += k[c] == 2 ? d[c] : 0.0f;
+                    p3[c] += k[c] == 3 ? d[c] : 0.0f;
                 }
             }
         }
