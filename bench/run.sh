@@ -32,3 +32,15 @@ print(f\"MNIST training with the machine's OpenBLAS core and with OPENBLAS_CORET
       f\"(bench/blas_cores.sh, {n} runs each; digitnet {'links' if j['links_openblas'] else 'does not link'} OpenBLAS): \"
       f\"median {j['median_plain']:,.0f} and {j['median_prescott']:,.0f} images/s, Prescott at {100 * j['prescott_vs_plain']:.1f}% \"
       f\"(runs {', '.join(f'{x:,}' for x in j['plain_images_per_sec'])} and {', '.join(f'{x:,}' for x in j['prescott_images_per_sec'])})\")"
+# The kernels a CPU without AVX-512 runs: the x86-64-v3 build (make bench builds it) with
+# DIGITNET_SIMD=avx2, one quick pass (one MNIST epoch, 20 optdigits epochs), 2 threads.
+if [ -x "$B-avx2/bench" ] && grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
+    DIGITNET_SIMD=avx2 "$B-avx2/bench" --quick >"$B/bench-avx2.jsonl"
+    python3 -c "
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+get = lambda net, what: next(r['images_per_sec'] for r in rows if r['net'] == net and r['what'] == what and r['threads'] == 2)
+print(f\"Without AVX-512 (build-avx2: -march=x86-64-v3, DIGITNET_SIMD=avx2, --quick, 2 threads): MNIST training \"
+      f\"{get('mnist', 'train'):,.0f} images/s, inference {get('mnist', 'infer'):,.0f}; optdigits training \"
+      f\"{get('optdigits', 'train'):,.0f}, inference {get('optdigits', 'infer'):,.0f}\")" "$B/bench-avx2.jsonl"
+fi
