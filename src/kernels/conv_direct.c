@@ -17,7 +17,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define HAVE_AVX512_KERNELS 1
+#define HAVE_X86_KERNELS 1 /* the AVX-512 and AVX2 tiles, chosen at run time */
 #include <immintrin.h>
 #endif
 
@@ -104,7 +104,7 @@ static void matmul_tn_add_generic(int k, int m0, int m1, int m, int n0, int n1, 
     }
 }
 
-#ifdef HAVE_AVX512_KERNELS
+#ifdef HAVE_X86_KERNELS
 /* AVX-512: 32 registers, tiles of up to 24 accumulators (12 pixels x 2 vectors ... 6 x 4). */
 #define T_ISA __attribute__((target("avx512f")))
 #define T_SUFFIX avx512
@@ -168,7 +168,7 @@ __attribute__((target("avx2"))) static inline __m256i avx2_lanes(int n) /* lanes
     } while (0)
 #define T_TAIL(lanes) (lanes)
 #include "kernels/conv_tiles.h"
-#endif /* HAVE_AVX512_KERNELS */
+#endif /* HAVE_X86_KERNELS */
 
 /* ---- choosing the kernels once ---- */
 
@@ -178,7 +178,7 @@ static int simd_width; /* written once under choose_once, read-only after */
 /* The widest kernels this CPU runs, at most `width` (512, 256 or 0 for the portable ones). */
 static int supported(int width)
 {
-#ifdef HAVE_AVX512_KERNELS
+#ifdef HAVE_X86_KERNELS
     __builtin_cpu_init();
     if (width >= 512 && __builtin_cpu_supports("avx512f"))
         return 512;
@@ -212,7 +212,7 @@ int dn_kernels_select(int width)
 }
 
 /* The chosen width's kernel, else the portable one. */
-#ifdef HAVE_AVX512_KERNELS
+#ifdef HAVE_X86_KERNELS
 #define DISPATCH(name, ...)                                                                             \
     do {                                                                                                \
         const int width_ = dn_kernels_simd_width();                                                     \
