@@ -387,8 +387,9 @@ typedef struct dn_train_params {
     float label_smoothing; /* targets (1 - s) on the label and s / classes spread over all classes */
     int patience;          /* early stopping: stop after this many epochs without a better validation
                               loss and restore the best epoch's weights (0: off; needs a validation set).
-                              The best epoch so far belongs to the net: a later dn_train call, or a run
-                              resumed from a checkpoint (which saves it), continues the count */
+                              A run stopped before its end (DN_ESTOPPED, or a checkpoint saved from
+                              on_epoch, which keeps the best epoch so far) continues the count when it
+                              is continued or resumed; a call that ends normally closes it */
     int ensemble;          /* members to train, with seeds seed, seed + 1, ...; 0 or 1: a single net */
     dn_augment augment;
     /* Ensembles: called before each member's training starts (member 0-based, of n_members); return

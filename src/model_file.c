@@ -491,7 +491,8 @@ static dn_status load_best(dn_net *net, const cJSON *root, const cJSON *meta, co
     char *end_e, *end_l, *end_s;
     const long e = strtol(epoch, &end_e, 10), k = strtol(stale, &end_s, 10);
     const double l = strtod(loss, &end_l);
-    if (*end_e || *end_l || *end_s || e < 1 || e > INT_MAX || k < 0 || k > INT_MAX || !isfinite(l))
+    if (end_e == epoch || end_l == loss || end_s == stale || *end_e || *end_l || *end_s || e < 1 || e > INT_MAX ||
+        k < 0 || k > INT_MAX || !isfinite(l))
         return dn_fail(err, DN_EFORMAT, "%s: checkpoint early-stopping state is not valid (best_epoch '%s', best_loss '%s', "
                        "best_stale '%s')", path, epoch, loss, stale);
     const size_t n = net->n_params + net->n_buffers;

@@ -376,10 +376,14 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     }
     const dn_soft_targets targets = {params->label_smoothing, mixing ? mx.partner : NULL, mx.lam};
     /* Early stopping keeps the best epoch's weights and non-trainable buffers (batchnorm's moving
-     * statistics) in net->best. It belongs to the net, not to this call: a run continued by another
-     * call, or resumed from a checkpoint, still measures its epochs against the best before. */
+     * statistics) in net->best. It belongs to the net, not to this call: a run stopped before its end
+     * (DN_ESTOPPED, a checkpoint written from on_epoch) and continued by another call, or resumed from
+     * that checkpoint, still measures its epochs against the best before. A call that ends normally
+     * restores the best epoch and closes that count: the next call starts its own. */
     float *best = NULL;
     int stopped_early = 0;
+    if (params->patience <= 0)
+        net->best_epoch = 0; /* no early stopping in this call: nothing to carry to a later one */
     if (st == DN_OK && params->patience > 0) {
         if (!val || val->n <= 0)
             st = dn_fail(err, DN_EARG, "early stopping (patience %d) needs a validation set", params->patience);
@@ -496,6 +500,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
         snprintf(note, sizeof note, "restored epoch %d of %d (validation loss %.6g)%s", net->best_epoch,
                  net->n_history, net->best_loss, stopped_early ? ", stopped early" : "");
         st = dn_net_set_note(net, "early_stopping", note, err);
+        net->best_epoch = 0; /* restored: the run is over, a later call counts afresh */
     }
     free(mx.perm);
     free(mx.rows);

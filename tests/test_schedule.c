@@ -393,6 +393,13 @@ static void test_early_stopping(void **state)
     const char *note2 = dn_net_note(resumed, "early_stopping");
     assert_non_null(note2);
     assert_string_equal(note2, note);
+    /* A call that ended normally closed its count: another call on the stopped net trains all the
+     * epochs it asks for (it would stop after one if the count went on past the patience). */
+    p.epochs = 2;
+    assert_int_equal(dn_train(c.net, &part, &val, &p, &err), DN_OK);
+    int n3;
+    dn_net_history(c.net, &n3);
+    assert_int_equal(n3, n + 2);
     dn_net_free(at.net);
     dn_net_free(resumed);
     dn_net_free(c.net);

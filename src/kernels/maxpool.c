@@ -100,7 +100,8 @@ static void backward_2x2_generic(const dn_pool_geom *g, const int32_t *codes, co
             const size_t at = ((size_t)oy * g->out_w + ox) * C;
             const int32_t *restrict k = codes + at;
             const float *restrict d = dout + at;
-            if (exact) {
+            if (exact) { /* written, as the AVX-512 path does: a -0 gradient stays -0 (the general
+                          * loop's clear-and-add makes it +0; a zero's sign changes no other value) */
 #pragma omp simd
                 for (int c = 0; c < C; c++) {
                     p0[c] = k[c] == 0 ? d[c] : 0.0f;
