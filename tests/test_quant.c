@@ -407,7 +407,7 @@ static void test_vnni_equals_portable(void **state)
 {
     (void)state;
     if (!dn_quant_vnni()) {
-        print_message("skipped: this CPU has no AVX-512 VNNI (or DIGITNET_SIMD=generic)\n");
+        print_message("skipped: this CPU has no AVX-512 VNNI (or DIGITNET_SIMD=generic or avx2)\n");
         skip();
     }
     int8_t x[300], w[300];

@@ -60,8 +60,9 @@ int dn_quant_vnni(void)
 {
     if (use_vnni < 0) { /* the same answer whichever thread asks first */
         const char *force = getenv("DIGITNET_SIMD");
+        /* DIGITNET_SIMD=generic or avx2 (no AVX-512 kernels) turns the 512-bit dot product off too */
         use_vnni = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
-                   !(force && strcmp(force, "generic") == 0);
+                   !(force && (strcmp(force, "generic") == 0 || strcmp(force, "avx2") == 0));
     }
     return use_vnni;
 }
