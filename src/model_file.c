@@ -115,8 +115,8 @@ static int has_best(const dn_net *net)
 }
 
 /* A checkpoint adds what training needs to continue exactly: optimizer moments and step, the
- * generator's state, the position inside the current epoch and early stopping's best epoch. Doubles are stored as C99 hex
- * floats ("%a") so that they come back bit for bit. */
+ * generator's state, the position inside the current epoch and early stopping's best epoch. Doubles
+ * are stored as C99 hex floats ("%a") so that they come back bit for bit. */
 static int add_state_header(const dn_net *net, cJSON *root, cJSON *meta, size_t offset)
 {
     char text[64];

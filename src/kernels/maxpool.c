@@ -77,11 +77,13 @@ static void forward_2x2_generic(const dn_pool_geom *g, const float *in, float *o
             for (int c = 0; c < C; c++) {
                 float m = p0[c];
                 int32_t code = 0;
-                code = p1[c] > m ? 1 : code, m = p1[c] > m ? p1[c] : m;
-                code = p2[c] > m ? 2 : code, m = p2[c] > m ? p2[c] : m;
-                code = p3[c] > m ? 3 : code, m = p3[c] > m ? p3[c] : m;
-                o[c] = m;
-                k[c] = code;
+                int gt = p1[c] > m;
+                code = gt ? 1 : code, m = gt ? p1[c] : m;
+                gt = p2[c] > m;
+                code = gt ? 2 : code, m = gt ? p2[c] : m;
+                gt = p3[c] > m;
+                o[c] = gt ? p3[c] : m;
+                k[c] = gt ? 3 : code;
             }
         }
 }
