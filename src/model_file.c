@@ -17,7 +17,13 @@
 #define MAX_TENSORS_PER_LAYER 8
 #define MAX_HEADER_BYTES (16u << 20) /* a header beyond 16 MB is not one we wrote */
 #define FORMAT_NAME "digitnet"
+/* Version 1: models and checkpoints. Version 2: a checkpoint carrying early stopping's best epoch
+ * (best_epoch, best_loss, best_stale, tensor early_stopping.best). Only such a checkpoint is written
+ * as version 2, so every other file still loads in a digitnet that reads version 1, and one that
+ * cannot hold the early-stopping state says so by its version rather than by a tensor it does not
+ * know. This digitnet reads both. */
 #define FORMAT_VERSION "1"
+#define FORMAT_VERSION_EARLY_STOPPING "2"
 
 _Static_assert(sizeof(float) == 4, "model files store IEEE float32");
 
@@ -222,7 +228,8 @@ static char *build_header(const dn_net *net, int with_state)
     }
     cJSON_AddItemToObject(root, "__metadata__", meta);
     cJSON_AddStringToObject(meta, "format", FORMAT_NAME);
-    cJSON_AddStringToObject(meta, "format_version", FORMAT_VERSION);
+    cJSON_AddStringToObject(meta, "format_version",
+                            with_state && has_best(net) ? FORMAT_VERSION_EARLY_STOPPING : FORMAT_VERSION);
     cJSON_AddStringToObject(meta, "spec", net->spec);
     snprintf(number, sizeof number, "%d", net->raw_max);
     cJSON_AddStringToObject(meta, "raw_max", number);
@@ -657,9 +664,10 @@ static dn_status load_from_header(const cJSON *root, const unsigned char *data, 
         return dn_fail(err, DN_EFORMAT, "%s: a safetensors file without digitnet metadata (no 'format' or 'spec')", path);
     const char *version = meta_string(meta, "format_version");
     char quoted[32];
-    if (!version || strcmp(version, FORMAT_VERSION) != 0)
-        return dn_fail(err, DN_EFORMAT, "%s: model format version %s; this digitnet reads version %s", path,
-                       version ? shown(version, quoted, sizeof quoted) : "(none)", FORMAT_VERSION);
+    if (!version || (strcmp(version, FORMAT_VERSION) != 0 && strcmp(version, FORMAT_VERSION_EARLY_STOPPING) != 0))
+        return dn_fail(err, DN_EFORMAT, "%s: model format version %s; this digitnet reads versions %s and %s", path,
+                       version ? shown(version, quoted, sizeof quoted) : "(none)", FORMAT_VERSION,
+                       FORMAT_VERSION_EARLY_STOPPING);
     char where[600];
     snprintf(where, sizeof where, "%s (spec in metadata)", path);
     const char *seed_text = meta_string(meta, "seed"), *raw_text = meta_string(meta, "raw_max");

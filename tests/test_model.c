@@ -705,7 +705,7 @@ static void edit_no_format(cJSON *root, cJSON *meta)
 static void edit_version(cJSON *root, cJSON *meta)
 {
     (void)root;
-    cJSON_ReplaceItemInObjectCaseSensitive(meta, "format_version", cJSON_CreateString("2"));
+    cJSON_ReplaceItemInObjectCaseSensitive(meta, "format_version", cJSON_CreateString("3"));
 }
 
 static void edit_raw_max(cJSON *root, cJSON *meta)
@@ -800,7 +800,7 @@ static void test_broken_model_files(void **state)
 
     /* Metadata that is wrong. */
     expect_load_error(edited(&good, "version.safetensors", edit_version), DN_EFORMAT,
-                      "model format version 2; this digitnet reads version 1");
+                      "model format version 3; this digitnet reads versions 1 and 2");
     expect_load_error(edited(&good, "raw-max.safetensors", edit_raw_max), DN_EFORMAT,
                       "metadata 'raw_max' must be 1..255");
     expect_load_error(edited(&good, "history.safetensors", edit_history), DN_EFORMAT,

@@ -96,6 +96,26 @@ static int stop_after_two(void *user, const dn_epoch_stats *stats)
     return stats->epoch == 2;
 }
 
+/* Whether the safetensors header of the file at path (its 8-byte length, then JSON) contains text. */
+static int header_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char len[8];
+    int found = 0;
+    if (f && fread(len, 1, 8, f) == 8) {
+        size_t n = 0;
+        for (int i = 7; i >= 0; i--)
+            n = n << 8 | len[i];
+        char *json = n < (1u << 20) ? calloc(n + 1, 1) : NULL;
+        if (json && fread(json, 1, n, f) == n)
+            found = strstr(json, text) != NULL;
+        free(json);
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* A cosine run of 4 epochs stopped after 2, checkpointed, loaded and given the 2 that are left ends
  * with the same weights, bit for bit, as the run that was never stopped. */
 static void test_schedule_resumes(void **state)
@@ -121,6 +141,7 @@ static void test_schedule_resumes(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/cosine.ckpt", dn_test_dir());
     assert_int_equal(dn_checkpoint_save(first, path, &err), DN_OK);
+    assert_true(header_has(path, "\"format_version\":\"1\"")); /* no early stopping: version 1 */
     assert_int_equal(dn_checkpoint_load(path, &resumed, &err), DN_OK);
     p.on_epoch = NULL;
     p.epochs = 2;
@@ -381,6 +402,9 @@ static void test_early_stopping(void **state)
     p.on_epoch = save_and_stop;
     p.user = &at;
     assert_int_equal(dn_train(at.net, &part, &val, &p, &err), DN_ESTOPPED);
+    /* A checkpoint holding the early-stopping state says so by its format version (2), so that a
+     * digitnet reading version 1 refuses it by its version. */
+    assert_true(header_has(at.path, "\"format_version\":\"2\""));
     assert_int_equal(dn_checkpoint_load(at.path, &resumed, &err), DN_OK);
     p.on_epoch = NULL;
     p.epochs = 40 - at.epoch;
