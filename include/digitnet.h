@@ -393,8 +393,13 @@ typedef struct dn_train_params {
     int ensemble;          /* members to train, with seeds seed, seed + 1, ...; 0 or 1: a single net */
     dn_augment augment;
     /* Ensembles: called before each member's training starts (member 0-based, of n_members); return
-     * non-zero to stop (DN_ESTOPPED). May be NULL. on_batch / on_epoch are called for every member
-     * in turn (dn_epoch_stats.member says which; each member's epochs count from 1). */
+     * non-zero to stop (DN_ESTOPPED). May be NULL. With T > 1 threads (dn_set_threads) and at least
+     * T members left to train, T members train side by side, one thread each (the same ensemble, bit
+     * for bit, as one after the other); fewer left train one after the other on all threads.
+     * on_epoch is called for every member's epochs (dn_epoch_stats.member says which; each member's
+     * epochs count from 1), on_batch for one member at a time: side by side, for the first of them
+     * only. Callbacks never run at the same time, but may run on another thread than the caller's;
+     * a non-zero return from one stops every member training at that moment. */
     int (*on_member)(void *user, int member, int n_members);
 } dn_train_params;
 
@@ -469,7 +474,8 @@ const dn_epoch_stats *dn_net_history(const dn_net *net, int *n_epochs);
  * average (the arithmetic mean of the members' probabilities, summed in member order). dn_train with
  * params->ensemble = K > 1 trains the net itself as member 0 with params->seed, then builds members
  * 1..K-1 from the same spec with seeds seed + 1, ... and trains each in the same way (augmentation,
- * schedules and early stopping apply to every member). Layer-level functions (dn_net_layer_info,
+ * schedules and early stopping apply to every member), members side by side when there are
+ * threads for it (dn_train_params.on_member). Layer-level functions (dn_net_layer_info,
  * dn_net_layer_count, dn_net_param_count, dn_net_spec, feature maps, dn_workspace_layer_output)
  * describe member 0. A workspace made for an ensemble holds one workspace per member. dn_model_save
  * writes every member into one file and dn_model_load restores them; checkpoints of ensembles are

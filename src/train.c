@@ -5,6 +5,9 @@
 #include "optim.h"
 #include "augment/augment.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,9 +296,73 @@ static dn_status train_one(dn_net *net, const dn_dataset *train, const dn_datase
     return st;
 }
 
+/* Members trained side by side (one thread each) share the caller's callbacks through this relay:
+ * the callbacks run one at a time, on_batch only for the wave's first member (whose progress stands
+ * for the wave's; the caller's batch callback has no member argument), on_epoch for every member,
+ * and a stop asked by either, or a member that fails, stops every member of the wave after its
+ * current batch. */
+typedef struct member_relay {
+    const dn_train_params *caller;
+    int stop; /* read and written inside the critical sections only */
+} member_relay;
+
+typedef struct member_user {
+    member_relay *relay;
+    int lead;
+} member_user;
+
+static int relay_batch(void *user, int epoch, int done, int total, double loss, double accuracy)
+{
+    const member_user *u = user;
+    member_relay *r = u->relay;
+    int stop;
+#pragma omp critical(dn_member_relay)
+    {
+        if (u->lead && !r->stop && r->caller->on_batch &&
+            r->caller->on_batch(r->caller->user, epoch, done, total, loss, accuracy))
+            r->stop = 1;
+        stop = r->stop;
+    }
+    return stop;
+}
+
+static int relay_epoch(void *user, const dn_epoch_stats *stats)
+{
+    const member_user *u = user;
+    member_relay *r = u->relay;
+    int stop;
+#pragma omp critical(dn_member_relay)
+    {
+        if (r->caller->on_epoch && r->caller->on_epoch(r->caller->user, stats))
+            r->stop = 1;
+        stop = r->stop;
+    }
+    return stop;
+}
+
+/* How many members train side by side: as many as there are threads, when at least that many are
+ * left to train, each on one thread. Two single-threaded trainings on 2 cores get through 14% more
+ * images than one training on both (measured: 2,858 + 2,929 against 5,040 images/s, MNIST recipe
+ * member): a batch of 128 small images leaves the second thread waiting at every layer's join.
+ * Fewer members than threads train one after the other on all of them. Data-parallel training
+ * over processes (with) keeps one member at a time: every rank must step through the same member. */
+static int members_at_once(int left, const dn_train_share *with)
+{
+#ifdef _OPENMP
+    const int threads = omp_get_max_threads();
+    if (threads > 1 && left >= threads && omp_get_level() == 0 && !(with && with->n_ranks > 1))
+        return threads;
+#else
+    (void)left, (void)with;
+#endif
+    return 1;
+}
+
 /* An ensemble of K = params->ensemble: the net itself is member 0 (seed), members 1..K-1 are built
- * from its spec with seeds seed + m and trained one after the other by the same run; each new member
- * joins the net once trained. A net that is already an ensemble of K trains its members further. */
+ * from its spec with seeds seed + m and trained by the same run; each new member joins the net once
+ * trained. A net that is already an ensemble of K trains its members further. Members train in
+ * waves (members_at_once): each member's result depends only on its seed, never on the threads it
+ * had, so a wave gives the same ensemble, bit for bit, as one member after the other. */
 dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset *val,
                           const dn_train_params *params, const dn_train_share *with, dn_error *err)
 {
@@ -310,23 +377,68 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
     if (k == 1 && !params->on_member)
         return train_one(net, train, val, params, with, 0, err);
     dn_status st = DN_OK;
-    for (int m = 0; st == DN_OK && m < k; m++) {
-        if (params->on_member && params->on_member(params->user, m, k))
-            return dn_fail(err, DN_ESTOPPED, "training stopped before ensemble member %d of %d", m + 1, k);
-        dn_train_params member_params = *params;
-        member_params.seed = params->seed + (uint64_t)m;
-        dn_net *member = m == 0 ? net : m <= net->n_members ? net->members[m - 1] : NULL;
-        int fresh = member == NULL;
-        if (fresh) {
-            st = dn_net_parse(net->spec, "ensemble member", member_params.seed, &member, err);
-            if (st != DN_OK)
-                return st;
+    for (int m0 = 0; st == DN_OK && m0 < k;) {
+        const int wave = members_at_once(k - m0, with);
+        dn_net *member[DN_MAX_ENSEMBLE];
+        int fresh[DN_MAX_ENSEMBLE];
+        dn_train_params member_params[DN_MAX_ENSEMBLE];
+        int ready = 0;
+        for (; st == DN_OK && ready < wave; ready++) {
+            const int m = m0 + ready;
+            if (params->on_member && params->on_member(params->user, m, k)) {
+                st = dn_fail(err, DN_ESTOPPED, "training stopped before ensemble member %d of %d", m + 1, k);
+                break;
+            }
+            member_params[ready] = *params;
+            member_params[ready].seed = params->seed + (uint64_t)m;
+            member[ready] = m == 0 ? net : m <= net->n_members ? net->members[m - 1] : NULL;
+            fresh[ready] = member[ready] == NULL;
+            if (fresh[ready] &&
+                (st = dn_net_parse(net->spec, "ensemble member", member_params[ready].seed, &member[ready], err)) != DN_OK)
+                break;
         }
-        st = train_one(member, train, val, &member_params, with, m, err);
-        if (fresh && st == DN_OK)
-            st = dn_net_ensemble_add(net, member, err);
-        if (fresh && st != DN_OK)
-            dn_net_free(member);
+        if (st == DN_OK && wave == 1) {
+            st = train_one(member[0], train, val, &member_params[0], with, m0, err);
+        } else if (st == DN_OK) {
+            member_relay relay = {.caller = params};
+            member_user users[DN_MAX_ENSEMBLE];
+            dn_error errs[DN_MAX_ENSEMBLE];
+            dn_status sts[DN_MAX_ENSEMBLE];
+            for (int i = 0; i < wave; i++) {
+                users[i] = (member_user){&relay, i == 0};
+                member_params[i].user = &users[i];
+                member_params[i].on_batch = relay_batch;
+                member_params[i].on_epoch = relay_epoch;
+                errs[i] = (dn_error){0};
+            }
+#pragma omp parallel for num_threads(wave) schedule(static, 1)
+            for (int i = 0; i < wave; i++) {
+                sts[i] = train_one(member[i], train, val, &member_params[i], with, m0 + i, &errs[i]);
+                if (sts[i] != DN_OK) { /* the run fails: the others stop after their current batch */
+#pragma omp critical(dn_member_relay)
+                    relay.stop = 1;
+                }
+            }
+            /* The first member that failed speaks for the wave; one stopped because another failed
+             * does not. */
+            int speaker = -1;
+            for (int i = wave - 1; i >= 0; i--)
+                if (sts[i] != DN_OK && (speaker < 0 || sts[speaker] == DN_ESTOPPED || sts[i] != DN_ESTOPPED))
+                    speaker = i;
+            if (speaker >= 0) {
+                st = sts[speaker];
+                if (err)
+                    *err = errs[speaker];
+            }
+        }
+        /* Members join in order; a failed wave frees the ones it built. */
+        for (int i = 0; i < ready; i++) {
+            if (fresh[i] && st == DN_OK)
+                st = dn_net_ensemble_add(net, member[i], err);
+            else if (fresh[i])
+                dn_net_free(member[i]);
+        }
+        m0 += ready;
     }
     return st;
 }

@@ -5,7 +5,8 @@
  *   dn_net_predict, dn_net_predict_ws and dn_net_evaluate; layer outputs are member 0's.
  * - Training K members: member m is trained with seed + m, exactly as a single net trained alone
  *   with that seed; epoch statistics and on_member say which member; the same seed gives the same
- *   ensemble bit for bit on 1 and 2 threads.
+ *   ensemble bit for bit on 1 thread and on 2 (where members train side by side, one thread each),
+ *   and a stop asked from a callback stops every member of the wave.
  * - Save -> load gives the same probabilities bit for bit, members' seeds and histories; a single
  *   net's file has no ensemble metadata. Broken ensemble files (truncated, a member missing, a
  *   member of another input shape, a bad count) are refused with one-line messages; checkpoints of
@@ -196,29 +197,82 @@ static void test_mean_of_members(void **state)
 }
 
 /* The same seed trains the same ensemble on 1 and 2 threads. */
+static int stop_at_once(void *user, int epoch, int done, int total, double loss, double accuracy)
+{
+    (void)epoch, (void)done, (void)total, (void)loss, (void)accuracy;
+    ++*(int *)user;
+    return 1;
+}
+
+/* On 2 threads members 0 and 1 train side by side, one thread each, then member 2 alone on both:
+ * the same ensemble, bit for bit, as one member after the other on 1 thread, with the same
+ * callbacks (on_member in order, every member's epochs in order, one call at a time). */
 static void test_threads_bit_identical(void **state)
 {
     (void)state;
-    dn_train_params params = params_for(5, 2);
+    dn_train_params params = params_for(5, 3);
     dn_set_threads(1);
     dn_net *a = trained(5, &params);
     dn_set_threads(2);
+    progress seen = {0};
+    params.on_member = on_member;
+    params.on_epoch = on_epoch;
+    params.user = &seen;
     dn_net *b = trained(5, &params);
     dn_set_threads(1);
     float *pa = predict(a, &val_rows), *pb = predict(b, &val_rows);
     assert_memory_equal(pa, pb, sizeof(float) * (size_t)val_rows.n * DN_N_CLASSES);
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < 3; m++) {
         int na, nb;
         const dn_epoch_stats *ha = dn_net_history(dn_net_ensemble_member(a, m), &na);
         const dn_epoch_stats *hb = dn_net_history(dn_net_ensemble_member(b, m), &nb);
         assert_int_equal(na, nb);
         for (int e = 0; e < na; e++)
             assert_true(ha[e].loss == hb[e].loss && ha[e].val_loss == hb[e].val_loss);
+        assert_int_equal(dn_net_seed(dn_net_ensemble_member(b, m)), 5 + m);
     }
+    assert_int_equal(seen.n_started, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(seen.members_started[i], i);
+    assert_int_equal(seen.n_epochs, 6);
+    int per_member[3] = {0};
+    for (int i = 0; i < 6; i++)
+        per_member[seen.epoch_members[i]]++;
+    for (int m = 0; m < 3; m++)
+        assert_int_equal(per_member[m], 2);
+    assert_int_equal(seen.epoch_members[4], 2); /* member 2 trains after the first two */
+    assert_int_equal(seen.epoch_members[5], 2);
     free(pa);
     free(pb);
     dn_net_free(a);
     dn_net_free(b);
+
+    /* A stop asked by the batch callback stops both members of the wave: nothing joins the net. */
+    dn_set_threads(2);
+    int calls = 0;
+    dn_train_params stop = params_for(5, 2);
+    stop.on_batch = stop_at_once;
+    stop.user = &calls;
+    dn_net *c = NULL;
+    dn_error err = {0};
+    assert_int_equal(dn_net_parse(SPEC, "spec", 5, &c, &err), DN_OK);
+    assert_int_equal(dn_train(c, &train_rows, &val_rows, &stop, &err), DN_ESTOPPED);
+    dn_set_threads(1);
+    assert_int_equal(calls, 1); /* the wave's first member reports its batches; it asked once */
+    assert_int_equal(dn_net_ensemble_size(c), 1);
+    assert_non_null(strstr(err.msg, "stopped"));
+    dn_net_free(c);
+
+    /* A member that fails fails the run with its own error, not with the stop it asked of the others. */
+    dn_set_threads(2);
+    dn_train_params nan = params_for(5, 2);
+    nan.lr = 1e30f;
+    assert_int_equal(dn_net_parse(SPEC, "spec", 5, &c, &err), DN_OK);
+    assert_int_equal(dn_train(c, &train_rows, &val_rows, &nan, &err), DN_ENAN);
+    dn_set_threads(1);
+    assert_non_null(strstr(err.msg, "NaN"));
+    assert_int_equal(dn_net_ensemble_size(c), 1);
+    dn_net_free(c);
 }
 
 static const char *temp_path(const char *name)

@@ -88,7 +88,10 @@ typedef struct cli_progress {
     int enabled, tty, epochs, batch;
     double last_draw, epoch_start;
     int epoch;
+    int members; /* ensembles: the member count (each epoch line names its member: members may train side by side) */
 } cli_progress;
+/* Seconds on the monotonic clock. */
+double cli_now(void);
 void cli_progress_init(cli_progress *p, FILE *out, int enabled, int epochs, int batch);
 int cli_progress_batch(void *user, int epoch, int done, int total, double loss, double accuracy);
 int cli_progress_epoch(void *user, const dn_epoch_stats *stats);

@@ -18,12 +18,6 @@ typedef struct fetch_ui {
     int64_t start_done;
 } fetch_ui;
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* 9912422 -> "9.9 MB" */
 static const char *human_size(double bytes, char *buf, size_t size)
@@ -49,7 +43,7 @@ static void draw_bar(fetch_ui *ui, const dn_fetch_status *s)
 {
     enum { WIDTH = 30 };
     char done[32], total[32], speed[32], bar[WIDTH + 1];
-    double elapsed = seconds_now() - ui->start;
+    double elapsed = cli_now() - ui->start;
     double rate = elapsed > 0.2 ? (double)(s->done - ui->start_done) / elapsed : 0.0;
     int filled = s->total > 0 ? (int)((double)WIDTH * (double)s->done / (double)s->total) : 0;
     if (filled > WIDTH)
@@ -80,7 +74,7 @@ static int on_fetch_status(void *user, const dn_fetch_status *s)
             printf("%s/%s: already here, checksum verified\n", s->dataset, s->file);
         break;
     case DN_FETCH_START:
-        ui->start = seconds_now();
+        ui->start = cli_now();
         ui->start_done = s->done;
         ui->last_draw = 0.0;
         clear_bar(ui);
@@ -92,9 +86,9 @@ static int on_fetch_status(void *user, const dn_fetch_status *s)
         }
         break;
     case DN_FETCH_PROGRESS:
-        if (ui->tty && !ui->quiet && seconds_now() - ui->last_draw >= 0.1) {
+        if (ui->tty && !ui->quiet && cli_now() - ui->last_draw >= 0.1) {
             draw_bar(ui, s);
-            ui->last_draw = seconds_now();
+            ui->last_draw = cli_now();
         }
         break;
     case DN_FETCH_FAILED:

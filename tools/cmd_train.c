@@ -19,6 +19,7 @@ static int progress_member(void *user, int member, int n_members)
 {
     cli_progress *p = user;
     p->epoch = 0; /* the member's epochs count from 1 again */
+    p->members = n_members;
     if (p->enabled)
         fprintf(p->out, "Member %d/%d\n", member + 1, n_members);
     return 0;
@@ -276,9 +277,11 @@ int cmd_train(cli_options *o)
     dn_status st = note_run(net, o, &err);
     if (st == DN_OK && data.test.n && !probs)
         st = DN_ENOMEM, snprintf(err.msg, sizeof err.msg, "out of memory for the test predictions");
+    const double train_start = cli_now();
     if (st == DN_OK)
         st = dn_train_shared(net, &data.train, data.val.n ? &data.val : NULL, &params,
                              cli_dist_train_share(&share), &err); /* under mpirun: data-parallel over the ranks */
+    const double train_wall = cli_now() - train_start;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (st == DN_ESHAPE) { /* name the model: the data set is named by the message's shapes */
@@ -329,12 +332,13 @@ int cmd_train(cli_options *o)
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
     double seconds = 0, rate = 0;
     const int members = dn_net_ensemble_size(net);
-    for (int k = 0; k < members; k++) { /* an ensemble: every member's epochs */
-        h = dn_net_history(dn_net_ensemble_member(net, k), &n_epochs);
-        for (int i = n_epochs - params.epochs; i < n_epochs; i++) {
-            seconds += h[i].seconds;
-            rate += h[i].images_per_sec / (params.epochs ? params.epochs : 1) / members;
-        }
+    for (int i = n_epochs - params.epochs; members == 1 && i < n_epochs; i++) {
+        seconds += h[i].seconds;
+        rate += h[i].images_per_sec / (params.epochs ? params.epochs : 1);
+    }
+    if (members > 1) { /* members may have trained side by side: the run's own clock, every member's images */
+        seconds = train_wall;
+        rate = seconds > 0 ? (double)members * params.epochs * data.train.n / seconds : 0;
     }
     cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
     cJSON_AddItemToObject(j, "history", cli_history_json(net));

@@ -237,7 +237,7 @@ void cli_print_json(cJSON *obj)
 
 /* ---------------------------------------------------------------- progress */
 
-static double now(void)
+double cli_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -261,11 +261,11 @@ int cli_progress_batch(void *user, int epoch, int done, int total, double loss, 
         return 0;
     if (epoch != p->epoch) {
         p->epoch = epoch;
-        p->epoch_start = now();
-        if (p->tty)
+        p->epoch_start = cli_now();
+        if (p->tty && p->members <= 1) /* an ensemble's epoch lines say which epoch they end */
             fprintf(p->out, "Epoch %d/%d\n", epoch, p->epochs);
     }
-    double t = now();
+    double t = cli_now();
     if (!p->tty || (t - p->last_draw < 0.1 && done < total))
         return 0;
     p->last_draw = t;
@@ -288,7 +288,9 @@ int cli_progress_epoch(void *user, const dn_epoch_stats *s)
         return 0;
     if (p->tty)
         fputc('\r', p->out);
-    else
+    if (p->members > 1) /* members may train side by side: say whose epoch this is */
+        fprintf(p->out, "Epoch %d/%d (member %d/%d) - ", s->epoch, p->epochs, s->member + 1, p->members);
+    else if (!p->tty)
         fprintf(p->out, "Epoch %d/%d - ", s->epoch, p->epochs);
     fprintf(p->out, "%.2fs - %.0f img/s - loss: %.4f - accuracy: %.4f", s->seconds, s->images_per_sec, s->loss,
             s->accuracy);

@@ -6,17 +6,6 @@ DN=${DIGITNET:-build/digitnet}
 T=$(mktemp -d /tmp/digitnet-ckpt.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 . "$(dirname "$0")/../lib.sh"
-# weights A B: the tensor bytes (everything after the JSON header) of two safetensors files are equal
-weights() {
-    python3 - "$1" "$2" <<'PY'
-import struct, sys
-def data(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    return b[8 + n:]
-sys.exit(0 if data(sys.argv[1]) == data(sys.argv[2]) else 1)
-PY
-}
 ARGS="--data optdigits --model models/optdigits.cnn --batch 128 --test-split 0.2 --seed 3 --quiet"
 $DN train $ARGS --epochs 6 --out "$T/six.safetensors" >/dev/null
 $DN train $ARGS --epochs 3 --checkpoint "$T/three.ckpt" >/dev/null

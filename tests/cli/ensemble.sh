@@ -22,6 +22,13 @@ check "train --ensemble 3 exits 0" test $? -eq 0
 check "train prints Member 1/3 .. 3/3" sh -c "grep -q '^Member 1/3' '$T/train.txt' && grep -q '^Member 3/3' '$T/train.txt'"
 check "train prints 9 epochs (3 per member)" test "$(grep -c '^Epoch ' "$T/train.txt")" -eq 9
 check "train says 3 members x 3 epochs" grep -q "Trained 3 members x 3 epochs" "$T/train.txt"
+check "each epoch line names its member" test "$(grep -c '^Epoch [1-3]/3 (member [1-3]/3) - ' "$T/train.txt")" -eq 9
+
+# --- on 2 threads members 1 and 2 train side by side: the same file, bit for bit
+$DN train $(echo "$ARGS" | sed 's/--threads 1/--threads 2/') --seed 4 --ensemble 3 --out "$T/ens2.safetensors" >"$T/train2.txt" 2>&1
+check "train --ensemble 3 --threads 2 exits 0" test $? -eq 0
+check "2 threads, members side by side: the same weights, bit for bit" weights "$T/ens.safetensors" "$T/ens2.safetensors"
+check "2 threads: every member's 3 epochs reported" test "$(grep -c '^Epoch [1-3]/3 (member [1-3]/3) - ' "$T/train2.txt")" -eq 9
 $DN train $ARGS --seed 4 --ensemble 3 --json >"$T/train.json" 2>/dev/null
 check "train --json: ensemble 3 in the result and the summary" json "$T/train.json" \
     "j['ensemble'] == 3 and j['summary']['ensemble'] == 3 and j['accuracy'] > 0.5"

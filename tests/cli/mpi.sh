@@ -16,18 +16,6 @@ fi
 # no binding (the cores are shared), and no cross-memory attach (ptrace is often not allowed).
 export OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPIRUN="timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none"
-# weights A B: the tensor bytes (everything after the JSON header) of two safetensors files are equal;
-# the header differs only in the history's timings.
-weights() {
-    python3 - "$1" "$2" <<'PY'
-import struct, sys
-def data(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    return b[8 + n:]
-sys.exit(0 if data(sys.argv[1]) == data(sys.argv[2]) else 1)
-PY
-}
 same() { cmp -s "$1" "$2"; }
 
 # --- data-parallel training: the same model as one process
