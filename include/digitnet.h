@@ -394,12 +394,16 @@ typedef struct dn_train_params {
     dn_augment augment;
     /* Ensembles: called before each member's training starts (member 0-based, of n_members); return
      * non-zero to stop (DN_ESTOPPED). May be NULL. With T > 1 threads (dn_set_threads) and at least
-     * T members left to train, T members train side by side, one thread each (the same ensemble, bit
-     * for bit, as one after the other); fewer left train one after the other on all threads.
-     * on_epoch is called for every member's epochs (dn_epoch_stats.member says which; each member's
-     * epochs count from 1), on_batch for one member at a time: side by side, for the first of them
-     * only. Callbacks never run at the same time, but may run on another thread than the caller's;
-     * a non-zero return from one stops every member training at that moment. */
+     * T members left to train, T members train side by side, one thread each (the same weights, bit
+     * for bit, as one after the other); fewer left train one after the other on all threads, and so
+     * do all members under data-parallel training (dn_train_shared over processes) or when dn_train
+     * is called inside the caller's own OpenMP parallel region. Side by side, on_member is called
+     * for each member of the group before any of them starts (a stop there trains none of them);
+     * on_epoch for every member's epochs (dn_epoch_stats.member says which; each member's epochs
+     * count from 1); on_batch for one of them only, the first still training. Callbacks never run
+     * at the same time, but may run on another thread than the caller's, while other members are
+     * training: they must not touch the net or its members (no save, history or evaluation) until
+     * dn_train returns. A non-zero return from one stops every member training at that moment. */
     int (*on_member)(void *user, int member, int n_members);
 } dn_train_params;
 

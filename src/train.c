@@ -297,32 +297,53 @@ static dn_status train_one(dn_net *net, const dn_dataset *train, const dn_datase
 }
 
 /* Members trained side by side (one thread each) share the caller's callbacks through this relay:
- * the callbacks run one at a time, on_batch only for the wave's first member (whose progress stands
- * for the wave's; the caller's batch callback has no member argument), on_epoch for every member,
- * and a stop asked by either, or a member that fails, stops every member of the wave after its
- * current batch. */
+ * the callbacks run one at a time under the relay's own lock; on_batch for one member only, the
+ * lead (the first still training: the caller's batch callback has no member argument), on_epoch for
+ * every member; a stop asked by either, or a member that fails, stops every member of the wave
+ * after its current batch. */
 typedef struct member_relay {
     const dn_train_params *caller;
-    int stop; /* read and written inside the critical sections only */
+#ifdef _OPENMP
+    omp_lock_t lock;
+#endif
+    int stop;     /* read and written under the lock */
+    int lead;     /* the member that reports its batches */
+    int *done;    /* (wave) finished members: the lead passes to the next one still training */
 } member_relay;
 
 typedef struct member_user {
     member_relay *relay;
-    int lead;
+    int index; /* in the wave */
 } member_user;
+
+static void relay_lock(member_relay *r)
+{
+#ifdef _OPENMP
+    omp_set_lock(&r->lock);
+#else
+    (void)r;
+#endif
+}
+
+static void relay_unlock(member_relay *r)
+{
+#ifdef _OPENMP
+    omp_unset_lock(&r->lock);
+#else
+    (void)r;
+#endif
+}
 
 static int relay_batch(void *user, int epoch, int done, int total, double loss, double accuracy)
 {
     const member_user *u = user;
     member_relay *r = u->relay;
-    int stop;
-#pragma omp critical(dn_member_relay)
-    {
-        if (u->lead && !r->stop && r->caller->on_batch &&
-            r->caller->on_batch(r->caller->user, epoch, done, total, loss, accuracy))
-            r->stop = 1;
-        stop = r->stop;
-    }
+    relay_lock(r);
+    if (u->index == r->lead && !r->stop && r->caller->on_batch &&
+        r->caller->on_batch(r->caller->user, epoch, done, total, loss, accuracy))
+        r->stop = 1;
+    const int stop = r->stop;
+    relay_unlock(r);
     return stop;
 }
 
@@ -330,14 +351,72 @@ static int relay_epoch(void *user, const dn_epoch_stats *stats)
 {
     const member_user *u = user;
     member_relay *r = u->relay;
-    int stop;
-#pragma omp critical(dn_member_relay)
-    {
-        if (r->caller->on_epoch && r->caller->on_epoch(r->caller->user, stats))
-            r->stop = 1;
-        stop = r->stop;
-    }
+    relay_lock(r);
+    if (r->caller->on_epoch && r->caller->on_epoch(r->caller->user, stats))
+        r->stop = 1;
+    const int stop = r->stop;
+    relay_unlock(r);
     return stop;
+}
+
+/* Member `index` of a wave of `wave` has finished (failed: every other one stops). */
+static void relay_finished(member_relay *r, int index, int wave, int failed)
+{
+    relay_lock(r);
+    r->done[index] = 1;
+    if (failed)
+        r->stop = 1;
+    while (r->lead < wave && r->done[r->lead])
+        r->lead++;
+    relay_unlock(r);
+}
+
+/* Trains the wave's members side by side, one thread each. The first member that failed speaks
+ * for the wave; one stopped because another failed does not. */
+static dn_status train_wave(dn_net **member, dn_train_params *member_params, int wave, int m0, const dn_dataset *train,
+                            const dn_dataset *val, const dn_train_params *params, dn_error *err)
+{
+    member_user *users = malloc(sizeof *users * (size_t)wave);
+    dn_error *errs = calloc((size_t)wave, sizeof *errs);
+    dn_status *sts = malloc(sizeof *sts * (size_t)wave);
+    int *done = calloc((size_t)wave, sizeof *done);
+    dn_status st = DN_OK;
+    if (!users || !errs || !sts || !done)
+        st = dn_fail(err, DN_ENOMEM, "out of memory for %d members side by side", wave);
+    member_relay relay = {.caller = params, .done = done};
+#ifdef _OPENMP
+    omp_init_lock(&relay.lock);
+#endif
+    for (int i = 0; st == DN_OK && i < wave; i++) {
+        users[i] = (member_user){&relay, i};
+        member_params[i].user = &users[i];
+        member_params[i].on_batch = relay_batch;
+        member_params[i].on_epoch = relay_epoch;
+    }
+    if (st == DN_OK) {
+#pragma omp parallel for num_threads(wave) schedule(static, 1)
+        for (int i = 0; i < wave; i++) {
+            sts[i] = train_one(member[i], train, val, &member_params[i], NULL, m0 + i, &errs[i]);
+            relay_finished(&relay, i, wave, sts[i] != DN_OK);
+        }
+        int speaker = -1;
+        for (int i = wave - 1; i >= 0; i--)
+            if (sts[i] != DN_OK && (speaker < 0 || sts[speaker] == DN_ESTOPPED || sts[i] != DN_ESTOPPED))
+                speaker = i;
+        if (speaker >= 0) {
+            st = sts[speaker];
+            if (err)
+                *err = errs[speaker];
+        }
+    }
+#ifdef _OPENMP
+    omp_destroy_lock(&relay.lock);
+#endif
+    free(users);
+    free(errs);
+    free(sts);
+    free(done);
+    return st;
 }
 
 /* How many members train side by side: as many as there are threads, when at least that many are
@@ -381,7 +460,9 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
         const int wave = members_at_once(k - m0, with);
         dn_net *member[DN_MAX_ENSEMBLE];
         int fresh[DN_MAX_ENSEMBLE];
-        dn_train_params member_params[DN_MAX_ENSEMBLE];
+        dn_train_params *member_params = malloc(sizeof *member_params * (size_t)wave);
+        if (!member_params)
+            return dn_fail(err, DN_ENOMEM, "out of memory for %d ensemble members", wave);
         int ready = 0;
         for (; st == DN_OK && ready < wave; ready++) {
             const int m = m0 + ready;
@@ -397,47 +478,18 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
                 (st = dn_net_parse(net->spec, "ensemble member", member_params[ready].seed, &member[ready], err)) != DN_OK)
                 break;
         }
-        if (st == DN_OK && wave == 1) {
+        if (st == DN_OK && wave == 1)
             st = train_one(member[0], train, val, &member_params[0], with, m0, err);
-        } else if (st == DN_OK) {
-            member_relay relay = {.caller = params};
-            member_user users[DN_MAX_ENSEMBLE];
-            dn_error errs[DN_MAX_ENSEMBLE];
-            dn_status sts[DN_MAX_ENSEMBLE];
-            for (int i = 0; i < wave; i++) {
-                users[i] = (member_user){&relay, i == 0};
-                member_params[i].user = &users[i];
-                member_params[i].on_batch = relay_batch;
-                member_params[i].on_epoch = relay_epoch;
-                errs[i] = (dn_error){0};
-            }
-#pragma omp parallel for num_threads(wave) schedule(static, 1)
-            for (int i = 0; i < wave; i++) {
-                sts[i] = train_one(member[i], train, val, &member_params[i], with, m0 + i, &errs[i]);
-                if (sts[i] != DN_OK) { /* the run fails: the others stop after their current batch */
-#pragma omp critical(dn_member_relay)
-                    relay.stop = 1;
-                }
-            }
-            /* The first member that failed speaks for the wave; one stopped because another failed
-             * does not. */
-            int speaker = -1;
-            for (int i = wave - 1; i >= 0; i--)
-                if (sts[i] != DN_OK && (speaker < 0 || sts[speaker] == DN_ESTOPPED || sts[i] != DN_ESTOPPED))
-                    speaker = i;
-            if (speaker >= 0) {
-                st = sts[speaker];
-                if (err)
-                    *err = errs[speaker];
-            }
-        }
+        else if (st == DN_OK)
+            st = train_wave(member, member_params, wave, m0, train, val, params, err);
         /* Members join in order; a failed wave frees the ones it built. */
         for (int i = 0; i < ready; i++) {
-            if (fresh[i] && st == DN_OK)
-                st = dn_net_ensemble_add(net, member[i], err);
-            else if (fresh[i])
+            if (fresh[i] && st == DN_OK && (st = dn_net_ensemble_add(net, member[i], err)) == DN_OK)
+                continue;
+            if (fresh[i])
                 dn_net_free(member[i]);
         }
+        free(member_params);
         m0 += ready;
     }
     return st;

@@ -197,6 +197,33 @@ static void test_mean_of_members(void **state)
 }
 
 /* The same seed trains the same ensemble on 1 and 2 threads. */
+/* Batches reported, and the members whose epochs ended, in the order they ended. */
+typedef struct batch_log {
+    int batches;
+    int ended[128], n_ends;
+} batch_log;
+
+static int log_batch(void *user, int epoch, int done, int total, double loss, double accuracy)
+{
+    (void)epoch, (void)done, (void)total, (void)loss, (void)accuracy;
+    ((batch_log *)user)->batches++;
+    return 0;
+}
+
+static int log_epoch(void *user, const dn_epoch_stats *stats)
+{
+    batch_log *log = user;
+    if (log->n_ends < 128)
+        log->ended[log->n_ends++] = stats->member;
+    return 0;
+}
+
+static int stop_before_second(void *user, int member, int n_members)
+{
+    (void)user, (void)n_members;
+    return member == 1;
+}
+
 static int stop_at_once(void *user, int epoch, int done, int total, double loss, double accuracy)
 {
     (void)epoch, (void)done, (void)total, (void)loss, (void)accuracy;
@@ -261,6 +288,56 @@ static void test_threads_bit_identical(void **state)
     assert_int_equal(calls, 1); /* the wave's first member reports its batches; it asked once */
     assert_int_equal(dn_net_ensemble_size(c), 1);
     assert_non_null(strstr(err.msg, "stopped"));
+    dn_net_free(c);
+
+    /* Early stopping ends member 0 before member 1: member 1 then reports its batches (without the
+     * hand-over the progress stopped with member 0's last batch). The epoch callbacks record the
+     * order in which the members' epochs ended; where member 1 ended two epochs after member 0's
+     * last one, a whole epoch of member 1 ran after member 0 had finished, and its batches must have
+     * been reported. Seeds are searched until such a run is seen (the threads' pace decides). */
+    int handed_over = 0;
+    for (uint64_t seed = 1; seed <= 80 && handed_over < 2; seed++) {
+        dn_set_threads(2);
+        batch_log log = {0};
+        dn_train_params early = params_for(seed, 2);
+        early.epochs = 40;
+        early.patience = 1;
+        early.on_batch = log_batch;
+        early.on_epoch = log_epoch;
+        early.user = &log;
+        dn_net *e = trained(seed, &early);
+        dn_set_threads(1);
+        int n0;
+        dn_net_history(dn_net_ensemble_member(e, 0), &n0);
+        const int per_epoch = (train_rows.n + 31) / 32;
+        assert_true(log.batches >= per_epoch * n0); /* member 0 reported every batch of its own */
+        int last0 = -1, after = 0;
+        for (int i = 0; i < log.n_ends; i++)
+            if (log.ended[i] == 0)
+                last0 = i;
+        for (int i = last0 + 1; i < log.n_ends; i++)
+            after += log.ended[i] == 1;
+        if (after >= 2) {
+            assert_true(log.batches >= per_epoch * (n0 + 1)); /* at least that whole epoch of member 1 */
+            handed_over++;
+        }
+        dn_net_free(e);
+    }
+    assert_true(handed_over > 0);
+
+    /* on_member is asked for every member of a wave before any of them trains: a stop before
+     * member 1 trains none of the wave, and the member built for it is freed (ASan). */
+    dn_set_threads(2);
+    dn_train_params refuse = params_for(5, 2);
+    refuse.on_member = stop_before_second;
+    assert_int_equal(dn_net_parse(SPEC, "spec", 5, &c, &err), DN_OK);
+    assert_int_equal(dn_train(c, &train_rows, &val_rows, &refuse, &err), DN_ESTOPPED);
+    dn_set_threads(1);
+    assert_non_null(strstr(err.msg, "before ensemble member 2 of 2"));
+    assert_int_equal(dn_net_ensemble_size(c), 1);
+    int n_c;
+    dn_net_history(c, &n_c);
+    assert_int_equal(n_c, 0);
     dn_net_free(c);
 
     /* A member that fails fails the run with its own error, not with the stop it asked of the others. */

@@ -71,6 +71,7 @@ static dn_status train_setting(const cli_options *o, const cli_data *d, setting 
     p.user = &progress;
     cli_recipe_params(o, &p);
     p.ensemble = o->ensemble;
+    progress.members = o->ensemble; /* members may train side by side: epoch lines name theirs */
     st = dn_train(net, &d->train, &d->val, &p, err);
     int n_epochs = 0;
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);

@@ -277,6 +277,9 @@ int cmd_train(cli_options *o)
     dn_status st = note_run(net, o, &err);
     if (st == DN_OK && data.test.n && !probs)
         st = DN_ENOMEM, snprintf(err.msg, sizeof err.msg, "out of memory for the test predictions");
+    int before[DN_MAX_ENSEMBLE] = {0}; /* each member's epochs before this run (new members: 0) */
+    for (int k = 0; k < dn_net_ensemble_size(net) && k < DN_MAX_ENSEMBLE; k++)
+        dn_net_history(dn_net_ensemble_member(net, k), &before[k]);
     const double train_start = cli_now();
     if (st == DN_OK)
         st = dn_train_shared(net, &data.train, data.val.n ? &data.val : NULL, &params,
@@ -332,13 +335,19 @@ int cmd_train(cli_options *o)
     const dn_epoch_stats *h = dn_net_history(net, &n_epochs);
     double seconds = 0, rate = 0;
     const int members = dn_net_ensemble_size(net);
-    for (int i = n_epochs - params.epochs; members == 1 && i < n_epochs; i++) {
+    int trained = 0; /* epochs this run trained, over every member (early stopping may end one sooner) */
+    for (int k = 0; k < members && k < DN_MAX_ENSEMBLE; k++) {
+        int n;
+        dn_net_history(dn_net_ensemble_member(net, k), &n);
+        trained += n > before[k] ? n - before[k] : 0;
+    }
+    for (int i = before[0]; members == 1 && i < n_epochs; i++) {
         seconds += h[i].seconds;
-        rate += h[i].images_per_sec / (params.epochs ? params.epochs : 1);
+        rate += h[i].images_per_sec / trained;
     }
     if (members > 1) { /* members may have trained side by side: the run's own clock, every member's images */
         seconds = train_wall;
-        rate = seconds > 0 ? (double)members * params.epochs * data.train.n / seconds : 0;
+        rate = seconds > 0 ? (double)trained * data.train.n / seconds : 0;
     }
     cJSON *j = data.test.n ? cli_metrics_json(&m) : cJSON_CreateObject();
     cJSON_AddItemToObject(j, "history", cli_history_json(net));
