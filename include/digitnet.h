@@ -315,6 +315,10 @@ typedef struct dn_epoch_stats {
     double images_per_sec;
     int member;               /* ensembles (dn_train_params.ensemble > 1): which member trained this
                                  epoch, 0-based; 0 for a single net */
+    int threads;              /* the threads the epoch's training steps ran on: dn_train measures, in
+                                 its first steps, whether one thread steps clearly faster than all
+                                 (a small network at a small batch) and then keeps to it; the same
+                                 bits either way. 0 in a history loaded from a file */
 } dn_epoch_stats;
 
 /* Called after every batch (done of total images this epoch) and after every epoch.

@@ -495,6 +495,77 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
     return st;
 }
 
+/* Threads for the training steps. Below some size a step is faster on one thread than on all:
+ * every parallel loop wakes the other threads and waits for them, and when the loop's work is
+ * small that costs more than it saves (the optdigits reference network at batch 32 trains twice as
+ * fast on one thread as on two here: 67,232 against 36,309 images/s). Where the line lies depends
+ * on the machine (waking a thread costs microseconds on bare metal, tens in a virtual machine), so
+ * the run measures it: after a few warm-up steps, PROBE_PAIRS pairs of full batches run on all
+ * threads and then on one, and the run keeps one thread when that was clearly faster. Any thread
+ * count gives the same bits, so the choice changes only the speed. */
+enum { PROBE_WARMUP = 4, PROBE_PAIRS = 16 };
+
+typedef struct step_threads {
+    int all;                    /* the caller's thread count */
+    int chosen;                 /* 0 while probing, then the count the steps use */
+    int step;                   /* full-batch steps seen */
+    double t_all;               /* the pair's step on all threads */
+    double ratio[PROBE_PAIRS];  /* per pair: time on one thread / time on all */
+} step_threads;
+
+static void step_threads_init(step_threads *s)
+{
+#ifdef _OPENMP
+    const int all = omp_get_level() == 0 ? omp_get_max_threads() : 1;
+#else
+    const int all = 1;
+#endif
+    *s = (step_threads){.all = all, .chosen = all > 1 ? 0 : 1};
+}
+
+/* The thread count for the next step (full: a whole batch; only those are timed). */
+static int step_threads_next(const step_threads *s, int full)
+{
+    if (s->chosen)
+        return s->chosen;
+    if (!full || s->step < PROBE_WARMUP)
+        return s->all;
+    return (s->step - PROBE_WARMUP) % 2 ? 1 : s->all;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median pair decides, so that one step slowed by something else (a page fault, another
+ * process) does not. */
+static void step_threads_record(step_threads *s, int full, int threads, double seconds)
+{
+    if (s->chosen || !full)
+        return;
+    const int k = s->step - PROBE_WARMUP;
+    if (k >= 0 && threads != 1)
+        s->t_all = seconds;
+    else if (k >= 0)
+        s->ratio[k / 2] = s->t_all > 0.0 ? seconds / s->t_all : 1.0;
+    if (++s->step == PROBE_WARMUP + 2 * PROBE_PAIRS) {
+        qsort(s->ratio, PROBE_PAIRS, sizeof s->ratio[0], compare_doubles);
+        const double median = 0.5 * (s->ratio[PROBE_PAIRS / 2 - 1] + s->ratio[PROBE_PAIRS / 2]);
+        s->chosen = median < 0.9 ? 1 : s->all; /* one thread only when clearly faster */
+    }
+}
+
+static void set_threads(int n)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
 static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_dataset *val,
                            const dn_train_params *caller_params, int member, dn_error *err)
 {
@@ -575,13 +646,21 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     }
 
     int stop_requested = 0;
+    step_threads threads;
+    step_threads_init(&threads);
     for (int e = 0; st == DN_OK && e < params->epochs; e++) {
         const int epoch = net->n_history + 1;
         double t0 = now_seconds();
+        int step_count = threads.all; /* what the epoch's steps ran on once probing ended */
         if (net->epoch_pos == 0)
             new_epoch_order(net);
         while (net->epoch_pos < train->n) {
             int start = net->epoch_pos, rows = train->n - start < batch ? train->n - start : batch;
+            const int n_threads = step_threads_next(&threads, rows == batch);
+            if (threads.chosen)
+                step_count = threads.chosen;
+            set_threads(n_threads);
+            const double t_step = now_seconds();
             int lo, hi; /* the rows whose images this process reads (all but in shared training) */
             dn_net_share_rows(net, rows, &lo, &hi);
             dn_dataset_gather(train, net->order + start + lo, hi - lo, xb + (size_t)lo * in_size);
@@ -595,6 +674,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                                  net->input, augment_scratch);
             const float lr = dn_schedule_lr(params, epoch - 1, (double)(start + rows) / train->n, run_epochs);
             dn_status step = train_step(net, params, lr, &targets, xb, yb, rows, &net->epoch_loss, &net->epoch_correct);
+            step_threads_record(&threads, rows == batch, n_threads, now_seconds() - t_step);
             if (step == DN_EIO) {
                 st = dn_fail(err, DN_EIO, "exchanging gradients with the other processes failed at epoch %d, batch %d",
                              epoch, start / batch + 1);
@@ -618,6 +698,7 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                 break;
             }
         }
+        set_threads(threads.all); /* validation and the caller: all threads again */
         if (st != DN_OK)
             break;
         const int seen = net->epoch_pos;
@@ -626,7 +707,8 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                                 .accuracy = (double)net->epoch_correct / seen,
                                 .val_loss = NAN,
                                 .val_accuracy = NAN,
-                                .member = member};
+                                .member = member,
+                                .threads = step_count};
         double t_train = net->epoch_seconds + now_seconds() - t0;
         if (val && val->n > 0)
             st = evaluate_loss(net, val, xb, batch, &stats.val_loss, &stats.val_accuracy, err);

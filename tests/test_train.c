@@ -200,6 +200,9 @@ static dn_net *batchnorm_run(int threads, const dn_dataset *data)
     p.seed = 7;
     if (dn_train(net, data, NULL, &p, &err) != DN_OK)
         fail_msg("%s", err.msg);
+    dn_runtime_info info;
+    dn_runtime_info_get(&info);
+    assert_int_equal(info.threads, threads); /* the steps' own thread count is not left behind */
     dn_set_threads(1);
     return net;
 }
@@ -216,6 +219,16 @@ static void test_batchnorm_threads(void **state)
     const dn_epoch_stats *h = dn_net_history(one, &n);
     assert_int_equal(n, 3);
     assert_true(h[2].accuracy > 0.5); /* it learns: batchnorm's gradients reach the first convolution */
+    /* dn_epoch_stats.threads: one thread is one; on two, the steps' choice, made in the first two
+     * epochs (4 + 2 x 16 of 60 steps) and kept after (which one is the machine's: both give these
+     * bits, as the comparison above shows). */
+    int n2;
+    const dn_epoch_stats *h2 = dn_net_history(two, &n2);
+    for (int e = 0; e < n; e++) {
+        assert_int_equal(h[e].threads, 1);
+        assert_true(h2[e].threads == 1 || h2[e].threads == 2);
+    }
+    assert_int_equal(h2[2].threads, h2[1].threads);
     dn_net_free(one);
     dn_net_free(two);
     dn_dataset_free(&part);

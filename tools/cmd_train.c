@@ -345,6 +345,7 @@ int cmd_train(cli_options *o)
         seconds += h[i].seconds;
         rate += h[i].images_per_sec / trained;
     }
+    const int threads = n_epochs > 0 ? h[n_epochs - 1].threads : 0; /* the steps' choice (dn_epoch_stats) */
     if (members > 1) { /* members may have trained side by side: the run's own clock, every member's images */
         seconds = train_wall;
         rate = seconds > 0 ? (double)trained * data.train.n / seconds : 0;
@@ -353,6 +354,8 @@ int cmd_train(cli_options *o)
     cJSON_AddItemToObject(j, "history", cli_history_json(net));
     cJSON_AddNumberToObject(j, "train_images_per_sec", rate);
     cJSON_AddNumberToObject(j, "train_seconds", seconds);
+    if (members == 1)
+        cJSON_AddNumberToObject(j, "train_threads", threads);
     cJSON_AddItemToObject(j, "summary", cli_summary_json(net));
     if (cli_dist_active()) {
         cJSON_AddNumberToObject(j, "ranks", cli_dist_size());
@@ -369,7 +372,8 @@ int cmd_train(cli_options *o)
         if (members > 1)
             printf("\nTrained %d members x %d epochs in %.1fs (%.0f images/s)\n", members, params.epochs, seconds, rate);
         else
-            printf("\nTrained %d epochs in %.1fs (%.0f images/s)\n", params.epochs, seconds, rate);
+            printf("\nTrained %d epochs in %.1fs (%.0f images/s, %d thread%s)\n", params.epochs, seconds, rate, threads,
+                   threads == 1 ? "" : "s");
         if (data.test.n)
             cli_print_metrics(stdout, &m, "Test");
         if (o->out)

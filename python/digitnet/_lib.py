@@ -35,7 +35,8 @@ class LayerInfo(ctypes.Structure):
 class EpochStats(ctypes.Structure):
     _fields_ = [("epoch", ctypes.c_int), ("loss", ctypes.c_double), ("accuracy", ctypes.c_double),
                 ("val_loss", ctypes.c_double), ("val_accuracy", ctypes.c_double), ("seconds", ctypes.c_double),
-                ("images_per_sec", ctypes.c_double), ("member", ctypes.c_int)]
+                ("images_per_sec", ctypes.c_double), ("member", ctypes.c_int),
+                ("threads", ctypes.c_int)]
 
 
 BATCH_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
