@@ -264,7 +264,7 @@ typedef struct dn_runtime_info {
     const char *conv_kernels;   /* "avx512", "avx2" or "portable": convolutions, matrix products (pooling: AVX-512 or portable) */
     const char *simd_clone;     /* element-wise kernels' target_clones variant: "x86-64-v4", "x86-64-v3", "x86-64" */
     const char *blas;           /* the BLAS on the hot path: none, digitnet's kernels do every product */
-    int threads;                /* threads the next dn_train / dn_net_predict uses */
+    int threads;                /* threads the next dn_net_predict uses, and the most dn_train's steps use */
     int flush_to_zero;          /* 1: training and inference run with FTZ + DAZ (x86) */
     const char *compiler;       /* the compiler that built the library */
     const char *build_flags;    /* the optimisation flags it was built with */
@@ -316,13 +316,16 @@ typedef struct dn_epoch_stats {
     int member;               /* ensembles (dn_train_params.ensemble > 1): which member trained this
                                  epoch, 0-based; 0 for a single net */
     int threads;              /* the threads the epoch's training steps ran on: dn_train measures, in
-                                 its first steps, whether one thread steps clearly faster than all
-                                 (a small network at a small batch) and then keeps to it; the same
-                                 bits either way. 0 in a history loaded from a file */
+                                 its first 36 full batches, whether one thread steps clearly faster
+                                 than all (a small network at a small batch) and then keeps to it;
+                                 the same bits either way. While it still measures: all threads.
+                                 0 in a history loaded from a file */
 } dn_epoch_stats;
 
 /* Called after every batch (done of total images this epoch) and after every epoch.
- * Return non-zero to stop training after the current batch (dn_train returns DN_ESTOPPED). */
+ * Return non-zero to stop training after the current batch (dn_train returns DN_ESTOPPED).
+ * The batch callback runs with the thread count of the steps (dn_epoch_stats.threads); a
+ * dn_set_threads made inside a callback does not last past the epoch. */
 typedef int (*dn_batch_fn)(void *user, int epoch, int done, int total, double loss, double accuracy);
 typedef int (*dn_epoch_fn)(void *user, const dn_epoch_stats *stats);
 

@@ -500,37 +500,44 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
  * small that costs more than it saves (the optdigits reference network at batch 32 trains twice as
  * fast on one thread as on two here: 67,232 against 36,309 images/s). Where the line lies depends
  * on the machine (waking a thread costs microseconds on bare metal, tens in a virtual machine), so
- * the run measures it: after a few warm-up steps, PROBE_PAIRS pairs of full batches run on all
- * threads and then on one, and the run keeps one thread when that was clearly faster. Any thread
- * count gives the same bits, so the choice changes only the speed. */
+ * the run measures it: after a few warm-up steps, PROBE_PAIRS pairs of full batches run one step
+ * on all threads and one on one thread, and the run keeps one thread when that was clearly faster.
+ * Every dn_train call measures again; inside the caller's own parallel region (and for ensemble
+ * members side by side) the steps keep the one thread they have. Any thread count gives the same
+ * bits, so the choice changes only the speed. */
 enum { PROBE_WARMUP = 4, PROBE_PAIRS = 16 };
 
 typedef struct step_threads {
     int all;                    /* the caller's thread count */
-    int chosen;                 /* 0 while probing, then the count the steps use */
+    int probing;                /* the steps' count is chosen here (level 0, more than one thread) */
+    int chosen;                 /* 0 while measuring, then the count the steps use */
     int step;                   /* full-batch steps seen */
-    double t_all;               /* the pair's step on all threads */
+    double t_first;             /* the pair's first step */
     double ratio[PROBE_PAIRS];  /* per pair: time on one thread / time on all */
 } step_threads;
 
 static void step_threads_init(step_threads *s)
 {
 #ifdef _OPENMP
-    const int all = omp_get_level() == 0 ? omp_get_max_threads() : 1;
+    const int all = omp_get_max_threads(), probing = omp_get_level() == 0 && all > 1;
 #else
-    const int all = 1;
+    const int all = 1, probing = 0;
 #endif
-    *s = (step_threads){.all = all, .chosen = all > 1 ? 0 : 1};
+    const char *env = getenv("DIGITNET_THREAD_PROBE"); /* "0": every step on all threads (scaling measurements, tests) */
+    const int keep_all = env && strcmp(env, "0") == 0;
+    *s = (step_threads){.all = all, .probing = probing && !keep_all, .chosen = probing && !keep_all ? 0 : all};
 }
 
-/* The thread count for the next step (full: a whole batch; only those are timed). */
+/* The thread count for the next step (full: a whole batch; only those are timed). The pairs take
+ * turns at which of the two goes first, so that neither always follows the other. */
 static int step_threads_next(const step_threads *s, int full)
 {
     if (s->chosen)
         return s->chosen;
     if (!full || s->step < PROBE_WARMUP)
         return s->all;
-    return (s->step - PROBE_WARMUP) % 2 ? 1 : s->all;
+    const int k = s->step - PROBE_WARMUP, one_first = (k / 2) % 2;
+    return (k % 2) == one_first ? s->all : 1;
 }
 
 static int compare_doubles(const void *a, const void *b)
@@ -546,10 +553,12 @@ static void step_threads_record(step_threads *s, int full, int threads, double s
     if (s->chosen || !full)
         return;
     const int k = s->step - PROBE_WARMUP;
-    if (k >= 0 && threads != 1)
-        s->t_all = seconds;
-    else if (k >= 0)
-        s->ratio[k / 2] = s->t_all > 0.0 ? seconds / s->t_all : 1.0;
+    if (k >= 0 && k % 2 == 0) {
+        s->t_first = seconds;
+    } else if (k >= 0) {
+        const double t_one = threads == 1 ? seconds : s->t_first, t_all = threads == 1 ? s->t_first : seconds;
+        s->ratio[k / 2] = t_all > 0.0 ? t_one / t_all : 1.0;
+    }
     if (++s->step == PROBE_WARMUP + 2 * PROBE_PAIRS) {
         qsort(s->ratio, PROBE_PAIRS, sizeof s->ratio[0], compare_doubles);
         const double median = 0.5 * (s->ratio[PROBE_PAIRS / 2 - 1] + s->ratio[PROBE_PAIRS / 2]);
@@ -659,7 +668,8 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
             const int n_threads = step_threads_next(&threads, rows == batch);
             if (threads.chosen)
                 step_count = threads.chosen;
-            set_threads(n_threads);
+            if (threads.probing)
+                set_threads(n_threads);
             const double t_step = now_seconds();
             int lo, hi; /* the rows whose images this process reads (all but in shared training) */
             dn_net_share_rows(net, rows, &lo, &hi);
@@ -698,7 +708,8 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
                 break;
             }
         }
-        set_threads(threads.all); /* validation and the caller: all threads again */
+        if (threads.probing)
+            set_threads(threads.all); /* validation and the caller: all threads again */
         if (st != DN_OK)
             break;
         const int seen = net->epoch_pos;

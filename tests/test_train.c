@@ -215,6 +215,18 @@ static void test_batchnorm_threads(void **state)
     dn_net *one = batchnorm_run(1, &part), *two = batchnorm_run(2, &part);
     assert_memory_equal(one->params, two->params, sizeof(float) * one->n_params);
     assert_memory_equal(one->buffers, two->buffers, sizeof(float) * one->n_buffers);
+    /* Every step on both threads (DIGITNET_THREAD_PROBE=0: the probe may keep a small network's
+     * steps on one), so the two-thread paths are compared for the whole run too. */
+    setenv("DIGITNET_THREAD_PROBE", "0", 1);
+    dn_net *both = batchnorm_run(2, &part);
+    unsetenv("DIGITNET_THREAD_PROBE");
+    assert_memory_equal(one->params, both->params, sizeof(float) * one->n_params);
+    assert_memory_equal(one->buffers, both->buffers, sizeof(float) * one->n_buffers);
+    int n_both;
+    const dn_epoch_stats *hb = dn_net_history(both, &n_both);
+    for (int e = 0; e < n_both; e++)
+        assert_int_equal(hb[e].threads, 2);
+    dn_net_free(both);
     int n;
     const dn_epoch_stats *h = dn_net_history(one, &n);
     assert_int_equal(n, 3);

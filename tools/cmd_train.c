@@ -345,7 +345,7 @@ int cmd_train(cli_options *o)
         seconds += h[i].seconds;
         rate += h[i].images_per_sec / trained;
     }
-    const int threads = n_epochs > 0 ? h[n_epochs - 1].threads : 0; /* the steps' choice (dn_epoch_stats) */
+    const int threads = n_epochs > before[0] ? h[n_epochs - 1].threads : 0; /* the steps' choice (dn_epoch_stats) */
     if (members > 1) { /* members may have trained side by side: the run's own clock, every member's images */
         seconds = train_wall;
         rate = seconds > 0 ? (double)trained * data.train.n / seconds : 0;
@@ -372,8 +372,8 @@ int cmd_train(cli_options *o)
         if (members > 1)
             printf("\nTrained %d members x %d epochs in %.1fs (%.0f images/s)\n", members, params.epochs, seconds, rate);
         else
-            printf("\nTrained %d epochs in %.1fs (%.0f images/s, %d thread%s)\n", params.epochs, seconds, rate, threads,
-                   threads == 1 ? "" : "s");
+            printf("\nTrained %d epochs in %.1fs (%.0f images/s%s%.0d%s)\n", params.epochs, seconds, rate,
+                   threads ? ", " : "", threads, threads == 1 ? " thread" : threads ? " threads" : "");
         if (data.test.n)
             cli_print_metrics(stdout, &m, "Test");
         if (o->out)

@@ -200,6 +200,8 @@ cJSON *cli_history_json(const dn_net *net)
         add_number(e, "val_accuracy", h[i].val_accuracy);
         add_number(e, "seconds", h[i].seconds);
         add_number(e, "images_per_sec", h[i].images_per_sec);
+        if (h[i].threads > 0)
+            add_number(e, "threads", h[i].threads);
         cJSON_AddItemToArray(list, e);
     }
     return list;

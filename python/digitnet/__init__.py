@@ -161,7 +161,8 @@ class Model:
     @property
     def history(self):
         """One dict per epoch trained: epoch, loss, accuracy, val_loss, val_accuracy (NaN without
-        validation), seconds, images_per_sec, member (0; an ensemble's history is member 0's)."""
+        validation), seconds, images_per_sec, member (0; an ensemble's history is member 0's),
+        threads (the training steps' thread count; 0 in a history loaded from a file)."""
         n = ctypes.c_int(0)
         with self._lock:
             h = lib.dn_net_history(self._handle(), ctypes.byref(n))
