@@ -502,7 +502,8 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
  * on the machine (waking a thread costs microseconds on bare metal, tens in a virtual machine), so
  * the run measures it: after a few warm-up steps, PROBE_PAIRS pairs of full batches run one step
  * on all threads and one on one thread, and the run keeps one thread when that was clearly faster.
- * Every dn_train call measures again; inside the caller's own parallel region (and for ensemble
+ * Every dn_train call measures again, and so does every long epoch (step_threads_epoch); inside
+ * the caller's own parallel region (and for ensemble
  * members side by side) the steps keep the one thread they have. Any thread count gives the same
  * bits, so the choice changes only the speed. */
 enum { PROBE_WARMUP = 4, PROBE_PAIRS = 16 };
@@ -563,6 +564,17 @@ static void step_threads_record(step_threads *s, int full, int threads, double s
         qsort(s->ratio, PROBE_PAIRS, sizeof s->ratio[0], compare_doubles);
         const double median = 0.5 * (s->ratio[PROBE_PAIRS / 2 - 1] + s->ratio[PROBE_PAIRS / 2]);
         s->chosen = median < 0.9 ? 1 : s->all; /* one thread only when clearly faster */
+    }
+}
+
+/* A long epoch measures again (no warm-up): a choice made while something else held a core would
+ * otherwise last the whole run. Only epochs of at least 8 probes' worth of full batches, so that
+ * measuring stays under an eighth of the epoch. */
+static void step_threads_epoch(step_threads *s, int full_batches)
+{
+    if (s->probing && s->chosen && full_batches >= 8 * 2 * PROBE_PAIRS) {
+        s->chosen = 0;
+        s->step = PROBE_WARMUP;
     }
 }
 
@@ -660,6 +672,8 @@ static dn_status train_run(dn_net *net, const dn_dataset *train, const dn_datase
     for (int e = 0; st == DN_OK && e < params->epochs; e++) {
         const int epoch = net->n_history + 1;
         double t0 = now_seconds();
+        if (e > 0)
+            step_threads_epoch(&threads, (train->n - net->epoch_pos) / batch);
         int step_count = threads.all; /* what the epoch's steps ran on once probing ended */
         if (net->epoch_pos == 0)
             new_epoch_order(net);
