@@ -502,10 +502,9 @@ dn_status dn_train_shared(dn_net *net, const dn_dataset *train, const dn_dataset
  * on the machine (waking a thread costs microseconds on bare metal, tens in a virtual machine), so
  * the run measures it: after a few warm-up steps, PROBE_PAIRS pairs of full batches run one step
  * on all threads and one on one thread, and the run keeps one thread when that was clearly faster.
- * Every dn_train call measures again, and so does every long epoch (step_threads_epoch); inside
- * the caller's own parallel region (and for ensemble
- * members side by side) the steps keep the one thread they have. Any thread count gives the same
- * bits, so the choice changes only the speed. */
+ * Every dn_train call measures again, and so does every long epoch (step_threads_epoch). Inside
+ * the caller's own parallel region, and for ensemble members side by side, the steps keep the one
+ * thread they have. Any thread count gives the same bits, so the choice changes only the speed. */
 enum { PROBE_WARMUP = 4, PROBE_PAIRS = 16 };
 
 typedef struct step_threads {
