@@ -301,20 +301,26 @@ static dn_status train_one(dn_net *net, const dn_dataset *train, const dn_datase
  * lead (the first still training: the caller's batch callback has no member argument), on_epoch for
  * every member; a stop asked by either, or a member that fails, stops every member of the wave
  * after its current batch. */
-typedef struct member_relay {
+typedef struct member_relay member_relay;
+
+/* One member of a wave: what its callbacks get as user, and what its training left. */
+typedef struct member_user {
+    member_relay *relay;
+    int index;      /* in the wave */
+    int done;       /* finished (under the relay's lock): the lead passes to the next one training */
+    dn_status st;
+    dn_error err;
+} member_user;
+
+struct member_relay {
     const dn_train_params *caller;
 #ifdef _OPENMP
     omp_lock_t lock;
 #endif
-    int stop;     /* read and written under the lock */
-    int lead;     /* the member that reports its batches */
-    int *done;    /* (wave) finished members: the lead passes to the next one still training */
-} member_relay;
-
-typedef struct member_user {
-    member_relay *relay;
-    int index; /* in the wave */
-} member_user;
+    int stop;            /* read and written under the lock */
+    int lead;            /* the member that reports its batches */
+    member_user *users;  /* (wave) */
+};
 
 static void relay_lock(member_relay *r)
 {
@@ -363,10 +369,10 @@ static int relay_epoch(void *user, const dn_epoch_stats *stats)
 static void relay_finished(member_relay *r, int index, int wave, int failed)
 {
     relay_lock(r);
-    r->done[index] = 1;
+    r->users[index].done = 1;
     if (failed)
         r->stop = 1;
-    while (r->lead < wave && r->done[r->lead])
+    while (r->lead < wave && r->users[r->lead].done)
         r->lead++;
     relay_unlock(r);
 }
@@ -376,46 +382,40 @@ static void relay_finished(member_relay *r, int index, int wave, int failed)
 static dn_status train_wave(dn_net **member, dn_train_params *member_params, int wave, int m0, const dn_dataset *train,
                             const dn_dataset *val, const dn_train_params *params, dn_error *err)
 {
-    member_user *users = malloc(sizeof *users * (size_t)wave);
-    dn_error *errs = calloc((size_t)wave, sizeof *errs);
-    dn_status *sts = malloc(sizeof *sts * (size_t)wave);
-    int *done = calloc((size_t)wave, sizeof *done);
-    dn_status st = DN_OK;
-    if (!users || !errs || !sts || !done)
-        st = dn_fail(err, DN_ENOMEM, "out of memory for %d members side by side", wave);
-    member_relay relay = {.caller = params, .done = done};
+    member_user *users = calloc((size_t)wave, sizeof *users);
+    if (!users)
+        return dn_fail(err, DN_ENOMEM, "out of memory for %d members side by side", wave);
+    member_relay relay = {.caller = params, .users = users};
 #ifdef _OPENMP
     omp_init_lock(&relay.lock);
 #endif
-    for (int i = 0; st == DN_OK && i < wave; i++) {
-        users[i] = (member_user){&relay, i};
+    for (int i = 0; i < wave; i++) {
+        users[i].relay = &relay;
+        users[i].index = i;
         member_params[i].user = &users[i];
         member_params[i].on_batch = relay_batch;
         member_params[i].on_epoch = relay_epoch;
     }
-    if (st == DN_OK) {
 #pragma omp parallel for num_threads(wave) schedule(static, 1)
-        for (int i = 0; i < wave; i++) {
-            sts[i] = train_one(member[i], train, val, &member_params[i], NULL, m0 + i, &errs[i]);
-            relay_finished(&relay, i, wave, sts[i] != DN_OK);
-        }
-        int speaker = -1;
-        for (int i = wave - 1; i >= 0; i--)
-            if (sts[i] != DN_OK && (speaker < 0 || sts[speaker] == DN_ESTOPPED || sts[i] != DN_ESTOPPED))
-                speaker = i;
-        if (speaker >= 0) {
-            st = sts[speaker];
-            if (err)
-                *err = errs[speaker];
-        }
+    for (int i = 0; i < wave; i++) {
+        users[i].st = train_one(member[i], train, val, &member_params[i], NULL, m0 + i, &users[i].err);
+        relay_finished(&relay, i, wave, users[i].st != DN_OK);
+    }
+    int speaker = -1;
+    for (int i = wave - 1; i >= 0; i--)
+        if (users[i].st != DN_OK &&
+            (speaker < 0 || users[speaker].st == DN_ESTOPPED || users[i].st != DN_ESTOPPED))
+            speaker = i;
+    dn_status st = DN_OK;
+    if (speaker >= 0) {
+        st = users[speaker].st;
+        if (err)
+            *err = users[speaker].err;
     }
 #ifdef _OPENMP
     omp_destroy_lock(&relay.lock);
 #endif
     free(users);
-    free(errs);
-    free(sts);
-    free(done);
     return st;
 }
 

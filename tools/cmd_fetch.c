@@ -18,7 +18,6 @@ typedef struct fetch_ui {
     int64_t start_done;
 } fetch_ui;
 
-
 /* 9912422 -> "9.9 MB" */
 static const char *human_size(double bytes, char *buf, size_t size)
 {

@@ -341,12 +341,13 @@ int cmd_train(cli_options *o)
         dn_net_history(dn_net_ensemble_member(net, k), &n);
         trained += n > before[k] ? n - before[k] : 0;
     }
-    for (int i = before[0]; members == 1 && i < n_epochs; i++) {
-        seconds += h[i].seconds;
-        rate += h[i].images_per_sec / trained;
-    }
     const int threads = n_epochs > before[0] ? h[n_epochs - 1].threads : 0; /* the steps' choice (dn_epoch_stats) */
-    if (members > 1) { /* members may have trained side by side: the run's own clock, every member's images */
+    if (members == 1) {
+        for (int i = before[0]; i < n_epochs; i++) {
+            seconds += h[i].seconds;
+            rate += h[i].images_per_sec / trained;
+        }
+    } else { /* members may have trained side by side: the run's own clock, every member's images */
         seconds = train_wall;
         rate = seconds > 0 ? (double)trained * data.train.n / seconds : 0;
     }
@@ -371,9 +372,12 @@ int cmd_train(cli_options *o)
     if (!o->json) {
         if (members > 1)
             printf("\nTrained %d members x %d epochs in %.1fs (%.0f images/s)\n", members, params.epochs, seconds, rate);
-        else
-            printf("\nTrained %d epochs in %.1fs (%.0f images/s%s%.0d%s)\n", params.epochs, seconds, rate,
-                   threads ? ", " : "", threads, threads == 1 ? " thread" : threads ? " threads" : "");
+        else {
+            char on[32] = ""; /* ", 2 threads": what the steps ran on, when this run trained any */
+            if (threads)
+                snprintf(on, sizeof on, ", %d thread%s", threads, threads == 1 ? "" : "s");
+            printf("\nTrained %d epochs in %.1fs (%.0f images/s%s)\n", params.epochs, seconds, rate, on);
+        }
         if (data.test.n)
             cli_print_metrics(stdout, &m, "Test");
         if (o->out)
